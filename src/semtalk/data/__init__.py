@@ -1,0 +1,1 @@
+"""Datasets: BEAT2-layout reader, file formats, and the synthetic speaker."""

@@ -1,0 +1,97 @@
+"""Audio loading: any rate, channel count and sample format in, mono float32 at 16 kHz out."""
+
+from __future__ import annotations
+
+import struct
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from semtalk import AUDIO_SAMPLE_RATE
+from semtalk.errors import DataError
+from semtalk.fileio import atomic_path
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Band-limited resampling of ``[N]`` or ``[N, C]`` audio by an exact rational factor.
+
+    The output has ``ceil(N * target_rate / source_rate)`` samples, so durations are preserved.
+    """
+    if source_rate == target_rate:
+        return audio
+    if source_rate <= 0 or target_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {source_rate} -> {target_rate}")
+    g = gcd(source_rate, target_rate)
+    out = resample_poly(audio, target_rate // g, source_rate // g, axis=0)
+    return out.astype(np.float32, copy=False)
+
+
+def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+    """Read an audio file as mono float32 in [-1, 1] at ``sample_rate``.
+
+    Integer WAVs are scaled by their full range, float WAVs kept as they are; several channels
+    are averaged; other sample rates are resampled. Reads whatever libsndfile reads (WAV, FLAC,
+    OGG, MP3 with libsndfile >= 1.1).
+
+    Raises:
+        DataError: the path is missing or a directory, the file cannot be decoded, holds zero
+            samples, or contains NaN/Inf.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a directory, expected an audio file")
+    if not path.is_file():
+        raise DataError(path, "audio file not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, "audio file is empty (0 bytes)")
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise DataError(path, f"cannot decode audio (corrupt or unsupported format): {exc}") \
+            from exc
+    if audio.shape[0] == 0:
+        raise DataError(path, "audio has zero samples")
+    if not np.isfinite(audio).all():
+        raise DataError(path, "audio contains NaN or Inf samples")
+    mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    return np.ascontiguousarray(resample(mono, int(rate), sample_rate), dtype=np.float32)
+
+
+def audio_duration(path: str | Path) -> float:
+    """Duration in seconds from the file header (no decoding)."""
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise DataError(path, f"cannot read audio header (corrupt or unsupported format): "
+                              f"{exc}") from exc
+    return info.frames / info.samplerate
+
+
+def float_wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """A mono 32-bit IEEE-float WAV file (format tag 3, with the ``fact`` chunk) as bytes.
+
+    Written by hand rather than through libsndfile, which adds a ``PEAK`` chunk holding a
+    timestamp to float WAVs and so makes identical audio produce different files.
+    """
+    data = np.ascontiguousarray(audio, dtype="<f4").tobytes()
+    n = len(data) // 4
+    fmt = struct.pack("<HHIIHHH", 3, 1, sample_rate, 4 * sample_rate, 4, 32, 0)
+    chunks = (b"fmt " + struct.pack("<I", len(fmt)) + fmt
+              + b"fact" + struct.pack("<II", 4, n)
+              + b"data" + struct.pack("<I", len(data)) + data)
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> Path:
+    """Write mono audio as a 32-bit float WAV (BEAT2's format), atomically and reproducibly."""
+    mono = np.asarray(audio, dtype=np.float32)
+    if mono.ndim != 1:
+        raise ValueError(f"write_wav takes mono audio [N], got shape {mono.shape}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(float_wav_bytes(mono, sample_rate))
+    return path
