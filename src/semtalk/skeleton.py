@@ -18,7 +18,7 @@ orientation (joint 0) rotates about the pelvis joint, and ``trans`` is added to 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -243,7 +243,8 @@ class SMPLXBodyModel:
         """``[F, 3]`` triangle indices of the mesh."""
         return np.asarray(self.model.faces, dtype=np.int64)
 
-    def _forward(self, poses, trans, betas, expressions):
+    def _forward(self, poses: torch.Tensor, trans: torch.Tensor | None,
+                 betas: torch.Tensor | None, expressions: torch.Tensor | None) -> Any:
         n = poses.shape[0]
         dtype = self.model.shapedirs.dtype
         p = poses.to(dtype)
@@ -259,7 +260,9 @@ class SMPLXBodyModel:
             return_verts=True,
         )
 
-    def _run_chunked(self, poses, trans, betas, expressions, field: str) -> torch.Tensor:
+    def _run_chunked(self, poses: torch.Tensor, trans: torch.Tensor | None,
+                     betas: torch.Tensor | None, expressions: torch.Tensor | None,
+                     field: str) -> torch.Tensor:
         _check_poses(poses)
         lead = poses.shape[:-1]
         flat = poses.reshape(-1, POSE_DIM)

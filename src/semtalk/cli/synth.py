@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--speaker-id", type=int, default=2,
                         help="speaker id in the clip names (default 2, SemTalk's protocol)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes (default: number of CPU cores)")
+                        help="processes (default: 1, more for long datasets)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a dataset made with different settings")
     parser.set_defaults(run=run)

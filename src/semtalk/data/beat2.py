@@ -285,7 +285,10 @@ class Beat2Dataset:
                 Severity.WARNING))
         return frames
 
-    def _optional(self, info: ClipInfo, modality: str, issues: list[DataIssue]):
+    def _optional(
+        self, info: ClipInfo, modality: str, issues: list[DataIssue]
+    ) -> list[Word] | list[SemanticSegment] | list[EmotionSegment] | None:
+        """Parse an optional modality; a missing file is a warning, a bad one an error."""
         path = info.path(modality)
         if not path.is_file():
             issues.append(DataIssue(path, f"no {modality} file for clip {info.clip_id}",

@@ -40,6 +40,8 @@ MANIFEST = "synthetic_speaker.json"
 LEAD_SILENCE = (0.4, 0.9)
 TAIL_SILENCE = 0.6
 NOISE_FLOOR = 10 ** (-60 / 20)
+CLIPS_PER_WORKER = 30
+"""Clips per extra worker process below which spawning one does not pay off."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ def generate_dataset(
     """Write (or complete) a synthetic dataset in ``out``; returns its manifest.
 
     Args:
-        workers: processes for clip synthesis (default: up to the number of CPU cores).
+        workers: processes for clip synthesis (default: one per ``CLIPS_PER_WORKER`` clips,
+            at most one per CPU core).
         overwrite: replace a dataset made with a different config.
     """
     root = Path(out)
@@ -173,7 +176,9 @@ def generate_dataset(
     todo = [i for i, cid in plans
             if cid not in done or not all(p.is_file() for p in _clip_files(root, cid))]
     entries = {cid: done[cid] for _, cid in plans if cid in done}
-    n_workers = min(workers or os.cpu_count() or 1, max(1, len(todo)))
+    if workers is None:  # a worker process costs ~2 s to start (torch import), a clip ~0.2 s
+        workers = min(os.cpu_count() or 1, 1 + len(todo) // CLIPS_PER_WORKER)
+    n_workers = max(1, min(workers, len(todo)))
     bar = tqdm(total=config.num_clips, initial=config.num_clips - len(todo), unit="clip",
                desc="synthesising", disable=not progress)
     header = {"semtalk_version": __version__, "config": asdict(config),

@@ -73,7 +73,8 @@ ARM_REST = {
 
 
 def rest_pose() -> np.ndarray:
-    """``[55, 3]`` Euler angles of the speaker's neutral standing pose."""
+    """``[55, 3]`` Euler angles of the speaker's neutral standing pose (legs are solved by
+    inverse kinematics, see :mod:`semtalk.data.synthetic.legs`)."""
     pose = np.zeros((NUM_JOINTS, 3))
     pose[JOINT["pelvis"]] = (-0.06, 0.0, 0.0)
     pose[JOINT["spine1"]] = (0.10, 0.0, 0.0)
@@ -85,8 +86,6 @@ def rest_pose() -> np.ndarray:
             pose[side_joint(side, name)] = mirrored(angles, side)
         for joint, angles in hand_angles("relaxed", side).items():
             pose[joint] = angles
-        pose[side_joint(side, "hip")] = mirrored((0.0, 0.0, 0.05), side)
-        pose[side_joint(side, "ankle")] = mirrored((0.0, 0.0, -0.05), side)
     return pose
 
 

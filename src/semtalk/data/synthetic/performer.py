@@ -8,8 +8,9 @@ Layers, each driven by something a model can hear or read:
   emotion; head nods on some strokes;
 - jaw and mouth expression following the speech envelope; brow following the pitch contour;
   smile and brow offsets from the emotion;
-- weight shifts: the pelvis moves sideways over the planted feet (legs tilt, ankles counter
-  rotate, translation solved by forward kinematics so the feet do not slide);
+- weight shifts and steps: the pelvis moves sideways over the feet, and now and then one foot
+  lifts and steps to a new spot; legs are solved by inverse kinematics, so standing feet never
+  slide and contacts follow the steps;
 - semantic gestures: keywords trigger the key pose of their gesture class, held through the
   word; each one is written to the ``sem`` annotation with its score.
 """
@@ -34,10 +35,11 @@ from semtalk.data.synthetic.gestures import (
     side_joint,
     side_of,
 )
+from semtalk.data.synthetic.legs import LEGS, StancePlan, fit_pelvis_height, solve_legs
 from semtalk.data.synthetic.script import FUNCTION_WORDS, KEYWORD_CLASS, Script
 from semtalk.data.textgrid import Word
 from semtalk.rotation import euler_to_matrix, matrix_to_axis_angle
-from semtalk.skeleton import BuiltinSkeleton
+from semtalk.skeleton import BUILTIN_REST_JOINTS
 
 FLOOR_HEIGHT = 0.06
 """Mean height of the four foot joints above y = 0 when standing (as in BEAT2)."""
@@ -45,6 +47,12 @@ MIN_STROKE_GAP = 0.45
 """Seconds between beat strokes at least."""
 GESTURE_GAP = 0.35
 """Seconds of rest at least between two semantic gestures."""
+STEP_PROBABILITY = 0.4
+"""Chance that a weight-shift moment becomes a step."""
+STEP_LIFT = 0.05
+"""Peak height (m) a stepping foot is lifted."""
+STANCE_KNEE_DROP = 0.02
+"""The pelvis stands this much (m) below straight legs: soft knees, room to shift."""
 
 
 @dataclass
@@ -148,11 +156,9 @@ class Performer:
         gestures, semantic = self._plan_gestures()
         strokes = self._beats(env, gestures)
         self._apply_gestures(gestures)
-        self._weight_shifts()
         self._jaw(env)
         expressions = self._expressions(env)
-        poses = self._to_axis_angle()
-        trans = self._grounded_translation(poses)
+        poses, trans = self._assemble(self._plan_stance())
         return Performance(poses.astype(np.float32), expressions.astype(np.float32),
                            trans.astype(np.float32), semantic, strokes)
 
@@ -247,23 +253,54 @@ class Performer:
                     self._add(joint, wiggle * mirrored(amplitude, side_of(joint)))
             self._add(JOINT["neck"], w * np.asarray(gesture.head))
 
-    def _weight_shifts(self) -> None:
-        """Sideways pelvis offsets: both legs tilt, ankles counter-rotate, feet stay put."""
-        rng, t = self.rng, self.times
-        offset = np.zeros(self.num_frames)
-        current, when = 0.0, rng.uniform(2.0, 6.0)
-        duration = self.num_frames / MOTION_FPS
-        while when < duration:
+    def _plan_stance(self) -> StancePlan:
+        """Feet on the floor, weight shifts between them, and now and then a step."""
+        rng, t, n = self.rng, self.times, self.num_frames
+        rest = BUILTIN_REST_JOINTS
+        base = np.array([rng.uniform(-0.05, 0.05), 0.0, rng.uniform(-0.05, 0.05)])
+        base[1] = FLOOR_HEIGHT - rest[list(FOOT_JOINTS), 1].mean()
+        ankles = {side: np.tile(rest[LEGS[side][2]] + base, (n, 1)) for side in LEGS}
+        shift = np.zeros(n)  # sideways pelvis offset from the feet's midpoint (m)
+        current, when = 0.0, rng.uniform(2.0, 5.0)
+        while when < self.num_frames / MOTION_FPS - 1.0:
+            if rng.random() < STEP_PROBABILITY and self._step(ankles, when, shift):
+                when += rng.uniform(3.0, 7.0)
+                continue
             target = rng.choice((-1.0, 1.0)) * rng.uniform(0.015, 0.045)
-            ramp = smoothstep((t - when) / rng.uniform(0.8, 1.3))
-            offset = offset + (target - current) * ramp
+            shift += (target - current) * smoothstep((t - when) / rng.uniform(0.8, 1.3))
             current = target
-            when += rng.uniform(5.0, 12.0)
-        leg = 0.80
-        tilt = -np.arcsin(np.clip(offset / leg, -0.5, 0.5))
-        for side in ("left", "right"):
-            self._add(side_joint(side, "hip"), np.outer(tilt, (0.0, 0.0, 1.0)))
-            self._add(side_joint(side, "ankle"), np.outer(-tilt, (0.0, 0.0, 1.0)))
+            when += rng.uniform(4.0, 10.0)
+        midpoint = (ankles["left"] + ankles["right"]) / 2
+        rest_mid = (rest[LEGS["left"][2]] + rest[LEGS["right"][2]]) / 2
+        pelvis = midpoint + (rest[0] - rest_mid) + np.array([0.0, -STANCE_KNEE_DROP, 0.0])
+        pelvis[:, 0] += shift
+        pelvis[:, 1] += 0.004 * smooth_noise(rng, (n,), sigma=20)
+        return StancePlan(pelvis, ankles)
+
+    def _step(self, ankles: dict[str, np.ndarray], when: float, shift: np.ndarray) -> bool:
+        """Move one foot to a new spot starting at ``when``; False if no spot fits."""
+        rng, t = self.rng, self.times
+        frame = min(round(when * MOTION_FPS), self.num_frames - 1)
+        side = str(rng.choice(("left", "right")))
+        other = "right" if side == "left" else "left"
+        outward = 1.0 if side == "left" else -1.0
+        here, anchor = ankles[side][frame].copy(), ankles[other][frame]
+        for _ in range(10):
+            angle, size = rng.uniform(0, 2 * np.pi), rng.uniform(0.10, 0.22)
+            target = here + size * np.array([np.cos(angle), 0.0, np.sin(angle)])
+            width = (target[0] - anchor[0]) * outward
+            if 0.12 < width < 0.38 and abs(target[2] - anchor[2]) < 0.2:
+                break
+        else:
+            return False
+        duration = rng.uniform(0.45, 0.6)
+        phase = np.clip((t - when) / duration, 0.0, 1.0)
+        ankles[side] += np.outer(smoothstep(phase), target - here)
+        ankles[side][:, 1] += STEP_LIFT * np.sin(np.pi * phase)
+        # Weight onto the standing foot before the swing, back to the middle after it.
+        lean = smoothstep((t - when + 0.35) / 0.3) * (1 - smoothstep((t - when - duration) / 0.4))
+        shift -= outward * 0.04 * lean
+        return True
 
     def _jaw(self, env: np.ndarray) -> None:
         opening = gaussian_filter1d(env, 1.0)
@@ -290,15 +327,13 @@ class Performer:
         return expressions
 
     # -- assembly --------------------------------------------------------------------------
-    def _to_axis_angle(self) -> np.ndarray:
-        matrices = euler_to_matrix(torch.from_numpy(self.angles), "XYZ")
-        return matrix_to_axis_angle(matrices).reshape(self.num_frames, -1).numpy()
-
-    def _grounded_translation(self, poses: np.ndarray) -> np.ndarray:
-        """Translation that keeps the feet where they stand while the pelvis shifts."""
-        joints = BuiltinSkeleton().joints(torch.from_numpy(poses).double()).numpy()
-        feet = joints[:, list(FOOT_JOINTS)].mean(axis=1)  # [T, 3] with zero translation
-        anchor = np.array([self.rng.uniform(-0.05, 0.05), FLOOR_HEIGHT,
-                           self.rng.uniform(-0.05, 0.05)])
-        return anchor - feet
-
+    def _assemble(self, plan: StancePlan) -> tuple[np.ndarray, np.ndarray]:
+        """Euler angles + leg IK -> ``poses [T, 165]`` and ``trans [T, 3]``."""
+        matrices = euler_to_matrix(torch.from_numpy(self.angles), "XYZ").numpy()
+        pelvis_rotation = matrices[:, 0]
+        plan.pelvis = fit_pelvis_height(plan.pelvis, plan.ankles, pelvis_rotation)
+        leg_rotations, trans = solve_legs(plan, pelvis_rotation)
+        for joint, rotation in leg_rotations.items():
+            matrices[:, joint] = rotation
+        poses = matrix_to_axis_angle(torch.from_numpy(matrices)).reshape(self.num_frames, -1)
+        return poses.numpy(), trans

@@ -1,0 +1,71 @@
+"""The contract every per-frame audio feature extractor follows.
+
+**Frame grid.** Motion runs at 30 fps. Frame ``i`` is the instant ``t_i = i / 30`` s (the same
+convention as the ``sem`` rule and the motion samples). An extractor returns exactly
+``num_frames`` rows; row ``i`` describes the audio around ``t_i`` (window-based features are
+centred on ``t_i``). 16000 / 30 is not an integer hop, so extractors compute on their own
+grid and resample or interpolate onto ``t_i``; they never assume a hop of 533 samples (the
+official code's drift).
+
+**Identity.** ``name`` + ``version`` + ``config()`` identify what an extractor produces. The
+feature cache stores them (its fingerprint) and a model trained on one extractor refuses
+features from another, naming the difference. Bump ``version`` whenever outputs change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+
+
+def frame_times(num_frames: int, fps: int = MOTION_FPS) -> np.ndarray:
+    """``[num_frames]`` instants (s) of the motion frames: ``i / fps``."""
+    return np.arange(num_frames, dtype=np.float64) / fps
+
+
+def num_frames_for(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE,
+                   fps: int = MOTION_FPS) -> int:
+    """Motion frames that ``num_samples`` of audio cover (half a sample of tolerance)."""
+    return int(np.floor((num_samples + 0.5) * fps / sample_rate))
+
+
+class AudioFeatureExtractor(ABC):
+    """Maps mono float32 16 kHz audio to ``[num_frames, dim]`` float32 features."""
+
+    name: ClassVar[str]
+    """Registry name, e.g. ``"beat"``, ``"spectral"``, ``"hubert"``."""
+    version: ClassVar[str]
+    """Bumped whenever the numbers an extractor produces change."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Feature channels per frame."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable settings that change the output (paths excluded)."""
+
+    @abstractmethod
+    def extract(self, audio: np.ndarray, num_frames: int) -> np.ndarray:
+        """``audio`` ``[N]`` float32 at 16 kHz -> ``[num_frames, dim]`` float32.
+
+        ``num_frames`` may differ from :func:`num_frames_for` of the audio by a few frames
+        (the clip's motion decides); rows past the end of the audio describe silence.
+        """
+
+    def identity(self) -> dict[str, Any]:
+        """What the cache records: name, version, dim and config."""
+        return {"name": self.name, "version": self.version, "dim": self.dim,
+                "config": self.config()}
+
+    def fingerprint(self) -> str:
+        """Short stable hash of :meth:`identity`."""
+        blob = json.dumps(self.identity(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
