@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.data.textgrid import Word
 
 
 def frame_times(num_frames: int, fps: int = MOTION_FPS) -> np.ndarray:
@@ -69,3 +70,52 @@ class AudioFeatureExtractor(ABC):
         """Short stable hash of :meth:`identity`."""
         blob = json.dumps(self.identity(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def num_windows(num_frames: int, hop: int) -> int:
+    """Rows of a window-level feature: one per window start ``0, hop, 2 hop, ...`` that lies
+    inside the clip (``ceil(num_frames / hop)``)."""
+    return -(-num_frames // hop)
+
+
+class WindowFeatureExtractor(ABC):
+    """Features of overlapping windows: sentence-level text (φ_g) and emotion (φ_e).
+
+    Row ``k`` describes frames ``[k * hop, k * hop + window)`` (clipped to the clip). With the
+    cache defaults ``window = 64`` (a training window) and ``hop = 4`` (one token), every window
+    a stage uses (training stride 20, inference stride 60: both multiples of 4) has its own row,
+    so the cache does not depend on the training stride.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Feature channels per window."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable settings that change the output (paths excluded)."""
+
+    @abstractmethod
+    def extract(self, audio: np.ndarray, words: list[Word], num_frames: int, window: int,
+                hop: int) -> np.ndarray:
+        """``[num_windows(num_frames, hop), dim]`` float32 for mono 16 kHz ``audio`` and the
+        clip's timed ``words`` (non-silent, in order; may be empty)."""
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "dim": self.dim,
+                "config": self.config()}
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def window_words(words: list[Word], start_frame: int, window: int,
+                 fps: int = MOTION_FPS) -> list[Word]:
+    """Words overlapping frames ``[start_frame, start_frame + window)``, in order."""
+    lo, hi = start_frame / fps, (start_frame + window) / fps
+    return [w for w in words if w.end > lo and w.start < hi]

@@ -1,0 +1,423 @@
+"""The feature cache: training reads features from here and never computes them.
+
+Layout of a cache folder::
+
+    manifest.json            what made the cache: source, extractors (name, version, config),
+                             body model, vocabulary, window grid, and the clips it holds
+    vocab.json               the word vocabulary (built from the training transcripts)
+    clips/<id>/poses.npy     [T, 165] float32   axis-angle, 30 fps
+               expressions.npy [T, 100] float32
+               trans.npy     [T, 3] float32
+               contacts.npy  [T, 4] float32     from forward kinematics (body model in manifest)
+               betas.npy     [300] float32
+               word_ids.npy  [T] int32          φ_l input (see semtalk.features.text)
+               semantic.npy  [T] float32        frame-level semantic score (if annotated)
+               audio_<name>.npy  [T, D]         per-frame audio features (γ_b, γ_h)
+               window_<name>.npy [W, D]         per-window features (φ_g, φ_e); row k covers
+                                                frames [k * hop, k * hop + window)
+               words.json    the clip's timed words
+               clip.json     written last: the clip is complete when it exists and carries the
+                             cache's fingerprint
+
+Every array is a plain ``.npy`` (memory-mappable, no pickle), written atomically. Outputs are
+deterministic, so an interrupted run that is restarted ends byte-for-byte equal to an
+uninterrupted one, and ``shard=(i, n)`` lets ``n`` processes fill one cache together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
+from semtalk.data.beat2 import STANDARD_SPLITS, Beat2Dataset, Clip
+from semtalk.data.textgrid import Word, read_words
+from semtalk.errors import DataError
+from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor, num_windows
+from semtalk.features.text import Vocabulary, frame_word_ids
+from semtalk.fileio import atomic_path, write_text_atomic
+from semtalk.skeleton import BodyModel, foot_contacts, load_body_model
+
+CACHE_FORMAT = 1
+MANIFEST = "manifest.json"
+VOCAB = "vocab.json"
+CLIP_RECORD = "clip.json"
+FK_CHUNK = 4096
+"""Frames per forward-kinematics block: bounds memory on hour-long clips."""
+FLOAT16_MIN_DIM = 32
+"""Audio features with at least this many channels are stored as float16."""
+
+
+class CacheMismatchError(DataError):
+    """A cache was made with other extractors (or settings) than a stage needs."""
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Settings of the window grid of window-level features."""
+
+    window: int = 64
+    hop: int = 4
+
+
+def body_model_identity(model_path: str | Path | None) -> str:
+    """``"builtin"``, or ``"smplx:<sha256 prefix>"`` of the user's model file."""
+    if model_path is None:
+        return "builtin"
+    path = Path(model_path)
+    if path.is_dir():
+        found = sorted(path.glob("**/SMPLX_NEUTRAL_2020.npz"))
+        path = found[0] if found else path
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"smplx:{digest.hexdigest()[:16]}"
+
+
+def _fingerprint(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_difference(have: dict[str, Any], want: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested identity dictionaries."""
+    lines = []
+    for key in sorted(set(have) | set(want)):
+        name = f"{prefix}{key}"
+        if key not in have:
+            lines.append(f"{name}: missing in the cache (needed: {json.dumps(want[key])})")
+        elif key not in want:
+            lines.append(f"{name}: in the cache but not expected ({json.dumps(have[key])})")
+        elif isinstance(have[key], dict) and isinstance(want[key], dict):
+            lines += describe_difference(have[key], want[key], f"{name}.")
+        elif have[key] != want[key]:
+            lines.append(f"{name}: cache has {json.dumps(have[key])}, "
+                         f"needed {json.dumps(want[key])}")
+    return lines
+
+
+@dataclass
+class CachedClip:
+    """One clip of a cache; arrays are read-only memory maps."""
+
+    clip_id: str
+    record: dict[str, Any]
+    poses: np.ndarray
+    expressions: np.ndarray
+    trans: np.ndarray
+    contacts: np.ndarray
+    betas: np.ndarray
+    word_ids: np.ndarray
+    semantic: np.ndarray | None
+    audio: dict[str, np.ndarray] = field(default_factory=dict)
+    windows: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.record["num_frames"])
+
+    @property
+    def split(self) -> str:
+        return str(self.record["split"])
+
+    @property
+    def speaker_class(self) -> int:
+        return int(self.record["speaker_class"])
+
+    def words(self) -> list[Word]:
+        path = Path(self.record["_folder"]) / "words.json"
+        return [Word(t, s, e) for t, s, e in json.loads(path.read_text())]
+
+
+class FeatureCache:
+    """Read access to a prepared cache."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.is_file():
+            raise DataError(self.path, "not a feature cache (no manifest.json); make one with "
+                                       "`semtalk prepare ROOT --out CACHE`")
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(manifest_path, f"corrupt manifest: {exc}") from exc
+        if self.manifest.get("format") != CACHE_FORMAT:
+            raise DataError(manifest_path, f"cache format {self.manifest.get('format')} is not "
+                                           f"{CACHE_FORMAT}; prepare the cache again")
+        self.vocab = Vocabulary.load(self.path / VOCAB)
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"])
+
+    @property
+    def window(self) -> int:
+        return int(self.manifest["window"])
+
+    @property
+    def hop(self) -> int:
+        return int(self.manifest["hop"])
+
+    def _folder(self, clip_id: str) -> Path:
+        return self.path / "clips" / clip_id
+
+    def is_complete(self, clip_id: str) -> bool:
+        record_path = self._folder(clip_id) / CLIP_RECORD
+        if not record_path.is_file():
+            return False
+        return json.loads(record_path.read_text()).get("fingerprint") == self.fingerprint
+
+    def ids(self, split: str | None = None, *, complete_only: bool = True) -> list[str]:
+        """Clip ids in manifest order, optionally of one split and only complete ones."""
+        return [c["id"] for c in self.manifest["clips"]
+                if (split is None or c["split"] == split)
+                and (not complete_only or self.is_complete(c["id"]))]
+
+    def missing(self) -> list[str]:
+        return [c["id"] for c in self.manifest["clips"] if not self.is_complete(c["id"])]
+
+    def load(self, clip_id: str) -> CachedClip:
+        folder = self._folder(clip_id)
+        if not self.is_complete(clip_id):
+            raise DataError(folder, "clip is not (completely) prepared in this cache; rerun "
+                                    "`semtalk prepare` to finish it")
+        record = json.loads((folder / CLIP_RECORD).read_text())
+        record["_folder"] = str(folder)
+
+        def read(name: str) -> np.ndarray:
+            return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+        return CachedClip(
+            clip_id, record, read("poses"), read("expressions"), read("trans"),
+            read("contacts"), read("betas"), read("word_ids"),
+            read("semantic") if record["has_semantic"] else None,
+            {name: read(f"audio_{name}") for name in self.manifest["audio_features"]},
+            {name: read(f"window_{name}") for name in self.manifest["window_features"]},
+        )
+
+    def require(
+        self,
+        audio_features: dict[str, dict[str, Any]] | None = None,
+        window_features: dict[str, dict[str, Any]] | None = None,
+        *,
+        body_model: str | None = None,
+        window: int | None = None,
+        hop: int | None = None,
+    ) -> None:
+        """Refuse the cache unless it was made with these extractor identities and settings.
+
+        Extractors the cache has beyond those asked for are fine; missing or different ones
+        raise :class:`CacheMismatchError` listing every difference.
+        """
+        problems: list[str] = []
+        for kind, wanted in (("audio_features", audio_features),
+                             ("window_features", window_features)):
+            for name, identity in (wanted or {}).items():
+                have = self.manifest[kind].get(name)
+                if have is None:
+                    problems.append(f"{kind}.{name}: not in the cache (has "
+                                    f"{sorted(self.manifest[kind])})")
+                else:
+                    problems += describe_difference(have, identity, f"{kind}.{name}.")
+        for key, value in (("body_model", body_model), ("window", window), ("hop", hop)):
+            if value is not None and self.manifest[key] != value:
+                problems.append(f"{key}: cache has {self.manifest[key]!r}, needed {value!r}")
+        if problems:
+            raise CacheMismatchError(self.path / MANIFEST, "made with different features than "
+                                     "needed: " + "; ".join(problems))
+
+
+def _build_vocabulary(root: Path, speakers: Sequence[int] | None) -> Vocabulary:
+    """From the training transcripts of the chosen speakers (all clips if none is train)."""
+    train = Beat2Dataset(root, speakers=speakers, splits=["train"])
+    clips = list(train) or list(Beat2Dataset(root, speakers=speakers, splits=None))
+    transcripts = [[w.text for w in read_words(c.path("words"))] for c in clips
+                   if c.path("words").is_file()]
+    return Vocabulary.build(transcripts)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _contacts(body: BodyModel, clip: Clip) -> np.ndarray:
+    """Foot contacts computed block by block (one frame of overlap per block)."""
+    poses = torch.from_numpy(clip.motion.poses).double()
+    trans = torch.from_numpy(clip.motion.trans).double()
+    betas = torch.from_numpy(clip.motion.betas).double()
+    parts = []
+    for start in range(0, clip.num_frames, FK_CHUNK):
+        stop = min(start + FK_CHUNK + 1, clip.num_frames)
+        joints = body.joints(poses[start:stop], trans[start:stop], betas=betas)
+        contacts = foot_contacts(joints)
+        parts.append(contacts[: min(FK_CHUNK, stop - start)])
+    return torch.cat(parts).numpy().astype(np.float32)
+
+
+@dataclass
+class _Preparer:
+    out: Path
+    dataset: Beat2Dataset
+    audio_extractors: Sequence[AudioFeatureExtractor]
+    window_extractors: Sequence[WindowFeatureExtractor]
+    vocab: Vocabulary
+    settings: CacheSettings
+    body: BodyModel
+    fingerprint: str
+
+    def clip(self, clip: Clip) -> None:
+        folder = self.out / "clips" / clip.info.clip_id
+        if folder.exists():
+            shutil.rmtree(folder)  # an interrupted attempt: start the clip afresh
+        folder.mkdir(parents=True)
+        n = clip.num_frames
+        motion = clip.motion
+        arrays = {
+            "poses": motion.poses, "expressions": motion.expressions, "trans": motion.trans,
+            "contacts": _contacts(self.body, clip), "betas": motion.betas,
+            "word_ids": frame_word_ids(clip.words or [], n, self.vocab),
+        }
+        if clip.semantic_scores is not None:
+            arrays["semantic"] = clip.semantic_scores
+        for extractor in self.audio_extractors:
+            values = extractor.extract(clip.audio, n)
+            _check_shape(folder, extractor.name, values, (n, extractor.dim))
+            dtype = np.float16 if extractor.dim >= FLOAT16_MIN_DIM else np.float32
+            arrays[f"audio_{extractor.name}"] = values.astype(dtype)
+        rows = num_windows(n, self.settings.hop)
+        for extractor in self.window_extractors:
+            values = extractor.extract(clip.audio, clip.words or [], n, self.settings.window,
+                                       self.settings.hop)
+            _check_shape(folder, extractor.name, values, (rows, extractor.dim))
+            arrays[f"window_{extractor.name}"] = values.astype(np.float32)
+        for name, array in arrays.items():
+            _save_array(folder / f"{name}.npy", array)
+        words = [[w.text, round(w.start, 6), round(w.end, 6)] for w in clip.words or []]
+        write_text_atomic(folder / "words.json", json.dumps(words))
+        info = clip.info
+        record = {
+            "id": info.clip_id, "split": info.split, "speaker_id": info.speaker_id,
+            "speaker_name": info.speaker_name, "speaker_class": info.speaker_class,
+            "emotion": clip.emotion, "num_frames": n, "has_words": clip.words is not None,
+            "has_semantic": clip.semantic_scores is not None,
+            "issues": [f"{i.severity.value}: {i.problem}" for i in clip.issues],
+            "fingerprint": self.fingerprint,
+        }
+        write_text_atomic(folder / CLIP_RECORD, json.dumps(record, indent=1, sort_keys=True))
+
+
+def _check_shape(folder: Path, name: str, values: np.ndarray, shape: tuple[int, int]) -> None:
+    if values.shape != shape:
+        raise DataError(folder, f"extractor '{name}' returned shape {values.shape}, "
+                                f"expected {shape}")
+    if not np.isfinite(values).all():
+        raise DataError(folder, f"extractor '{name}' returned NaN or Inf")
+
+
+def _manifest(dataset: Beat2Dataset, speakers: Sequence[int] | None, splits: Sequence[str],
+              audio_extractors: Sequence[AudioFeatureExtractor],
+              window_extractors: Sequence[WindowFeatureExtractor], vocab: Vocabulary,
+              settings: CacheSettings, body: str) -> dict[str, Any]:
+    identity = {
+        "format": CACHE_FORMAT, "fps": MOTION_FPS, "sample_rate": AUDIO_SAMPLE_RATE,
+        "window": settings.window, "hop": settings.hop, "body_model": body,
+        "audio_features": {e.name: e.identity() for e in audio_extractors},
+        "window_features": {e.name: e.identity() for e in window_extractors},
+        "vocab": {"size": len(vocab), "fingerprint": vocab.fingerprint()},
+        "crop": dataset.crop,
+    }
+    return {
+        **identity,
+        "fingerprint": _fingerprint(identity),
+        "semtalk_version": __version__,
+        "source": {"root": str(dataset.root.resolve()), "speakers": speakers,
+                   "splits": list(splits)},
+        "clips": [{"id": c.clip_id, "split": c.split, "speaker_id": c.speaker_id}
+                  for c in dataset],
+    }
+
+
+def _open_output(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    """Create the cache folder, or check that an existing one was made the same way."""
+    path = out / MANIFEST
+    if path.is_file():
+        existing = json.loads(path.read_text())
+        same = existing.get("fingerprint") == manifest["fingerprint"] \
+            and existing.get("clips") == manifest["clips"]
+        if not same and not overwrite:
+            differences = describe_difference(
+                {k: v for k, v in existing.items() if k not in ("semtalk_version", "source")},
+                {k: v for k, v in manifest.items() if k not in ("semtalk_version", "source")})
+            raise CacheMismatchError(path, "cache was prepared differently (" + "; ".join(
+                differences[:6]) + "); use another --out folder or --overwrite")
+        if not same:
+            shutil.rmtree(out / "clips", ignore_errors=True)
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError(out, "folder is not empty and is not a feature cache; choose an empty "
+                             "folder or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)
+
+
+def prepare_cache(
+    root: str | Path,
+    out: str | Path,
+    *,
+    audio_extractors: Sequence[AudioFeatureExtractor],
+    window_extractors: Sequence[WindowFeatureExtractor] = (),
+    speakers: Sequence[int] | None = None,
+    splits: Sequence[str] = STANDARD_SPLITS,
+    vocab: Vocabulary | None = None,
+    settings: CacheSettings = CacheSettings(),
+    body_model_path: str | Path | None = None,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> FeatureCache:
+    """Fill (or complete) a feature cache from a BEAT2-layout dataset.
+
+    Args:
+        audio_extractors / window_extractors: what to compute; their identities go into the
+            manifest. Names must be unique.
+        vocab: the word vocabulary; default built from the training transcripts.
+        body_model_path: SMPL-X model for exact foot contacts (built-in skeleton if ``None``).
+        shard: ``(i, n)``: this process prepares clips ``i, i + n, i + 2n, ...``.
+        overwrite: replace a cache prepared with other settings.
+    """
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+    names = [e.name for e in [*audio_extractors, *window_extractors]]
+    if len(set(names)) != len(names):
+        raise ValueError(f"extractor names must be unique, got {names}")
+    out = Path(out)
+    dataset = Beat2Dataset(root, speakers=speakers, splits=splits)
+    if not len(dataset):
+        raise DataError(dataset.root, f"no clips for speakers {speakers} and splits "
+                                      f"{list(splits)}")
+    vocab = vocab or _build_vocabulary(dataset.root, speakers)
+    body = body_model_identity(body_model_path)
+    manifest = _manifest(dataset, speakers, splits, audio_extractors, window_extractors, vocab,
+                         settings, body)
+    _open_output(out, manifest, overwrite)
+    vocab.save(out / VOCAB)
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    cache = FeatureCache(out)
+    todo = [info for info in list(dataset)[index::count] if not cache.is_complete(info.clip_id)]
+    preparer = _Preparer(out, dataset, audio_extractors, window_extractors, vocab, settings,
+                         load_body_model(body_model_path), manifest["fingerprint"])
+    for info in tqdm(todo, desc=f"preparing {out.name}", unit="clip", disable=not progress):
+        preparer.clip(dataset.load(info))
+    return cache

@@ -1,0 +1,159 @@
+"""Feature cache: contents, refusal on other extractors, sharding, kill-and-resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
+from semtalk.errors import DataError
+from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor
+from semtalk.features.cache import CacheMismatchError, FeatureCache, prepare_cache
+from semtalk.features.text import SIL
+
+
+class FrameRms(AudioFeatureExtractor):
+    """A small real extractor for tests: RMS and its log around each frame instant."""
+
+    name = "rms"
+    version = "1"
+
+    def __init__(self, window: int = 400) -> None:
+        self.window = window
+
+    @property
+    def dim(self) -> int:
+        return 2
+
+    def config(self) -> dict:
+        return {"window": self.window}
+
+    def extract(self, audio: np.ndarray, num_frames: int) -> np.ndarray:
+        centres = np.round(np.arange(num_frames) * 16000 / 30).astype(int)
+        padded = np.pad(audio, (self.window, self.window + 16000))
+        rows = np.stack([padded[c + self.window // 2 : c + 3 * self.window // 2]
+                         for c in centres])
+        rms = np.sqrt((rows**2).mean(axis=1))
+        return np.stack([rms, np.log(rms + 1e-5)], axis=1).astype(np.float32)
+
+
+class WordCount(WindowFeatureExtractor):
+    name = "wordcount"
+    version = "1"
+
+    @property
+    def dim(self) -> int:
+        return 1
+
+    def config(self) -> dict:
+        return {}
+
+    def extract(self, audio, words, num_frames, window, hop):
+        from semtalk.features.base import num_windows, window_words
+
+        return np.array([[len(window_words(words, k * hop, window))]
+                         for k in range(num_windows(num_frames, hop))], np.float32)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthcache") / "data"
+    generate_dataset(root, SynthConfig(minutes=1.0, seed=3, clip_seconds=12), workers=1,
+                     progress=False)
+    return root
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_cache_holds_aligned_features(tmp_path, synth):
+    cache = prepare_cache(synth, tmp_path / "c", audio_extractors=[FrameRms()],
+                          window_extractors=[WordCount()], progress=False)
+    assert cache.missing() == [] and len(cache.ids()) == 5
+    assert set(cache.ids("train")) | set(cache.ids("val")) | set(cache.ids("test")) == set(
+        cache.ids())
+    clip = cache.load(cache.ids()[0])
+    n = clip.num_frames
+    assert clip.poses.shape == (n, 165) and clip.contacts.shape == (n, 4)
+    assert clip.audio["rms"].shape == (n, 2) and clip.audio["rms"].dtype == np.float32
+    assert clip.windows["wordcount"].shape == (-(-n // 4), 1)
+    assert isinstance(clip.poses, np.memmap)
+    # features line up with the words: louder inside words than in silence
+    speaking = clip.word_ids != SIL
+    assert clip.audio["rms"][speaking, 0].mean() > 5 * clip.audio["rms"][~speaking, 0].mean()
+    assert clip.semantic is not None and clip.semantic.shape == (n,) and clip.semantic.max() > 0
+    assert 0.9 < clip.contacts.mean() <= 1.0
+    words = clip.words()
+    assert words and words[0].text == cache.vocab.tokens[clip.word_ids[
+        int(np.ceil(words[0].start * 30)) + 1]]
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert manifest["audio_features"]["rms"] == FrameRms().identity()
+    assert manifest["body_model"] == "builtin" and manifest["window"] == 64
+
+
+def test_cache_refuses_other_extractors_and_names_the_difference(tmp_path, synth):
+    cache = prepare_cache(synth, tmp_path / "c", audio_extractors=[FrameRms()],
+                          progress=False)
+    cache.require({"rms": FrameRms().identity()}, body_model="builtin")
+    with pytest.raises(CacheMismatchError, match=r"audio_features\.rms\.config\.window: "
+                                                 r"cache has 400, needed 800"):
+        cache.require({"rms": FrameRms(window=800).identity()})
+    with pytest.raises(CacheMismatchError, match="hubert: not in the cache"):
+        cache.require({"hubert": {"name": "hubert"}})
+    with pytest.raises(CacheMismatchError, match="prepared differently"):
+        prepare_cache(synth, tmp_path / "c", audio_extractors=[FrameRms(window=800)],
+                      progress=False)
+    with pytest.raises(DataError, match="not a feature cache"):
+        FeatureCache(tmp_path)
+
+
+def test_shards_fill_one_cache(tmp_path, synth):
+    whole = tmp_path / "whole"
+    prepare_cache(synth, whole, audio_extractors=[FrameRms()], progress=False)
+    sharded = tmp_path / "sharded"
+    first = prepare_cache(synth, sharded, audio_extractors=[FrameRms()], shard=(0, 2),
+                          progress=False)
+    assert 0 < len(first.ids()) < 5 and first.missing()
+    prepare_cache(synth, sharded, audio_extractors=[FrameRms()], shard=(1, 2), progress=False)
+    assert tree(sharded) == tree(whole)
+
+
+SCRIPT = textwrap.dedent('''
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_cache import FrameRms
+    from semtalk.features.cache import prepare_cache
+
+    class SlowRms(FrameRms):
+        def extract(self, audio, num_frames):
+            time.sleep(0.4)
+            return super().extract(audio, num_frames)
+
+    SlowRms.name = "rms"
+    prepare_cache({root!r}, sys.argv[1], audio_extractors=[SlowRms()], progress=False)
+''')
+
+
+def test_killed_prepare_resumes_to_identical_bytes(tmp_path, synth):
+    script = SCRIPT.format(tests=str(Path(__file__).parent), root=str(synth))
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    subprocess.run([sys.executable, "-c", script, str(reference)], check=True)
+    process = subprocess.Popen([sys.executable, "-c", script, str(resumed)])
+    deadline = time.time() + 60
+    while not list(resumed.glob("clips/*/clip.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # let it get into the middle of the next clip
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = FeatureCache(resumed)
+    assert 0 < len(partial.ids()) < 5, "the kill should land mid-way"
+    subprocess.run([sys.executable, "-c", script, str(resumed)], check=True)
+    assert tree(resumed) == tree(reference)
