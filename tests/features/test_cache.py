@@ -157,3 +157,22 @@ def test_killed_prepare_resumes_to_identical_bytes(tmp_path, synth):
     assert 0 < len(partial.ids()) < 5, "the kill should land mid-way"
     subprocess.run([sys.executable, "-c", script, str(resumed)], check=True)
     assert tree(resumed) == tree(reference)
+
+
+def test_prepare_cli_default_features(tmp_path, synth, capsys):
+    from semtalk.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["prepare", str(synth), "--out", str(out), "--sentence", "pooled"]) == 0
+    cache = FeatureCache(out)
+    assert sorted(cache.manifest["audio_features"]) == ["beat", "spectral"]
+    assert sorted(cache.manifest["window_features"]) == ["emotion", "sentence"]
+    assert cache.manifest["window_features"]["sentence"]["config"]["encoder"] == "pooled"
+    clip = cache.load(cache.ids()[0])
+    assert clip.audio["beat"].shape == (clip.num_frames, 4)
+    assert clip.windows["emotion"].shape[0] == -(-clip.num_frames // 4)
+    assert "5 clips prepared" in capsys.readouterr().out
+    assert main(["prepare", str(synth), "--out", str(tmp_path / "h"), "--hubert",
+                 str(tmp_path / "no-such-model")]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()  # nothing written before the extractors are ready

@@ -36,6 +36,43 @@ def num_frames_for(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE,
     return int(np.floor((num_samples + 0.5) * fps / sample_rate))
 
 
+def validated_audio(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """``audio`` as a contiguous float32 ``[N]`` array; rejects bad shapes and values."""
+    array = np.asarray(audio)
+    if array.ndim != 1:
+        raise ValueError(f"audio must be mono [N], got shape {array.shape}")
+    if num_frames < 0:
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError("audio contains NaN or Inf samples")
+    return array
+
+
+def pad_to(audio: np.ndarray, num_samples: int) -> np.ndarray:
+    """``audio`` ``[N]`` zero-padded at the end to at least ``num_samples`` samples."""
+    if audio.shape[0] >= num_samples:
+        return audio
+    return np.pad(audio, (0, num_samples - audio.shape[0]))
+
+
+def interpolate_rows(values: np.ndarray, source_times: np.ndarray,
+                     target_times: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``values`` ``[K, D]`` (row k at ``source_times[k]``, increasing)
+    at ``target_times`` ``[T]`` -> ``[T, D]``. Targets outside the source range take the nearest
+    end row.
+    """
+    if values.shape[0] == 0:
+        raise ValueError("cannot interpolate from zero source frames")
+    if values.shape[0] == 1:
+        return np.repeat(values, target_times.shape[0], axis=0)
+    left = np.searchsorted(source_times, target_times, side="right") - 1
+    left = np.clip(left, 0, values.shape[0] - 2)
+    span = source_times[left + 1] - source_times[left]
+    weight = np.clip((target_times - source_times[left]) / span, 0.0, 1.0)[:, None]
+    return values[left] * (1.0 - weight) + values[left + 1] * weight
+
+
 class AudioFeatureExtractor(ABC):
     """Maps mono float32 16 kHz audio to ``[num_frames, dim]`` float32 features."""
 

@@ -38,6 +38,7 @@ from semtalk.data.synthetic.gestures import (
 from semtalk.data.synthetic.legs import LEGS, StancePlan, fit_pelvis_height, solve_legs
 from semtalk.data.synthetic.script import FUNCTION_WORDS, KEYWORD_CLASS, Script
 from semtalk.data.textgrid import Word
+from semtalk.features.pitch import autocorrelation_pitch
 from semtalk.rotation import euler_to_matrix, matrix_to_axis_angle
 from semtalk.skeleton import BUILTIN_REST_JOINTS
 
@@ -89,20 +90,6 @@ def envelope(audio: np.ndarray, num_frames: int, window_s: float = 0.04) -> np.n
     rms = np.sqrt((power[hi] - power[lo]) / np.maximum(hi - lo, 1))
     reference = np.percentile(rms, 95) + 1e-8
     return np.clip(rms / reference, 0.0, 1.5)
-
-
-def pitch_track(audio: np.ndarray, num_frames: int) -> np.ndarray:
-    """f0 (Hz) per motion frame by normalised autocorrelation; 0 where unvoiced."""
-    size, lag_lo, lag_hi = 800, AUDIO_SAMPLE_RATE // 400, AUDIO_SAMPLE_RATE // 70
-    centres = np.round(np.arange(num_frames) * AUDIO_SAMPLE_RATE / MOTION_FPS).astype(int)
-    padded = np.pad(audio, (size // 2, size // 2))
-    frames = np.stack([padded[c : c + size] for c in centres]) * np.hanning(size)
-    spectrum = np.fft.rfft(frames, n=2 * size)
-    corr = np.fft.irfft(np.abs(spectrum) ** 2)[:, : lag_hi + 1]
-    corr /= corr[:, :1] + 1e-9
-    lag = lag_lo + np.argmax(corr[:, lag_lo:], axis=1)
-    voiced = corr[np.arange(num_frames), lag] > 0.45
-    return np.where(voiced, AUDIO_SAMPLE_RATE / lag, 0.0)
 
 
 ONSET_HOP = 160
@@ -311,7 +298,7 @@ class Performer:
         style = self.script.style
         scale = 0.45 / np.sqrt(1.0 + np.arange(EXPRESSION_DIM) / 4.0)
         expressions = smooth_noise(rng, (n, EXPRESSION_DIM), sigma=12) * scale
-        f0 = pitch_track(self.audio, n)
+        f0 = autocorrelation_pitch(self.audio, self.times, AUDIO_SAMPLE_RATE)
         voiced = f0 > 0
         pitch = np.zeros(n)
         if voiced.sum() > 10:
