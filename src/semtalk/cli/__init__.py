@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from semtalk import __version__
-from semtalk.cli import inspect, synth
+from semtalk.cli import inspect, prepare, synth
+from semtalk.config import ConfigError
 from semtalk.errors import DataError
 
-SUBCOMMANDS = (inspect, synth)
+SUBCOMMANDS = (synth, inspect, prepare)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,9 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except DataError as exc:
+    except (DataError, ConfigError) as exc:
         print(f"semtalk {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional extra is not installed
+        print(f"semtalk {args.command}: error: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"semtalk {args.command}: interrupted", file=sys.stderr)
         return 130
