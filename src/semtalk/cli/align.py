@@ -1,0 +1,114 @@
+"""``semtalk align AUDIO``: word timings of a speech file as a BEAT2-style TextGrid."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from semtalk.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from semtalk.data.textgrid import Interval, Word
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "align", help="force-align a transcript (or recognise speech) and write a TextGrid",
+        description="Write a TextGrid with a 'words' tier for AUDIO: the transcript force-aligned "
+                    "with pocketsphinx, or, without a transcript, recognised words (a rough "
+                    "transcript). Everything runs offline.")
+    parser.add_argument("audio", type=Path, help="speech audio (WAV/FLAC/OGG, any rate)")
+    parser.add_argument("--transcript", "-t", default=None, metavar="FILE_OR_TEXT",
+                        help="transcript: a text file, or the text itself")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="TextGrid to write (default: AUDIO with suffix .TextGrid)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output file")
+    parser.add_argument("--no-recognition-fallback", action="store_true",
+                        help="fail instead of recognising speech when the transcript does not "
+                             "align")
+    parser.add_argument("--phones", action="store_true",
+                        help="also write a 'phones' tier (ARPAbet; a second alignment pass; "
+                             "needs --transcript)")
+    parser.add_argument("--whisper-model", type=Path, default=None, metavar="DIR",
+                        help="local faster-whisper model folder used for recognition "
+                             "(needs the faster-whisper package; nothing is downloaded)")
+    parser.set_defaults(run=run)
+
+
+def read_transcript(value: str) -> str:
+    """The transcript text: the file's contents when ``value`` names a file, else ``value``.
+
+    A value that looks like a file name (one token ending in ``.txt``) but is missing is an
+    error rather than a one-word transcript.
+    """
+    path = Path(value)
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(path, f"cannot read transcript: {exc}") from exc
+    if path.suffix.lower() == ".txt" and " " not in value.strip():
+        raise DataError(path, "transcript file not found")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from semtalk.data.audio import audio_duration, load_audio
+    from semtalk.data.textgrid import words_to_intervals, write_textgrid
+    from semtalk.features.alignment import METHOD_FALLBACK
+
+    output = args.output or args.audio.with_suffix(".TextGrid")
+    if output.resolve() == args.audio.resolve():
+        raise DataError(output, "the output would overwrite the audio file; pass -o")
+    if output.exists() and not args.overwrite:
+        raise DataError(output, "already exists; pass --overwrite to replace it or -o elsewhere")
+    transcript = read_transcript(args.transcript) if args.transcript is not None else None
+    start = time.perf_counter()
+    audio = load_audio(args.audio)
+    duration = audio_duration(args.audio)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        words, phones, method = timed_words(args, audio, transcript)
+    tiers = {"words": words_to_intervals(words)}
+    if phones is not None:
+        tiers["phones"] = phones
+    write_textgrid(output, tiers, xmax=max(duration, max((w.end for w in words), default=0.0)))
+    for warning in caught:
+        print(f"semtalk align: warning: {warning.message}", file=sys.stderr)
+    note = " (the transcript did not align)" if method == METHOD_FALLBACK else ""
+    print(f"wrote {output}: {len(words)} words, {method}{note}, {duration:.2f} s audio in "
+          f"{time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def timed_words(args: argparse.Namespace, audio: np.ndarray, transcript: str | None
+                ) -> tuple[list[Word], list[Interval] | None, str]:
+    """Words, phones (only for ``--phones`` with a transcript) and the method label."""
+    from semtalk.features import alignment
+
+    fallback = not args.no_recognition_fallback
+    if not (args.phones and transcript is not None):
+        if args.phones:
+            warnings.warn("--phones needs a transcript; writing words only", stacklevel=2)
+        words, method = alignment.words_for_audio(
+            audio, transcript=transcript, source=args.audio,
+            allow_recognition=fallback or transcript is None, whisper_model=args.whisper_model)
+        return words, None, method
+    try:
+        words, phones = alignment.align_transcript_with_phones(audio, transcript,
+                                                               source=args.audio)
+        return words, phones, alignment.METHOD_ALIGNED
+    except alignment.AlignmentError as exc:
+        if not fallback:
+            raise
+        warnings.warn(f"{exc}; using recognised words instead",
+                      alignment.AlignmentFallbackWarning, stacklevel=2)
+    words = alignment.recognize(audio, source=args.audio, whisper_model=args.whisper_model)
+    return words, None, alignment.METHOD_FALLBACK
