@@ -359,3 +359,23 @@ def test_hubert_identity_names_the_model_not_its_path(tiny_model: Path, tmp_path
         assert tiny_hubert(tiny_model, **change).fingerprint() != reference.fingerprint()
     reseeded = save_tiny_model(tmp_path / "other" / tiny_model.name, seed=1)
     assert tiny_hubert(reseeded).fingerprint() != reference.fingerprint()
+
+
+def test_spectral_blocks_match_one_pass(monkeypatch):
+    import librosa
+
+    from semtalk.features import spectral
+
+    audio = np.random.default_rng(5).normal(0, 0.1, 16000 * 7 + 123).astype(np.float32)
+    extractor = SpectralFeatures()
+    blocked_mel = extractor.mel_power(audio)
+    monkeypatch.setattr(spectral, "STFT_BLOCK", 10**9)
+    single = extractor.mel_power(audio)
+    s = extractor.settings
+    full = librosa.stft(audio, n_fft=s.n_fft, hop_length=s.hop, win_length=s.window,
+                        window="hann", center=True, pad_mode="constant")
+    reference = (np.abs(full) ** 2).T @ extractor.mel_basis().T
+    assert blocked_mel.shape == single.shape == reference.shape
+    assert np.allclose(single, reference, rtol=1e-4, atol=1e-7)
+    monkeypatch.setattr(spectral, "STFT_BLOCK", 97)  # many uneven blocks
+    assert np.allclose(extractor.mel_power(audio), reference, rtol=1e-4, atol=1e-7)

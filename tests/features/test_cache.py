@@ -131,14 +131,19 @@ SCRIPT = textwrap.dedent('''
     sys.path.insert(0, {tests!r})
     from test_cache import FrameRms
     from semtalk.features.cache import prepare_cache
+    from semtalk.features.registry import FeatureSpec, build_extractors
 
     class SlowRms(FrameRms):
+        """Slows each clip down so that the kill reliably lands mid-way."""
+
         def extract(self, audio, num_frames):
             time.sleep(0.4)
             return super().extract(audio, num_frames)
 
     SlowRms.name = "rms"
-    prepare_cache({root!r}, sys.argv[1], audio_extractors=[SlowRms()], progress=False)
+    audio, window = build_extractors(FeatureSpec(sentence_encoder="pooled"))
+    prepare_cache({root!r}, sys.argv[1], audio_extractors=[*audio, SlowRms()],
+                  window_extractors=window, progress=False)
 ''')
 
 

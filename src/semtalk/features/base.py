@@ -73,6 +73,34 @@ def interpolate_rows(values: np.ndarray, source_times: np.ndarray,
     return values[left] * (1.0 - weight) + values[left + 1] * weight
 
 
+WINDOW_BLOCK = 4096
+"""Windows evaluated per block in :func:`window_statistic` (bounds temporaries)."""
+
+
+def window_statistic(audio: np.ndarray, starts: np.ndarray, window: int, statistic: str
+                     ) -> np.ndarray:
+    """``max_abs`` or ``mean_square`` of ``audio[s : s + window]`` for every start ``s``
+    (``[K]`` int, may lie outside the signal: samples outside count as zeros) -> ``[K]``
+    float64. Works block by block, so memory stays bounded on hour-long audio."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.size == 0:
+        return np.zeros(0)
+    left = max(0, -int(starts.min()))
+    right = max(0, int(starts.max()) + window - audio.shape[0])
+    padded = np.pad(np.asarray(audio, dtype=np.float32), (left, right))
+    views = np.lib.stride_tricks.sliding_window_view(padded, window)
+    out = np.empty(starts.shape[0])
+    for lo in range(0, starts.shape[0], WINDOW_BLOCK):
+        rows = views[starts[lo : lo + WINDOW_BLOCK] + left].astype(np.float64)
+        if statistic == "max_abs":
+            out[lo : lo + WINDOW_BLOCK] = np.abs(rows).max(axis=1)
+        elif statistic == "mean_square":
+            out[lo : lo + WINDOW_BLOCK] = np.einsum("ij,ij->i", rows, rows) / window
+        else:
+            raise ValueError(f"unknown statistic {statistic!r}")
+    return out
+
+
 class AudioFeatureExtractor(ABC):
     """Maps mono float32 16 kHz audio to ``[num_frames, dim]`` float32 features."""
 

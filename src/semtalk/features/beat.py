@@ -20,8 +20,9 @@ Output ``[T, 4]`` float32, one row per motion frame ``t_i = i / 30`` s, channels
    round to the same frame, so no onset is lost or duplicated.
 
 Channels 0 and 1 are computed directly at the sample positions ``round(t_i · 16000)`` (no
-interpolation): a per-sample running max (``scipy.ndimage.maximum_filter1d``) and a running
-sum of squares, both O(N). Frames past the end of the audio read zero padding, i.e. silence.
+interpolation): the max of ``|x|`` and the mean square over each frame's window, evaluated
+block by block (:func:`semtalk.features.base.window_statistic`), so memory stays bounded on
+hour-long audio. Frames past the end of the audio read zero padding, i.e. silence.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.features.base import AudioFeatureExtractor, pad_to, validated_audio
+from semtalk.features.base import (
+    AudioFeatureExtractor,
+    pad_to,
+    validated_audio,
+    window_statistic,
+)
 
 
 @dataclass(frozen=True)
@@ -159,26 +164,18 @@ def sample_positions(num_frames: int) -> np.ndarray:
 
 
 def amplitude_envelope(audio: np.ndarray, positions: np.ndarray, window: int) -> np.ndarray:
-    """Max ``|x|`` over ``[p - window // 2, p - window // 2 + window)`` at each position.
-
-    ``audio`` ``[N]`` must extend past the last window; positions ``[T]`` -> ``[T]``.
-    """
-    rolling = maximum_filter1d(np.abs(audio), size=window, mode="constant", cval=0.0)
-    # scipy centres an even window so that it covers [p - window // 2, p + window // 2).
-    return rolling[positions]
+    """Max ``|x|`` over ``[p - window // 2, p - window // 2 + window)`` at each position
+    ``[T]`` -> ``[T]``; samples outside the signal count as zeros."""
+    return window_statistic(audio, positions - window // 2, window, "max_abs")
 
 
 def log_energy(audio: np.ndarray, positions: np.ndarray, window: int,
                floor: float) -> np.ndarray:
     """``log10(mean(x²) + floor)`` over ``[p - window // 2, p - window // 2 + window)`` ->
-    ``[T]``. Samples before the start count as zeros.
+    ``[T]``. Samples outside the signal count as zeros.
     """
-    half = window // 2
-    squares = np.pad(audio.astype(np.float64) ** 2, (half, window))
-    cumulative = np.concatenate([[0.0], np.cumsum(squares)])
-    # Window of position p starts at padded index p (= p - half in the signal).
-    sums = cumulative[positions + window] - cumulative[positions]
-    return np.log10(np.maximum(sums, 0.0) / window + floor)
+    power = window_statistic(audio, positions - window // 2, window, "mean_square")
+    return np.log10(power + floor)
 
 
 def pool_max(values: np.ndarray, targets: np.ndarray, num_frames: int) -> np.ndarray:

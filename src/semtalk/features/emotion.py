@@ -55,7 +55,7 @@ import numpy as np
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
-from semtalk.features.base import WindowFeatureExtractor, num_windows
+from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic
 from semtalk.features.pitch import autocorrelation_pitch
 
 METHODS = ("prosody", "emotion2vec")
@@ -227,15 +227,9 @@ def praat_pitch(audio: np.ndarray, num_ld: int, floor_hz: float, ceiling_hz: flo
 
 def frame_energy_db(audio: np.ndarray, num_ld: int) -> np.ndarray:
     """``[num_ld]`` energy (dBFS, floored at -90) of 25 ms frames centred on ``j / 100`` s."""
-    width = ENERGY_FRAME
     hop = AUDIO_SAMPLE_RATE // LD_RATE
-    after = max(width, (num_ld - 1) * hop + width - len(audio))
-    padded = np.pad(audio, (width // 2, after))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, width)[::hop][:num_ld]
-    power = np.empty(num_ld)
-    for lo in range(0, num_ld, 4096):  # bounded float64 temporaries on long clips
-        block = frames[lo:lo + 4096].astype(np.float64)
-        power[lo:lo + 4096] = np.einsum("ij,ij->i", block, block) / width
+    starts = np.arange(num_ld, dtype=np.int64) * hop - ENERGY_FRAME // 2
+    power = window_statistic(audio, starts, ENERGY_FRAME, "mean_square")
     return np.maximum(10.0 * np.log10(np.maximum(power, 1e-30)), ENERGY_FLOOR_DB)
 
 

@@ -35,24 +35,27 @@ def autocorrelation_pitch(
     peaks = np.zeros(len(times))
     lags = np.ones(len(times))
     loudness = np.full(len(times), -np.inf)
+    size = int(np.ceil(3.0 * sample_rate / floor_hz))
+    padded = np.pad(np.asarray(audio, dtype=np.float32), (size // 2, size))
     for start in range(0, len(times), BLOCK):
         block = slice(start, start + BLOCK)
         peaks[block], lags[block], loudness[block] = _analyse(
-            audio, times[block], sample_rate, floor_hz, ceiling_hz)
+            padded, times[block], sample_rate, size, floor_hz, ceiling_hz)
     voiced = (peaks > voicing_threshold) & (loudness > loudness.max(initial=-np.inf) - silence_db)
     return np.where(voiced, sample_rate / lags, 0.0)
 
 
-def _analyse(audio: np.ndarray, times: np.ndarray, sample_rate: int, floor_hz: float,
-             ceiling_hz: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per instant: normalised autocorrelation peak, refined lag (samples), energy (dB)."""
-    size = int(np.ceil(3.0 * sample_rate / floor_hz))
+def _analyse(padded: np.ndarray, times: np.ndarray, sample_rate: int, size: int,
+             floor_hz: float, ceiling_hz: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per instant: normalised autocorrelation peak, refined lag (samples), energy (dB).
+
+    ``padded`` is the audio with ``size // 2`` zeros before and ``size`` after it.
+    """
     lag_lo = max(2, int(np.floor(sample_rate / ceiling_hz)))
     lag_hi = min(size - 2, int(np.ceil(sample_rate / floor_hz)))
     centres = np.round(np.asarray(times) * sample_rate).astype(np.int64)
-    padded = np.pad(np.asarray(audio, dtype=np.float64), (size // 2, size))
     index = centres[:, None] + np.arange(size)[None, :]
-    frames = padded[np.clip(index, 0, len(padded) - 1)]
+    frames = padded[np.clip(index, 0, len(padded) - 1)].astype(np.float64)
     frames = frames - frames.mean(axis=1, keepdims=True)
     window = np.hanning(size)
     n_fft = 1 << int(np.ceil(np.log2(2 * size)))

@@ -42,6 +42,8 @@ from semtalk.features.base import (
 
 Normalization = Literal["none", "mean", "meanvar"]
 NORMALIZATIONS: tuple[str, ...] = ("none", "mean", "meanvar")
+STFT_BLOCK = 6000
+"""Analysis frames (60 s at 100 fps) per STFT block."""
 STD_EPS = 1e-5
 """Added to the standard deviation before dividing (keeps silent, constant channels at 0)."""
 
@@ -141,10 +143,20 @@ class SpectralFeatures(AudioFeatureExtractor):
         import librosa
 
         s = self.settings
-        spectrum = librosa.stft(audio, n_fft=s.n_fft, hop_length=s.hop, win_length=s.window,
-                                window="hann", center=True, pad_mode="constant")
-        power = (spectrum.real ** 2 + spectrum.imag ** 2).T  # [J, n_fft // 2 + 1]
-        return power @ self.mel_basis().T
+        half = s.n_fft // 2
+        padded = np.pad(audio, (half, half))  # centred frames, zero padding at the ends
+        num = 1 + audio.shape[0] // s.hop
+        blocks = []
+        # Frame j reads padded[j * hop : j * hop + n_fft]; blocks of frames bound the memory
+        # of the complex spectrum on long audio and give the same frames as one pass.
+        for first in range(0, num, STFT_BLOCK):
+            last = min(first + STFT_BLOCK, num)
+            segment = padded[first * s.hop : (last - 1) * s.hop + s.n_fft]
+            spectrum = librosa.stft(segment, n_fft=s.n_fft, hop_length=s.hop,
+                                    win_length=s.window, window="hann", center=False)
+            power = (spectrum.real ** 2 + spectrum.imag ** 2).T  # [block, n_fft // 2 + 1]
+            blocks.append(power @ self.mel_basis().T)
+        return np.concatenate(blocks, axis=0)
 
     def mel_basis(self) -> np.ndarray:
         """``[n_mels, n_fft // 2 + 1]`` Slaney-normalised mel filterbank (built once)."""
