@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from semtalk import AUDIO_SAMPLE_RATE
-from semtalk.data.audio import load_audio
-from semtalk.features.base import AudioFeatureExtractor, num_frames_for
+from semtalk.data.audio import load_audio, num_frames_for
+from semtalk.features.base import AudioFeatureExtractor
 from semtalk.features.beat import BeatFeatures
 from semtalk.features.hubert import HubertFeatures, HubertFeaturesConfig
 from semtalk.features.spectral import SpectralFeatures

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from semtalk import AUDIO_SAMPLE_RATE
-from semtalk.data.audio import load_audio, resample
+from semtalk.data.audio import load_audio, num_frames_for, resample
 from semtalk.data.synthetic.script import sample_script
 from semtalk.data.synthetic.tts import synthesize
 from semtalk.data.textgrid import Word, read_words
-from semtalk.features.base import WindowFeatureExtractor, num_frames_for, num_windows
+from semtalk.features.base import WindowFeatureExtractor, num_windows
 from semtalk.features.emotion import EmotionConfig, EmotionFeatureExtractor
 from semtalk.features.sentence import SentenceConfig, SentenceFeatureExtractor, minilm_installed
 

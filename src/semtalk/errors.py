@@ -38,3 +38,19 @@ class DataError(ValueError):
     def issue(self) -> DataIssue:
         """This error as a :class:`DataIssue` record."""
         return DataIssue(self.path, self.problem, Severity.ERROR)
+
+
+def require_file(path: str | Path, kind: str) -> Path:
+    """``path`` if it is a non-empty file, else a :class:`DataError` saying what it is instead.
+
+    ``kind`` names what was expected (``"audio file"``, ``"motion file"`` ...).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, f"is a directory, expected a{'n' if kind[0] in 'aeiou' else ''} "
+                              f"{kind}")
+    if not path.is_file():
+        raise DataError(path, f"{kind} not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, f"{kind} is empty (0 bytes)")
+    return path

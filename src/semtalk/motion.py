@@ -26,7 +26,7 @@ import torch
 
 from semtalk import MOTION_FPS
 from semtalk.body import EXPRESSION_DIM, POSE_DIM, TRANS_DIM, merge_parts, split_pose
-from semtalk.errors import DataError, DataIssue, Severity
+from semtalk.errors import DataError, DataIssue, Severity, require_file
 from semtalk.fileio import atomic_path
 
 NUM_BETAS = 300
@@ -147,13 +147,7 @@ def read_motion_npz(
         DataError: the file is missing, not a readable npz, lacks ``poses``/``trans``, has
             wrong shapes, a frame rate other than 30, or NaN/Inf values.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(path, "is a directory, expected a BEAT2 motion .npz file")
-    if not path.is_file():
-        raise DataError(path, "motion file not found")
-    if path.stat().st_size == 0:
-        raise DataError(path, "motion file is empty (0 bytes)")
+    path = require_file(path, "motion file (BEAT2 .npz)")
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:

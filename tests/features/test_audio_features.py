@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semtalk.data.audio import load_audio
-from semtalk.features.base import AudioFeatureExtractor, num_frames_for
+from semtalk.data.audio import load_audio, num_frames_for
+from semtalk.features.base import AudioFeatureExtractor
 from semtalk.features.beat import BeatFeatures, BeatFeaturesConfig
 from semtalk.features.hubert import (
     HubertFeatures,

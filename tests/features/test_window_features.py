@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semtalk.data.audio import load_audio, resample
+from semtalk.data.audio import load_audio, num_frames_for, resample
 from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError
-from semtalk.features.base import num_frames_for, num_windows, window_words
+from semtalk.features.base import num_windows, window_words
 from semtalk.features.emotion import (
     PROSODY_CHANNELS,
     EmotionConfig,

@@ -10,9 +10,19 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from semtalk import AUDIO_SAMPLE_RATE
-from semtalk.errors import DataError
+from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.errors import DataError, require_file
 from semtalk.fileio import atomic_path
+
+
+def num_frames_for(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE,
+                   fps: int = MOTION_FPS) -> int:
+    """Whole motion frames that ``num_samples`` of audio cover.
+
+    A frame is 533.33 samples at 16 kHz, so audio cut at ``round(n * 16000 / 30)`` samples may
+    be half a sample short of ``n`` frames; that half sample is tolerated.
+    """
+    return int(np.floor((num_samples + 0.5) * fps / sample_rate))
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -40,13 +50,7 @@ def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nda
         DataError: the path is missing or a directory, the file cannot be decoded, holds zero
             samples, or contains NaN/Inf.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(path, "is a directory, expected an audio file")
-    if not path.is_file():
-        raise DataError(path, "audio file not found")
-    if path.stat().st_size == 0:
-        raise DataError(path, "audio file is empty (0 bytes)")
+    path = require_file(path, "audio file")
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:

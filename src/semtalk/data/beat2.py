@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.data.audio import audio_duration, load_audio
+from semtalk.data.audio import audio_duration, load_audio, num_frames_for
 from semtalk.data.emotion import EmotionSegment, emotion_from_clip_id, read_emotion_csv
 from semtalk.data.semantic import SemanticSegment, frame_semantic_scores, read_semantic
 from semtalk.data.textgrid import Word, read_words
@@ -50,15 +50,6 @@ MODALITY_LAYOUT: dict[str, tuple[str, str]] = {
 }
 REQUIRED_MODALITIES: tuple[str, ...] = ("motion", "audio")
 CropMode = Literal["frames", "seconds"]
-
-
-def frames_covered(num_samples: int) -> int:
-    """Whole motion frames that ``num_samples`` of 16 kHz audio cover.
-
-    A frame is 533.33 samples, so audio cut at ``round(n * 16000 / 30)`` samples may be half a
-    sample short of ``n`` frames; that half sample is tolerated.
-    """
-    return int(np.floor((num_samples + 0.5) * MOTION_FPS / AUDIO_SAMPLE_RATE))
 
 
 def speaker_class(speaker_id: int) -> int:
@@ -270,7 +261,7 @@ class Beat2Dataset:
                             f"motion is {motion_s:.2f} s but audio {info.path('audio').name} is "
                             f"{audio_s:.2f} s ({gap:.2f} s apart, more than the allowed "
                             f"{self.max_duration_mismatch:.2f} s); are they the same recording?")
-        audio_frames = frames_covered(audio_samples)
+        audio_frames = num_frames_for(audio_samples)
         frames = min(motion_frames, audio_frames)
         if self.crop == "seconds":
             frames = (frames // MOTION_FPS) * MOTION_FPS

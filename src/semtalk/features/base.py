@@ -21,19 +21,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk import MOTION_FPS
 from semtalk.data.textgrid import Word
 
 
 def frame_times(num_frames: int, fps: int = MOTION_FPS) -> np.ndarray:
     """``[num_frames]`` instants (s) of the motion frames: ``i / fps``."""
     return np.arange(num_frames, dtype=np.float64) / fps
-
-
-def num_frames_for(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE,
-                   fps: int = MOTION_FPS) -> int:
-    """Motion frames that ``num_samples`` of audio cover (half a sample of tolerance)."""
-    return int(np.floor((num_samples + 0.5) * fps / sample_rate))
 
 
 def validated_audio(audio: np.ndarray, num_frames: int) -> np.ndarray:
@@ -101,30 +95,22 @@ def window_statistic(audio: np.ndarray, starts: np.ndarray, window: int, statist
     return out
 
 
-class AudioFeatureExtractor(ABC):
-    """Maps mono float32 16 kHz audio to ``[num_frames, dim]`` float32 features."""
+class FeatureExtractor(ABC):
+    """What every extractor has: a name, a version, a dimension and settings."""
 
     name: ClassVar[str]
-    """Registry name, e.g. ``"beat"``, ``"spectral"``, ``"hubert"``."""
+    """Registry name, e.g. ``"beat"``, ``"spectral"``, ``"hubert"``, ``"sentence"``."""
     version: ClassVar[str]
     """Bumped whenever the numbers an extractor produces change."""
 
     @property
     @abstractmethod
     def dim(self) -> int:
-        """Feature channels per frame."""
+        """Feature channels per row."""
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """JSON-serialisable settings that change the output (paths excluded)."""
-
-    @abstractmethod
-    def extract(self, audio: np.ndarray, num_frames: int) -> np.ndarray:
-        """``audio`` ``[N]`` float32 at 16 kHz -> ``[num_frames, dim]`` float32.
-
-        ``num_frames`` may differ from :func:`num_frames_for` of the audio by a few frames
-        (the clip's motion decides); rows past the end of the audio describe silence.
-        """
 
     def identity(self) -> dict[str, Any]:
         """What the cache records: name, version, dim and config."""
@@ -137,13 +123,25 @@ class AudioFeatureExtractor(ABC):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+class AudioFeatureExtractor(FeatureExtractor):
+    """Maps mono float32 16 kHz audio to ``[num_frames, dim]`` float32 features."""
+
+    @abstractmethod
+    def extract(self, audio: np.ndarray, num_frames: int) -> np.ndarray:
+        """``audio`` ``[N]`` float32 at 16 kHz -> ``[num_frames, dim]`` float32.
+
+        ``num_frames`` may differ from :func:`num_frames_for` of the audio by a few frames
+        (the clip's motion decides); rows past the end of the audio describe silence.
+        """
+
+
 def num_windows(num_frames: int, hop: int) -> int:
     """Rows of a window-level feature: one per window start ``0, hop, 2 hop, ...`` that lies
     inside the clip (``ceil(num_frames / hop)``)."""
     return -(-num_frames // hop)
 
 
-class WindowFeatureExtractor(ABC):
+class WindowFeatureExtractor(FeatureExtractor):
     """Features of overlapping windows: sentence-level text (φ_g) and emotion (φ_e).
 
     Row ``k`` describes frames ``[k * hop, k * hop + window)`` (clipped to the clip). With the
@@ -152,31 +150,11 @@ class WindowFeatureExtractor(ABC):
     so the cache does not depend on the training stride.
     """
 
-    name: ClassVar[str]
-    version: ClassVar[str]
-
-    @property
-    @abstractmethod
-    def dim(self) -> int:
-        """Feature channels per window."""
-
-    @abstractmethod
-    def config(self) -> dict[str, Any]:
-        """JSON-serialisable settings that change the output (paths excluded)."""
-
     @abstractmethod
     def extract(self, audio: np.ndarray, words: list[Word], num_frames: int, window: int,
                 hop: int) -> np.ndarray:
         """``[num_windows(num_frames, hop), dim]`` float32 for mono 16 kHz ``audio`` and the
         clip's timed ``words`` (non-silent, in order; may be empty)."""
-
-    def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "dim": self.dim,
-                "config": self.config()}
-
-    def fingerprint(self) -> str:
-        blob = json.dumps(self.identity(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def window_words(words: list[Word], start_frame: int, window: int,

@@ -25,7 +25,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.body import EXPRESSION_DIM, FOOT_JOINTS, NUM_JOINTS
-from semtalk.data.beat2 import frames_covered
+from semtalk.data.audio import num_frames_for
 from semtalk.data.semantic import SemanticSegment
 from semtalk.data.synthetic.gestures import (
     GESTURES,
@@ -38,7 +38,7 @@ from semtalk.data.synthetic.gestures import (
 from semtalk.data.synthetic.legs import LEGS, StancePlan, fit_pelvis_height, solve_legs
 from semtalk.data.synthetic.script import FUNCTION_WORDS, KEYWORD_CLASS, Script
 from semtalk.data.textgrid import Word
-from semtalk.features.pitch import autocorrelation_pitch
+from semtalk.pitch import autocorrelation_pitch
 from semtalk.rotation import euler_to_matrix, matrix_to_axis_angle
 from semtalk.skeleton import BUILTIN_REST_JOINTS
 
@@ -133,7 +133,7 @@ class Performer:
         self.words = words
         self.audio = audio
         self.rng = rng
-        self.num_frames = frames_covered(len(audio))
+        self.num_frames = num_frames_for(len(audio))
         self.times = np.arange(self.num_frames) / MOTION_FPS
         self.angles = np.broadcast_to(rest_pose(), (self.num_frames, NUM_JOINTS, 3)).copy()
 
