@@ -1,0 +1,1 @@
+"""Assembled models, each built from its own config dataclass, with their output dataclasses."""

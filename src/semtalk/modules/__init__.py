@@ -1,0 +1,1 @@
+"""Reusable neural-network blocks (quantizers, convolution stacks); no model assembly here."""
