@@ -29,11 +29,9 @@ def smooth_signal(gen: torch.Generator, batch: int = 16, length: int = 64) -> to
     return (amp * torch.sin(2 * math.pi * freq * t + phase)) @ mix
 
 
-def trained_tiny(steps: int = 3) -> RVQVAE:
-    torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM))
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    gen = torch.Generator().manual_seed(1)
+def train_steps(model: RVQVAE, optimizer: torch.optim.Optimizer, gen: torch.Generator,
+                steps: int) -> None:
+    """Reconstruction + commitment training on smooth signals."""
     for _ in range(steps):
         x = smooth_signal(gen)
         out = model(x)
@@ -41,6 +39,14 @@ def trained_tiny(steps: int = 3) -> RVQVAE:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+
+
+def trained_tiny(steps: int = 3) -> RVQVAE:
+    torch.manual_seed(0)
+    model = RVQVAE(RVQVAEConfig.tiny(DIM))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(1)
+    train_steps(model, optimizer, gen, steps)
     return model.eval()
 
 
@@ -114,13 +120,7 @@ def test_training_tiny_model_reduces_reconstruction_error() -> None:
     initial = probe_error()
     start = time.perf_counter()
     steps = 300
-    for _ in range(steps):
-        x = smooth_signal(gen)
-        out = model(x)
-        loss = (out.reconstruction - x).pow(2).mean() + out.commitment_loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, optimizer, gen, steps)
     step_ms = (time.perf_counter() - start) / steps * 1000
     final = probe_error()
     params = sum(p.numel() for p in model.parameters())

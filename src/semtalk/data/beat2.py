@@ -166,6 +166,14 @@ def resolve_root(root: str | Path) -> Path:
     return path
 
 
+def _require_modalities(info: ClipInfo) -> None:
+    """Raise naming the first required file (motion, audio) of the clip that is missing."""
+    for modality in REQUIRED_MODALITIES:
+        path = info.path(modality)
+        if not path.exists():
+            raise DataError(path, f"{modality} file of clip {info.clip_id} not found")
+
+
 class Beat2Dataset:
     """The clips of a BEAT2-layout root, filtered by speaker and split.
 
@@ -230,10 +238,7 @@ class Beat2Dataset:
     def load(self, clip: str | ClipInfo) -> Clip:
         """Load, validate and crop one clip. Raises :class:`DataError` naming the bad file."""
         info = self.info(clip) if isinstance(clip, str) else clip
-        for modality in REQUIRED_MODALITIES:
-            path = info.path(modality)
-            if not path.exists():
-                raise DataError(path, f"{modality} file of clip {info.clip_id} not found")
+        _require_modalities(info)
         motion, issues = read_motion_npz(info.path("motion"), strict=self.strict)
         audio = load_audio(info.path("audio"))
         num_frames = self._common_frames(info, motion.num_frames, audio.shape[0], issues)
@@ -309,9 +314,7 @@ class Beat2Dataset:
                 loaded = self.load(clip)
                 return ClipCheck(clip, loaded.num_frames, clip.missing_modalities(),
                                  loaded.issues)
-            for modality in REQUIRED_MODALITIES:
-                if not clip.path(modality).exists():
-                    raise DataError(clip.path(modality), f"{modality} file not found")
+            _require_modalities(clip)
             motion, issues = read_motion_npz(clip.path("motion"), strict=self.strict)
             audio_samples = round(audio_duration(clip.path("audio")) * AUDIO_SAMPLE_RATE)
             frames = self._common_frames(clip, motion.num_frames, audio_samples, issues)

@@ -268,7 +268,6 @@ def _contacts(body: BodyModel, clip: Clip) -> np.ndarray:
 @dataclass
 class _Preparer:
     out: Path
-    dataset: Beat2Dataset
     audio_extractors: Sequence[AudioFeatureExtractor]
     window_extractors: Sequence[WindowFeatureExtractor]
     vocab: Vocabulary
@@ -416,7 +415,7 @@ def prepare_cache(
     write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     cache = FeatureCache(out)
     todo = [info for info in list(dataset)[index::count] if not cache.is_complete(info.clip_id)]
-    preparer = _Preparer(out, dataset, audio_extractors, window_extractors, vocab, settings,
+    preparer = _Preparer(out, audio_extractors, window_extractors, vocab, settings,
                          load_body_model(body_model_path), manifest["fingerprint"])
     for info in tqdm(todo, desc=f"preparing {out.name}", unit="clip", disable=not progress):
         preparer.clip(dataset.load(info))
