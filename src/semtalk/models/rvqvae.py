@@ -3,30 +3,19 @@
 ``[B, T, D]`` part features are encoded to ``[B, T/4, code_dim]`` latents (``down_t=2``),
 quantised into ``[B, T/4, Q]`` codes and decoded back to ``[B, T, D]`` (spec §3.1). A trained
 model is released as a folder holding ``config.json`` (the :class:`RVQVAEConfig`) and
-``model.safetensors`` (all parameters and buffers, codebooks included); see
-:meth:`RVQVAE.save_pretrained` and :meth:`RVQVAE.from_pretrained`.
+``model.safetensors`` (all parameters and buffers, codebooks included) through
+:class:`semtalk.models.pretrained.PretrainedModel`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from torch import nn
 
-from semtalk.config import ConfigError, from_dict, to_dict
-from semtalk.errors import DataError
+from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.conv import ConvDecoder, ConvEncoder
 from semtalk.modules.quantizer import QuantizerConfig, ResidualVQ
-
-MODEL_NAME = "RVQVAE"
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -107,8 +96,12 @@ class RVQVAEOutput:
     usage: torch.Tensor
 
 
-class RVQVAE(nn.Module):
+class RVQVAE(PretrainedModel):
     """Residual-VQ autoencoder of one body part's motion features (spec §3.1)."""
+
+    model_name = "RVQVAE"
+    format_version = 1
+    config_class = RVQVAEConfig
 
     def __init__(self, config: RVQVAEConfig) -> None:
         super().__init__()
@@ -153,112 +146,3 @@ class RVQVAE(nn.Module):
     def codes_to_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """Per-layer code vectors ``[Q', B, T/4, code_dim]`` (the official ``map2zq``)."""
         return self.quantizer.codes_to_vectors(codes)
-
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created if needed).
-
-        Each file is written to a temporary name and renamed, so a crash never leaves a
-        half-written release. Returns the folder.
-        """
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        header = {"model": MODEL_NAME, "format_version": FORMAT_VERSION,
-                  "config": to_dict(self.config)}
-        _write_atomically(folder / CONFIG_FILE,
-                          lambda path: path.write_text(json.dumps(header, indent=2) + "\n",
-                                                       encoding="utf-8"))
-        tensors = {name: value.detach().cpu().contiguous()
-                   for name, value in self.state_dict().items()}
-        metadata = {"model": MODEL_NAME, "format_version": str(FORMAT_VERSION)}
-        _write_atomically(folder / WEIGHTS_FILE,
-                          lambda path: save_file(tensors, str(path), metadata=metadata))
-        return folder
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path,
-                        device: torch.device | str = "cpu") -> RVQVAE:
-        """Rebuild the model from ``folder/config.json`` and load ``model.safetensors`` strictly.
-
-        Returns the model in eval mode on ``device``. Raises :class:`~semtalk.errors.DataError`
-        naming the file when a file is missing or unreadable, the config is not an RVQVAE
-        config, or the tensors differ from the model the config describes (missing, unexpected
-        or mis-shaped names are all listed).
-        """
-        folder = Path(folder)
-        config = _read_config(folder / CONFIG_FILE)
-        model = cls(config)
-        state = _read_weights(folder / WEIGHTS_FILE, device)
-        _check_state(folder / WEIGHTS_FILE, model.state_dict(), state)
-        model.load_state_dict(state, strict=True)
-        return model.to(device).eval()
-
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _read_config(path: Path) -> RVQVAEConfig:
-    """Parse and validate an RVQVAE ``config.json``."""
-    try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, "not found: a release folder needs config.json") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(path, f"cannot read config: {exc}") from exc
-    if not isinstance(header, dict):
-        raise DataError(path, "config.json must hold a JSON object")
-    if header.get("model") != MODEL_NAME:
-        raise DataError(path, f"holds a {header.get('model')!r} model, expected {MODEL_NAME!r}")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise DataError(path, f"format_version {header.get('format_version')!r} is not "
-                              f"supported (expected {FORMAT_VERSION})")
-    extra = sorted(set(header) - {"model", "format_version", "config"})
-    if extra:
-        raise DataError(path, f"unknown top-level key(s) {extra}")
-    if not isinstance(header.get("config"), dict):
-        raise DataError(path, "missing the 'config' object")
-    try:
-        return from_dict(RVQVAEConfig, header["config"], "config")
-    except ConfigError as exc:
-        raise DataError(path, str(exc)) from exc
-
-
-def _read_weights(path: Path, device: torch.device | str) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors file, on ``device``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise DataError(path, "not found: a release folder needs model.safetensors")
-    try:
-        return load_file(str(path), device=str(device))
-    except (SafetensorError, OSError) as exc:
-        raise DataError(path, f"cannot read weights: {exc}") from exc
-
-
-def _check_state(path: Path, expected: dict[str, torch.Tensor],
-                 found: dict[str, torch.Tensor]) -> None:
-    """Raise naming every missing, unexpected and mis-shaped tensor of ``found``."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    misshaped = [f"{name}: file {tuple(found[name].shape)} vs model {tuple(value.shape)}"
-                 for name, value in expected.items()
-                 if name in found and found[name].shape != value.shape]
-    problems = []
-    if missing:
-        problems.append(f"missing tensors {missing}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected}")
-    if misshaped:
-        problems.append("mis-shaped tensors [" + "; ".join(misshaped) + "]")
-    if problems:
-        raise DataError(path, "does not match the model its config.json describes: "
-                              + ", ".join(problems))

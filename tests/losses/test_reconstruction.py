@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from semtalk.body import BodyPart
-from semtalk.losses import (
+from semtalk.losses.reconstruction import (
     PART_TERMS,
     LossOutput,
     PartLossWeights,
