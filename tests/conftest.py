@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny models gain nothing from a second thread, and on a loaded 2-core machine torch's
+# thread pool makes them 10-50x slower; the suite runs single-threaded.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = Path(os.environ.get("SEMTALK_BEAT2_SAMPLE",
@@ -35,3 +40,26 @@ def make_beat2_root(root: Path, sample: Path, split: str = "test") -> Path:
 @pytest.fixture()
 def beat2_root(tmp_path: Path, beat2_sample: Path) -> Path:
     return make_beat2_root(tmp_path / "beat2", beat2_sample)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1.5-minute synthetic-speaker dataset (train/val/test clips of 15 s)."""
+    from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "data"
+    generate_dataset(root, SynthConfig(minutes=1.5, clip_seconds=15.0, seed=3), progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_cache(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic dataset prepared with the offline extractors (pooled sentence vectors)."""
+    from semtalk.features.cache import prepare_cache
+    from semtalk.features.registry import FeatureSpec, build_extractors
+
+    audio, window = build_extractors(FeatureSpec(sentence_encoder="pooled"))
+    out = tmp_path_factory.mktemp("synth_cache") / "cache"
+    prepare_cache(synth_root, out, audio_extractors=audio, window_extractors=window,
+                  progress=False)
+    return out

@@ -162,3 +162,27 @@ def load_config(cls: type[T], source: str | Path | Mapping[str, Any] | None = No
             raise DataError(path, "a config file must hold a mapping of keys to values")
         data = loaded
     return from_dict(cls, apply_overrides(data, overrides))
+
+
+def describe_difference(have: Mapping[str, Any], want: Mapping[str, Any], prefix: str = "",
+                        source: str = "cache") -> list[str]:
+    """Human-readable differences between two nested identity dictionaries.
+
+    ``have`` is what ``source`` (e.g. ``"cache"``, ``"checkpoint"``) holds, ``want``
+    what is needed; one line per differing leaf, keys joined with dots.
+    """
+    import json
+
+    lines = []
+    for key in sorted(set(have) | set(want)):
+        name = f"{prefix}{key}"
+        if key not in have:
+            lines.append(f"{name}: missing in {source} (needed: {json.dumps(want[key])})")
+        elif key not in want:
+            lines.append(f"{name}: in {source} but not expected ({json.dumps(have[key])})")
+        elif isinstance(have[key], Mapping) and isinstance(want[key], Mapping):
+            lines += describe_difference(have[key], want[key], f"{name}.", source)
+        elif have[key] != want[key]:
+            lines.append(f"{name}: {source} has {json.dumps(have[key])}, "
+                         f"needed {json.dumps(want[key])}")
+    return lines

@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
+from semtalk.config import describe_difference
 from semtalk.data.beat2 import STANDARD_SPLITS, Beat2Dataset, Clip
 from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError
@@ -86,23 +87,6 @@ def body_model_identity(model_path: str | Path | None) -> str:
 
 def _fingerprint(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def describe_difference(have: dict[str, Any], want: dict[str, Any], prefix: str = "") -> list[str]:
-    """Human-readable differences between two nested identity dictionaries."""
-    lines = []
-    for key in sorted(set(have) | set(want)):
-        name = f"{prefix}{key}"
-        if key not in have:
-            lines.append(f"{name}: missing in the cache (needed: {json.dumps(want[key])})")
-        elif key not in want:
-            lines.append(f"{name}: in the cache but not expected ({json.dumps(have[key])})")
-        elif isinstance(have[key], dict) and isinstance(want[key], dict):
-            lines += describe_difference(have[key], want[key], f"{name}.")
-        elif have[key] != want[key]:
-            lines.append(f"{name}: cache has {json.dumps(have[key])}, "
-                         f"needed {json.dumps(want[key])}")
-    return lines
 
 
 @dataclass

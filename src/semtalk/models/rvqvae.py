@@ -111,6 +111,27 @@ class RVQVAE(PretrainedModel):
         self.encoder = ConvEncoder(config.input_dim, down_t=config.down_t, **arch)
         self.quantizer = ResidualVQ(config.quantizer)
         self.decoder = ConvDecoder(config.input_dim, up_t=config.down_t, **arch)
+        # Feature normalisation (set from training data by :meth:`set_normalization`): the
+        # encoder sees ``(x - mean) / std`` and the decoder's output is mapped back. Rotation
+        # features vary by a few hundredths around large constant 6D values; without this a
+        # small model spends most of its training learning the mean pose.
+        self.register_buffer("feature_mean", torch.zeros(config.input_dim))
+        self.register_buffer("feature_std", torch.ones(config.input_dim))
+
+    @torch.no_grad()
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor,
+                          min_std: float = 1e-2) -> None:
+        """Use per-channel statistics ``[D]`` of the training features; ``std`` is floored at
+        ``min_std`` so near-constant channels are not blown up."""
+        if mean.shape != (self.config.input_dim,) or std.shape != (self.config.input_dim,):
+            raise ValueError(f"normalisation statistics must have shape "
+                             f"({self.config.input_dim},), got {tuple(mean.shape)} and "
+                             f"{tuple(std.shape)}")
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std.clamp_min(min_std))
+
+    def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.decoder(latents) * self.feature_std + self.feature_mean
 
     def _latents(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder output ``[B, T/4, code_dim]`` of ``x [B, T, D]`` after shape checks."""
@@ -121,13 +142,13 @@ class RVQVAE(PretrainedModel):
         if x.shape[1] == 0 or x.shape[1] % factor:
             raise ValueError(f"RVQVAE needs a sequence length that is a positive multiple of "
                              f"{factor}, got T={x.shape[1]}")
-        return self.encoder(x)
+        return self.encoder((x - self.feature_mean) / self.feature_std)
 
     def forward(self, x: torch.Tensor) -> RVQVAEOutput:
         """Encode, quantise and decode ``x [B, T, D]`` (T a multiple of 4)."""
         quantized = self.quantizer(self._latents(x))
         return RVQVAEOutput(
-            reconstruction=self.decoder(quantized.quantized),
+            reconstruction=self._decode_latents(quantized.quantized),
             codes=quantized.codes,
             commitment_loss=quantized.commitment_loss,
             perplexity=quantized.perplexity,
@@ -141,7 +162,7 @@ class RVQVAE(PretrainedModel):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Features from codes: ``[B, T/4, Q'] -> [B, T, D]`` (Q' <= Q, -1 entries ignored)."""
-        return self.decoder(self.quantizer.decode(codes))
+        return self._decode_latents(self.quantizer.decode(codes))
 
     def codes_to_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """Per-layer code vectors ``[Q', B, T/4, code_dim]`` (the official ``map2zq``)."""

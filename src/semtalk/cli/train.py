@@ -1,0 +1,58 @@
+"""``semtalk train STAGE``: train one stage of the pipeline from a feature cache.
+
+Every stage takes ``--data CACHE --out RUN``, a packaged ``--preset`` (``tiny`` or ``paper``)
+or a ``--config`` YAML, and trailing ``key.sub=value`` overrides (e.g.
+``solver.max_steps=2000 solver.batch_size=32``). Rerunning the same command resumes from the
+run's checkpoint; a run folder trained with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from semtalk.body import BodyPart
+
+PART_CHOICES = [p.value for p in BodyPart] + ["all"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="feature cache made by `semtalk prepare`")
+    parser.add_argument("--out", required=True, help="run folder (created; reruns resume)")
+    parser.add_argument("--preset", default="tiny", help="packaged preset: tiny or paper")
+    parser.add_argument("--config", default=None, help="YAML config instead of a preset")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides, e.g. solver.max_steps=2000")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a pipeline stage (tokenizer, ...)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None)
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    tokenizer = stages.add_parser(
+        "tokenizer", help="RVQ-VAE tokenizer of one body part (or all four)",
+        description="Trains the RVQ-VAE of --part on 64-frame windows of the cache's training "
+                    "clips, selects the best model on validation windows and writes it to "
+                    "RUN/tokenizer/<part>/ (config.json + model.safetensors).")
+    tokenizer.add_argument("--part", required=True, choices=PART_CHOICES)
+    _common(tokenizer)
+    tokenizer.set_defaults(run=run_tokenizer)
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    from semtalk.training.tokenizer import load_tokenizer_config, train_tokenizer
+
+    config = load_tokenizer_config(args.preset, args.config, args.overrides)
+    parts = list(BodyPart) if args.part == "all" else [BodyPart(args.part)]
+    for part in parts:
+        release = train_tokenizer(config, part, args.data, args.out, progress=not args.quiet)
+        print(f"{part.value} tokenizer: {release}")
+    release_root = Path(args.out) / "tokenizer"
+    have = [p.value for p in BodyPart if (release_root / p.value).is_dir()]
+    if len(have) == len(BodyPart):
+        print(f"tokenizer release complete: {release_root}")
+    else:
+        print(f"tokenizer release has {have}; train the others with --part")
+    return 0

@@ -1,0 +1,1 @@
+"""Packaged YAML presets (values validated against the config dataclasses)."""

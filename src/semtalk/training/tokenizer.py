@@ -1,0 +1,238 @@
+"""Training stage 0: one RVQ-VAE tokenizer per body part (``semtalk train tokenizer``).
+
+One solver serves all four parts; the part picks the input channels and the loss table
+(:mod:`semtalk.losses.reconstruction`). Examples are 64-frame windows of the cache's training
+clips every ``stride`` frames, in the tokenizer representation (:mod:`semtalk.motion_repr`).
+Validation windows (the ``val`` clips, or held-out clip tails) select the best model by its
+validation loss. The selected model is released to ``OUT/best/`` and copied to
+``TOKENIZER/<part>/`` of the run's tokenizer release.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from semtalk.body import BodyPart
+from semtalk.config import load_config, to_dict
+from semtalk.errors import DataError
+from semtalk.features.cache import FeatureCache
+from semtalk.losses.reconstruction import (
+    PartLossWeights,
+    joint_position_error_mm,
+    part_reconstruction_loss,
+    rotation_error_degrees,
+)
+from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
+from semtalk.modules.quantizer import QuantizerConfig
+from semtalk.motion_repr import motion_to_tokenizer_parts
+from semtalk.skeleton import BodyModel, load_body_model
+from semtalk.training.solver import Solver, SolverConfig
+from semtalk.training.windows import Segment, Window, cut_windows, training_segments
+
+PRESETS = ("tiny", "paper")
+
+
+@dataclass(frozen=True)
+class TokenizerModelConfig:
+    """:class:`RVQVAEConfig` without the input size (which the part decides)."""
+
+    width: int = 256
+    code_dim: int = 256
+    down_t: int = 2
+    depth: int = 3
+    dilation_growth: int = 3
+    dropout: float = 0.2
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+    def for_part(self, part: BodyPart) -> RVQVAEConfig:
+        return RVQVAEConfig(input_dim=part.dim, **{k: getattr(self, k) for k in (
+            "width", "code_dim", "down_t", "depth", "dilation_growth", "dropout", "quantizer")})
+
+
+@dataclass(frozen=True)
+class TokenizerTrainConfig:
+    """Everything ``semtalk train tokenizer`` needs besides the part and the data.
+
+    Attributes:
+        model: the RVQ-VAE architecture (shared by all parts).
+        losses: weights of the reconstruction terms.
+        window: frames per training window.
+        stride: frames between training-window starts.
+        val_stride: frames between validation-window starts.
+        holdout_fraction: share of each training clip held out for validation when the cache
+            has no ``val`` clips.
+        body_model: SMPL-X model file for the joint terms (``null``: built-in skeleton).
+        solver: optimisation and bookkeeping.
+    """
+
+    model: TokenizerModelConfig = field(default_factory=TokenizerModelConfig)
+    losses: PartLossWeights = field(default_factory=PartLossWeights)
+    window: int = 64
+    stride: int = 20
+    val_stride: int = 32
+    holdout_fraction: float = 0.1
+    body_model: str | None = None
+    solver: SolverConfig = field(default_factory=SolverConfig)
+
+
+def load_tokenizer_config(preset: str = "tiny", config: str | Path | None = None,
+                          overrides: tuple[str, ...] | list[str] = ()) -> TokenizerTrainConfig:
+    """The packaged preset (``tiny`` or ``paper``) or a YAML file, then ``key=value`` overrides."""
+    if config is not None:
+        return load_config(TokenizerTrainConfig, config, overrides)
+    if preset not in PRESETS:
+        raise DataError(Path(preset), f"unknown preset; choose one of {PRESETS} or give --config")
+    text = resources.files("semtalk.configs").joinpath(f"tokenizer_{preset}.yaml")
+    with resources.as_file(text) as path:
+        return load_config(TokenizerTrainConfig, path, overrides)
+
+
+class PartWindows(Dataset):
+    """``{"features": [window, part.dim]}`` examples of one part from a cache."""
+
+    def __init__(self, cache: FeatureCache, windows: list[Window], part: BodyPart) -> None:
+        self.cache = cache
+        self.windows = windows
+        self.part = part
+        self._clips: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        window = self.windows[index]
+        clip = self._clips.get(window.clip_id)
+        if clip is None:
+            clip = self._clips[window.clip_id] = self.cache.load(window.clip_id)
+        frames = slice(window.start, window.stop)
+
+        def read(array: Any) -> torch.Tensor:
+            return torch.from_numpy(array[frames].astype("float32"))
+
+        parts = motion_to_tokenizer_parts(read(clip.poses), read(clip.expressions),
+                                          read(clip.trans), read(clip.contacts))
+        return {"features": parts[self.part]}
+
+
+class TokenizerSolver(Solver):
+    """Trains the RVQ-VAE of one body part."""
+
+    stage = "tokenizer"
+    selection_metric = "loss"
+
+    def __init__(self, config: TokenizerTrainConfig, part: BodyPart, data: str | Path,
+                 out: str | Path,
+                 segments: tuple[list[Segment], list[Segment]] | None = None) -> None:
+        """``segments``: explicit ``(train, validation)`` frame ranges instead of the cache's
+        splits (:func:`~semtalk.training.windows.training_segments`)."""
+        super().__init__(config.solver, out)
+        self.config = config
+        self.part = part
+        self.cache = FeatureCache(data)
+        self._body: BodyModel | None = None
+        self._train, self._val = segments or training_segments(
+            self.cache, config.holdout_fraction, config.window)
+
+    @property
+    def body(self) -> BodyModel:
+        if self._body is None:
+            self._body = load_body_model(self.config.body_model)
+        return self._body
+
+    def identity(self) -> dict[str, Any]:
+        config = {k: v for k, v in to_dict(self.config).items() if k != "solver"}
+        return {"part": self.part.value, "config": config,
+                "cache": self.cache.fingerprint,
+                "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train],
+                "val_segments": [[s.clip_id, s.start, s.stop] for s in self._val]}
+
+    def build_model(self) -> nn.Module:
+        model = RVQVAE(self.config.model.for_part(self.part))
+        model.set_normalization(*feature_statistics(self.train_dataset()))
+        return model
+
+    def _windows(self, segments: list[Segment], stride: int) -> PartWindows:
+        return PartWindows(self.cache, cut_windows(segments, self.config.window, stride),
+                           self.part)
+
+    def train_dataset(self) -> Dataset:
+        return self._windows(self._train, self.config.stride)
+
+    def val_dataset(self) -> Dataset | None:
+        return self._windows(self._val, self.config.val_stride) if self._val else None
+
+    def _losses(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        out = model(x)
+        rec = part_reconstruction_loss(self.part, out.reconstruction, x, self.config.losses,
+                                       self.body)
+        values: dict[str, Any] = {f"rec_{k}": v.item() for k, v in rec.terms.items()}
+        values.update(commitment=out.commitment_loss.item(),
+                      perplexity=out.perplexity.mean().item(), usage=out.usage.mean().item())
+        return rec.total + out.commitment_loss, {**values, "_out": out}
+
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                      step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, values = self._losses(model, batch["features"])
+        values.pop("_out")
+        return loss, values
+
+    def validation_metrics(self, model: nn.Module,
+                           batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        x = batch["features"]
+        loss, values = self._losses(model, x)
+        out = values.pop("_out")
+        values["loss"] = loss.item()
+        values["angle_deg"] = rotation_error_degrees(out.reconstruction, x, self.part).item()
+        if self.part is not BodyPart.FACE:
+            values["joint_mm"] = joint_position_error_mm(out.reconstruction, x, self.part,
+                                                         self.body).item()
+        return values
+
+    def save_release(self, model: nn.Module, folder: Path) -> None:
+        model.save_pretrained(folder)  # type: ignore[operator]
+
+
+@torch.no_grad()
+def feature_statistics(dataset: Dataset, max_windows: int = 2048) -> tuple[torch.Tensor,
+                                                                          torch.Tensor]:
+    """Per-channel ``(mean, std)`` ``[D]`` of the ``features`` of up to ``max_windows``
+    evenly spaced windows of ``dataset``."""
+    count = len(dataset)  # type: ignore[arg-type]
+    if count == 0:
+        raise ValueError("no training windows to compute feature statistics from")
+    step = max(1, count // max_windows)
+    frames = torch.cat([dataset[i]["features"] for i in range(0, count, step)], dim=0)
+    return frames.mean(dim=0), frames.std(dim=0, unbiased=False)
+
+
+def train_tokenizer(config: TokenizerTrainConfig, part: BodyPart, data: str | Path,
+                    out: str | Path, *, progress: bool = True) -> Path:
+    """Train (or resume) the tokenizer of ``part``; returns the release folder.
+
+    The run lives in ``OUT/<part>/`` (checkpoint, logs, ``best/``); the selected model is
+    copied to ``OUT/tokenizer/<part>/`` so that once every part is trained ``OUT/tokenizer``
+    is a :class:`~semtalk.models.tokenizer.MotionTokenizer` release.
+    """
+    out = Path(out)
+    solver = TokenizerSolver(config, part, data, out / part.value)
+    best = solver.fit(progress=progress)
+    release = out / "tokenizer" / part.value
+    tmp = release.with_name(f".{part.value}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(best, tmp)
+    shutil.rmtree(release, ignore_errors=True)
+    tmp.rename(release)
+    return release
+
+
+def with_solver(config: TokenizerTrainConfig, **changes: Any) -> TokenizerTrainConfig:
+    """``config`` with some solver fields replaced."""
+    return replace(config, solver=replace(config.solver, **changes))
