@@ -1,0 +1,202 @@
+"""Base motion generator f_r (paper §3.3, spec §5.2): rhythm-aligned codes for all four parts.
+
+Inputs are speech features γ_h, beat features γ_b, a masked seed-motion window and a speaker id.
+
+1. Face and body copies of the rhythmic audio encoder: speech latent ``[B, T, L]`` and its
+   per-channel fusion with the beat latent.
+2. The masked motion window goes through the seed encoder (learned mask embedding first).
+3. Face branch ("MLP-based face enhancement"): ``Decoder(tgt=PE(spk_face),
+   memory=Linear([fused face audio, MLP(seed)]))``, halved twice in time -> f_e ``[B, N, L]``.
+4. Body branch (:class:`~semtalk.models.body_branch.BodyBranch`) with the fused body audio as
+   word-hints memory when ``use_word`` -> f_u, f_h, f_l.
+5. Rhythm pairs for the rhythmic consistency loss: ``h(f_e)`` vs the token-pooled face speech
+   latent and ``h(f_h)`` vs the token-pooled body speech latent, where ``h`` is a projection
+   MLP (identity when ``use_rhythmic_projection`` is False).
+6. Coarse2Fine cross-attention face -> hands -> upper -> lower (skipped when
+   ``use_coarse2fine`` is False).
+7. Residual code heads per part, conditioned on the fused face (face) or body (others) audio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from semtalk.body import FULL_DIM, BodyPart
+from semtalk.models.body_branch import BodyBranch
+from semtalk.models.generator_common import (
+    FRAMES_PER_TOKEN,
+    CodeSpec,
+    GeneratorInputs,
+    GeneratorOutput,
+    GeneratorSizes,
+    check_inputs,
+    generator_config_problems,
+)
+from semtalk.models.pretrained import PretrainedModel
+from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
+from semtalk.modules.audio_encoder import RhythmAudioEncoder
+from semtalk.modules.coarse2fine import CoarseToFine
+from semtalk.modules.code_heads import ResidualCodeHeads
+from semtalk.modules.fusion import MLP
+from semtalk.modules.motion_encoder import SeedMotionEncoder
+from semtalk.modules.temporal import TemporalDownsample, frames_to_tokens
+
+FACE, UPPER, HANDS, LOWER = BodyPart.FACE, BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
+
+BASE_COARSE_TO_FINE = (
+    (HANDS, ((FACE, False),)),
+    (FACE, ((HANDS, False),)),
+    (UPPER, ((HANDS, True), (LOWER, False))),
+    (LOWER, ((UPPER, False), (HANDS, True))),
+)
+"""hands' <- face; face' <- hands; upper' <- hands' + lower; lower' <- upper + hands' (official
+order; ``(part, True)`` reads the part's refined feature)."""
+
+RHYTHM_PARTS: tuple[BodyPart, ...] = (FACE, HANDS)
+"""Parts whose latents the rhythmic consistency loss aligns with speech (paper Eq. 4)."""
+
+
+@dataclass(frozen=True)
+class BaseGeneratorConfig:
+    """Configuration of :class:`BaseMotionGenerator`.
+
+    Attributes:
+        speech_dim: channels of the speech features γ_h (240 spectral, 1024 HuBERT).
+        beat_dim: channels of the beat features γ_b.
+        motion_dim: channels of the seed-motion window (337 = BEAT2 whole body).
+        num_speakers: rows of the speaker embeddings.
+        window: training window in frames; also the positional-encoding period. Any length
+            that is a multiple of 4 can be generated.
+        codes: the tokenizers' code layout.
+        sizes: widths and layer counts.
+        dropout: dropout of the transformer layers and positional encodings.
+        use_coarse2fine: False skips the Coarse2Fine cross-attention (paper ablation C2F).
+        use_rhythmic_projection: projection heads h(.) on the motion side of the rhythmic
+            consistency pairs (paper Eq. 4); False uses the latents as they are.
+    """
+
+    speech_dim: int
+    beat_dim: int = 4
+    motion_dim: int = FULL_DIM
+    num_speakers: int = 25
+    window: int = 64
+    codes: CodeSpec = field(default_factory=CodeSpec)
+    sizes: GeneratorSizes = field(default_factory=GeneratorSizes)
+    dropout: float = 0.1
+    use_coarse2fine: bool = True
+    use_rhythmic_projection: bool = True
+
+    def __post_init__(self) -> None:
+        problems = generator_config_problems(self)
+        if self.beat_dim < 1:
+            problems.append(f"beat_dim must be >= 1, got {self.beat_dim}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def paper(cls, speech_dim: int, **overrides: object) -> BaseGeneratorConfig:
+        """The paper / official sizes (H 768, L 256, 6 x 256 codes of 256 dims)."""
+        return dataclasses.replace(cls(speech_dim=speech_dim), **overrides)
+
+    @classmethod
+    def tiny(cls, speech_dim: int, **overrides: object) -> BaseGeneratorConfig:
+        """CPU-seconds sizes matching ``RVQVAEConfig.tiny`` tokenizers (3 x 64 codes x 32)."""
+        return dataclasses.replace(
+            cls(speech_dim=speech_dim, codes=CodeSpec.tiny(), sizes=GeneratorSizes.tiny()),
+            **overrides)
+
+
+class FaceBranch(nn.Module):
+    """``seed [B, T, L]``, ``audio [B, T, L]``, ``speaker [B]`` -> f_e ``[B, T/4, L]``."""
+
+    def __init__(self, sizes: GeneratorSizes, num_speakers: int, period: int,
+                 dropout: float) -> None:
+        super().__init__()
+        hidden, latent = sizes.hidden, sizes.latent
+        self.speaker = nn.Embedding(num_speakers, hidden)
+        self.seed = MLP(latent, hidden, latent)
+        self.memory = nn.Linear(2 * latent, hidden)
+        self.position = PeriodicPositionalEncoding(hidden, period, dropout)
+        self.decoder = transformer_decoder(hidden, sizes.heads, sizes.feedforward,
+                                           sizes.face_layers, dropout)
+        self.out = nn.Sequential(nn.Linear(hidden, latent), TemporalDownsample(latent),
+                                 MLP(latent, hidden, latent), TemporalDownsample(latent))
+
+    def forward(self, seed: torch.Tensor, audio: torch.Tensor,
+                speaker: torch.Tensor) -> torch.Tensor:
+        """f_e ``[B, T/4, L]``."""
+        batch, frames = seed.shape[:2]
+        query = self.position(self.speaker(speaker)[:, None].expand(batch, frames, -1))
+        memory = self.memory(torch.cat([audio, self.seed(seed)], dim=-1))
+        return self.out(self.decoder(query, memory))
+
+
+def _projection_head(latent: int, enabled: bool) -> nn.Module:
+    return MLP(latent, latent, latent) if enabled else nn.Identity()
+
+
+class BaseMotionGenerator(PretrainedModel):
+    """Rhythm-aligned base motion codes for face, upper, hands and lower (spec §5.2)."""
+
+    model_name = "BaseMotionGenerator"
+    format_version = 1
+    config_class = BaseGeneratorConfig
+    parts: tuple[BodyPart, ...] = (FACE, UPPER, HANDS, LOWER)
+
+    def __init__(self, config: BaseGeneratorConfig) -> None:
+        super().__init__()
+        self.config = config
+        sizes, codes = config.sizes, config.codes
+        hidden, latent = sizes.hidden, sizes.latent
+        self.face_audio = RhythmAudioEncoder(config.speech_dim, config.beat_dim, hidden, latent)
+        self.body_audio = RhythmAudioEncoder(config.speech_dim, config.beat_dim, hidden, latent)
+        self.seed_encoder = SeedMotionEncoder(config.motion_dim, latent,
+                                              sizes.motion_encoder_layers,
+                                              init_scale=hidden**-0.5)
+        self.face = FaceBranch(sizes, config.num_speakers, config.window, config.dropout)
+        self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout)
+        self.rhythm_projection = nn.ModuleDict({
+            part.value: _projection_head(latent, config.use_rhythmic_projection)
+            for part in RHYTHM_PARTS})
+        self.coarse2fine = (
+            CoarseToFine(BASE_COARSE_TO_FINE, latent, sizes.latent_heads,
+                         sizes.latent_feedforward, sizes.coarse2fine_layers, config.dropout)
+            if config.use_coarse2fine else None)
+        self.code_heads = nn.ModuleDict({
+            part.value: ResidualCodeHeads(latent, hidden, codes.codebook_size,
+                                          codes.num_quantizers, sizes.residual_layers,
+                                          sizes.residual_heads, sizes.residual_feedforward,
+                                          config.dropout)
+            for part in self.parts})
+
+    def forward(self, inputs: GeneratorInputs, use_word: bool = True) -> GeneratorOutput:
+        """Codes logits, code vectors, features and rhythm pairs of all four parts.
+
+        ``use_word`` False drops the body's audio word-hints decoder (the official "self"
+        pass: body parts from seed and speaker only; the code heads still read the audio).
+        """
+        config = self.config
+        check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
+                     num_speakers=config.num_speakers, beat_dim=config.beat_dim)
+        face_speech, face_audio = self.face_audio(inputs.speech, inputs.beat)
+        body_speech, body_audio = self.body_audio(inputs.speech, inputs.beat)
+        seed = self.seed_encoder(inputs.motion, inputs.mask)
+        features = self.body(seed, inputs.speaker, body_audio if use_word else None)
+        features[FACE] = self.face(seed, face_audio, inputs.speaker)
+        speech = {FACE: face_speech, HANDS: body_speech}
+        rhythm = {part.value: (self.rhythm_projection[part.value](features[part]),
+                               frames_to_tokens(speech[part], FRAMES_PER_TOKEN))
+                  for part in RHYTHM_PARTS}
+        if self.coarse2fine is not None:
+            features = self.coarse2fine(features)
+        logits, latents = {}, {}
+        for part in self.parts:
+            cond = face_audio if part is FACE else body_audio
+            logits[part], latents[part] = self.code_heads[part.value](features[part], cond)
+        return GeneratorOutput(logits=logits, latents=latents,
+                               features={part: features[part] for part in self.parts},
+                               rhythm=rhythm)

@@ -1,0 +1,79 @@
+"""The body branch both generators share (spec §5.2 steps 6-8): seed -> upper, hands, lower.
+
+1. ``x = PE(Linear(MLP(seed)) + spk)``, then a self-attention encoder (``self_layers``).
+2. With a memory (the fused body audio in the base model, the semantic feature f_t in the
+   sparse model): ``x = x + WordHints(tgt=PE(x + spk), memory=Linear(memory))``. The official
+   code computes ``x + spk`` for this query and then drops it; we keep the speaker embedding.
+3. Halve the frame rate (stride-2 conv) of ``x`` and of the speaker embedding.
+4. Body-part-aware MLPs ``l_p = MLP(x)`` for upper, hands and lower.
+5. Intra-body cross-attention ``o_p = Decoder(tgt=PE(l_p + spk'), memory=sum of the other two
+   l)``, then ``f_p = Downsample(Linear(o_p + l_p))``: ``[B, T/4, latent]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from semtalk.body import BodyPart
+from semtalk.models.generator_common import GeneratorSizes
+from semtalk.modules.attention import (
+    PeriodicPositionalEncoding,
+    transformer_decoder,
+    transformer_encoder,
+)
+from semtalk.modules.fusion import MLP
+from semtalk.modules.temporal import TemporalDownsample
+
+BODY_PARTS: tuple[BodyPart, ...] = (BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER)
+
+
+class BodyBranch(nn.Module):
+    """``seed [B, T, L]``, ``speaker [B]``, ``memory [B, T, L] | None`` -> ``{part: [B, T/4, L]}``.
+
+    Args:
+        sizes: widths and layer counts (``hidden`` H, ``latent`` L, ...).
+        num_speakers: rows of the speaker embedding.
+        period: positional-encoding period (the training window).
+        dropout: dropout of the transformer layers and the positional encoding.
+    """
+
+    def __init__(self, sizes: GeneratorSizes, num_speakers: int, period: int,
+                 dropout: float) -> None:
+        super().__init__()
+        hidden, latent = sizes.hidden, sizes.latent
+        layer = dict(dim=hidden, heads=sizes.heads, feedforward=sizes.feedforward,
+                     dropout=dropout)
+        self.speaker = nn.Embedding(num_speakers, hidden)
+        self.seed = nn.Sequential(MLP(latent, hidden, latent), nn.Linear(latent, hidden))
+        self.position = PeriodicPositionalEncoding(hidden, period, dropout)
+        self.self_attention = transformer_encoder(layers=sizes.self_layers, **layer)
+        self.word_memory = nn.Linear(latent, hidden)
+        self.word_hints = transformer_decoder(layers=sizes.word_layers, **layer)
+        self.downsample = TemporalDownsample(hidden)
+        self.speaker_downsample = TemporalDownsample(hidden)
+        names = [part.value for part in BODY_PARTS]
+        self.part_mlps = nn.ModuleDict({n: MLP(hidden, hidden, hidden) for n in names})
+        self.part_attention = nn.ModuleDict({
+            n: transformer_decoder(layers=sizes.part_layers, **layer) for n in names})
+        self.part_out = nn.ModuleDict({
+            n: nn.Sequential(nn.Linear(hidden, latent), TemporalDownsample(latent))
+            for n in names})
+
+    def forward(self, seed: torch.Tensor, speaker: torch.Tensor,
+                memory: torch.Tensor | None = None) -> dict[BodyPart, torch.Tensor]:
+        """Part features ``{upper, hands, lower: [B, T/4, L]}``; ``memory`` None skips step 2."""
+        batch, frames = seed.shape[:2]
+        spk = self.speaker(speaker)[:, None].expand(batch, frames, -1)  # [B, T, H]
+        x = self.self_attention(self.position(self.seed(seed) + spk))
+        if memory is not None:
+            x = x + self.word_hints(self.position(x + spk), self.word_memory(memory))
+        x = self.downsample(x)  # [B, T/2, H]
+        spk = self.speaker_downsample(spk)
+        lifted = {part: self.part_mlps[part.value](x) for part in BODY_PARTS}
+        features = {}
+        for part in BODY_PARTS:
+            others = sum(lifted[other] for other in BODY_PARTS if other != part)
+            attended = self.part_attention[part.value](self.position(lifted[part] + spk), others)
+            features[part] = self.part_out[part.value](attended + lifted[part])
+        return features

@@ -1,0 +1,273 @@
+"""Sparse (semantic) motion generator f_s (paper §3.4, spec §6): semantic codes and score ψ.
+
+Upper body, hands and lower body only; the face always comes from the base model.
+
+1. Semantic speech encoding: word embeddings φ_l ``[B, T, L]``; the window's sentence
+   embedding φ_g and emotion features φ_e are each projected to L and mixed per channel
+   (:class:`~semtalk.modules.fusion.ChannelFusion`) into the semantic memory, which a decoder
+   reads: ``body_sem = Decoder(tgt=PE(φ_l), memory=mix(φ_g, φ_e))``. (The official code
+   computes the emotion branch and then uses φ_g alone; we use both, as the paper says.)
+2. Its own speech encoder γ_h, fused per channel with ``body_sem``.
+3. Sem-gate (:class:`~semtalk.modules.gate.SemanticGate`): ψ per token from the fused stream.
+4. Semantic feature ``f_t = MLP(fusion)``, times ψ (repeated to frame rate) when
+   ``feature_weighting`` (W_f).
+5. The shared body branch with ``f_t`` as word-hints memory (when ``use_word``) -> f_s per
+   part, body-only Coarse2Fine (hands <- upper + lower, upper <- hands' + lower,
+   lower <- upper + hands').
+6. Eq. 5 (``blend_base``): ``f = MLP(ψ f_s + (1 - ψ) f_b)`` per part, with f_b the frozen
+   base model's features for the same window (:attr:`GeneratorOutput.features`).
+7. Residual code heads per part, conditioned on ``f_t``.
+
+Gate modes (config ``gate``):
+
+- ``"learned"``: the paper's sem-gate; ``gate_logits`` are returned for the classification
+  loss against the semantic labels.
+- ``"random"``: ψ ~ U(0, 1) per token, no gradient, no logits (Table 2 "Random ψ").
+- ``"none"``: no gate; ψ = 1, so f_t is the unweighted feature and Eq. 5 reduces to
+  ``MLP(f_s)`` (Table 2 "w/o Sem-gate": f_t and γ_h enter directly). ``psi`` is returned as
+  ones, so a ψ > β fusion at generation takes the sparse codes for every token.
+
+Semantic accuracy for the "random" gate is computed from ``psi > 0.5`` (the learned gate's
+``argmax(gate_logits) == 1`` is the same test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from semtalk.body import FULL_DIM, BodyPart
+from semtalk.models.base_generator import BaseGeneratorConfig
+from semtalk.models.body_branch import BODY_PARTS, BodyBranch
+from semtalk.models.generator_common import (
+    FRAMES_PER_TOKEN,
+    CodeSpec,
+    GeneratorInputs,
+    GeneratorOutput,
+    GeneratorSizes,
+    check_inputs,
+    generator_config_problems,
+)
+from semtalk.models.pretrained import PretrainedModel
+from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
+from semtalk.modules.audio_encoder import SpeechEncoder
+from semtalk.modules.coarse2fine import CoarseToFine
+from semtalk.modules.code_heads import ResidualCodeHeads
+from semtalk.modules.fusion import MLP, ChannelFusion
+from semtalk.modules.gate import GATE_MODES, SemanticGate
+from semtalk.modules.motion_encoder import SeedMotionEncoder
+from semtalk.modules.temporal import tokens_to_frames
+
+UPPER, HANDS, LOWER = BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
+
+SPARSE_COARSE_TO_FINE = (
+    (HANDS, ((UPPER, False), (LOWER, False))),
+    (UPPER, ((HANDS, True), (LOWER, False))),
+    (LOWER, ((UPPER, False), (HANDS, True))),
+)
+"""Body-only Coarse2Fine: hands' <- upper + lower; upper' <- hands' + lower;
+lower' <- upper + hands'."""
+
+
+@dataclass(frozen=True)
+class SparseGeneratorConfig:
+    """Configuration of :class:`SparseMotionGenerator`.
+
+    Attributes:
+        speech_dim: channels of the speech features γ_h.
+        vocab_size: rows of the word embedding (the vocabulary's length).
+        sentence_dim: channels of the sentence embedding φ_g.
+        emotion_dim: channels of the emotion features φ_e.
+        word_dim: word-embedding width (300 = the official fastText vectors).
+        motion_dim, num_speakers, window, codes, sizes, dropout: as in the base config.
+        gate: ``"learned"``, ``"random"`` or ``"none"`` (see the module docstring).
+        feature_weighting: W_f, multiply f_t by ψ.
+        blend_base: Eq. 5, blend the part features with the base model's before the heads.
+        use_coarse2fine: False skips the body Coarse2Fine cross-attention.
+    """
+
+    speech_dim: int
+    vocab_size: int
+    sentence_dim: int
+    emotion_dim: int
+    word_dim: int = 300
+    motion_dim: int = FULL_DIM
+    num_speakers: int = 25
+    window: int = 64
+    codes: CodeSpec = field(default_factory=CodeSpec)
+    sizes: GeneratorSizes = field(default_factory=GeneratorSizes)
+    dropout: float = 0.1
+    gate: str = "learned"
+    feature_weighting: bool = True
+    blend_base: bool = True
+    use_coarse2fine: bool = True
+
+    def __post_init__(self) -> None:
+        problems = generator_config_problems(self)
+        problems += [f"{name} must be >= 1, got {getattr(self, name)}"
+                     for name in ("vocab_size", "sentence_dim", "emotion_dim", "word_dim")
+                     if getattr(self, name) < 1]
+        if self.gate not in GATE_MODES:
+            problems.append(f"gate must be one of {GATE_MODES}, got {self.gate!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def paper(cls, speech_dim: int, vocab_size: int, sentence_dim: int, emotion_dim: int,
+              **overrides: object) -> SparseGeneratorConfig:
+        """The paper / official sizes (H 768, L 256, 300-d words, 6 x 256 codes of 256)."""
+        return dataclasses.replace(
+            cls(speech_dim=speech_dim, vocab_size=vocab_size, sentence_dim=sentence_dim,
+                emotion_dim=emotion_dim), **overrides)
+
+    @classmethod
+    def tiny(cls, speech_dim: int, vocab_size: int, sentence_dim: int, emotion_dim: int,
+             **overrides: object) -> SparseGeneratorConfig:
+        """CPU-seconds sizes matching ``RVQVAEConfig.tiny`` tokenizers, 16-d words."""
+        return dataclasses.replace(
+            cls(speech_dim=speech_dim, vocab_size=vocab_size, sentence_dim=sentence_dim,
+                emotion_dim=emotion_dim, word_dim=16, codes=CodeSpec.tiny(),
+                sizes=GeneratorSizes.tiny()), **overrides)
+
+    def base_mismatches(self, base: BaseGeneratorConfig) -> list[str]:
+        """How a base generator config differs where this model needs it to agree.
+
+        Empty when the base model's features can be blended (Eq. 5) and its codes fused with
+        ours: same code layout, latent width, motion window layout, speakers and window.
+        """
+        pairs = {"codes": (base.codes, self.codes),
+                 "sizes.latent": (base.sizes.latent, self.sizes.latent),
+                 "motion_dim": (base.motion_dim, self.motion_dim),
+                 "num_speakers": (base.num_speakers, self.num_speakers),
+                 "window": (base.window, self.window)}
+        return [f"{name}: base {theirs!r} vs sparse {ours!r}"
+                for name, (theirs, ours) in pairs.items() if theirs != ours]
+
+
+class SemanticEncoder(nn.Module):
+    """Word ids, sentence and emotion vectors, speech -> fused semantic/speech ``[B, T, L]``."""
+
+    def __init__(self, config: SparseGeneratorConfig) -> None:
+        super().__init__()
+        sizes, latent = config.sizes, config.sizes.latent
+        self.word_embedding = nn.Embedding(config.vocab_size, config.word_dim)
+        self.word_projection = nn.Linear(config.word_dim, latent)
+        self.sentence_projection = nn.Linear(config.sentence_dim, latent)
+        self.emotion_projection = nn.Linear(config.emotion_dim, latent)
+        self.context_fusion = ChannelFusion(latent)
+        self.position = PeriodicPositionalEncoding(latent, config.window, config.dropout)
+        self.decoder = transformer_decoder(latent, sizes.latent_heads, sizes.latent_feedforward,
+                                           sizes.semantic_layers, config.dropout)
+        self.speech = SpeechEncoder(config.speech_dim, latent)
+        self.speech_fusion = ChannelFusion(latent)
+
+    def forward(self, word_ids: torch.Tensor, sentence: torch.Tensor, emotion: torch.Tensor,
+                speech: torch.Tensor) -> torch.Tensor:
+        """``[B, T]``, ``[B, Dg]``, ``[B, De]``, ``[B, T, S]`` -> ``[B, T, L]``."""
+        words = self.word_projection(self.word_embedding(word_ids))  # φ_l [B, T, L]
+        context = self.context_fusion(self.sentence_projection(sentence),
+                                      self.emotion_projection(emotion))[:, None]  # [B, 1, L]
+        semantic = self.decoder(self.position(words), context)
+        return self.speech_fusion(semantic, self.speech(speech))
+
+
+class SparseMotionGenerator(PretrainedModel):
+    """Semantic codes, semantic score ψ and gate logits for upper, hands and lower (spec §6)."""
+
+    model_name = "SparseMotionGenerator"
+    format_version = 1
+    config_class = SparseGeneratorConfig
+    parts: tuple[BodyPart, ...] = BODY_PARTS
+
+    def __init__(self, config: SparseGeneratorConfig) -> None:
+        super().__init__()
+        self.config = config
+        sizes, codes = config.sizes, config.codes
+        hidden, latent = sizes.hidden, sizes.latent
+        self.semantic = SemanticEncoder(config)
+        self.gate = SemanticGate(latent, FRAMES_PER_TOKEN, config.gate)
+        self.semantic_feature = MLP(latent, latent, latent)
+        self.seed_encoder = SeedMotionEncoder(config.motion_dim, latent,
+                                              sizes.motion_encoder_layers,
+                                              init_scale=hidden**-0.5)
+        self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout)
+        self.coarse2fine = (
+            CoarseToFine(SPARSE_COARSE_TO_FINE, latent, sizes.latent_heads,
+                         sizes.latent_feedforward, sizes.coarse2fine_layers, config.dropout)
+            if config.use_coarse2fine else None)
+        self.blend = (nn.ModuleDict({part.value: MLP(latent, hidden, latent)
+                                     for part in self.parts})
+                      if config.blend_base else None)
+        self.code_heads = nn.ModuleDict({
+            part.value: ResidualCodeHeads(latent, hidden, codes.codebook_size,
+                                          codes.num_quantizers, sizes.residual_layers,
+                                          sizes.residual_heads, sizes.residual_feedforward,
+                                          config.dropout)
+            for part in self.parts})
+
+    @torch.no_grad()
+    def init_word_embedding(self, vectors: torch.Tensor) -> None:
+        """Copy ``[vocab_size, word_dim]`` word vectors into the (trainable) word embedding."""
+        weight = self.semantic.word_embedding.weight
+        if tuple(vectors.shape) != tuple(weight.shape):
+            raise ValueError(f"word vectors must be {tuple(weight.shape)} (vocab_size, "
+                             f"word_dim), got {tuple(vectors.shape)}")
+        weight.copy_(vectors)
+
+    def forward(self, inputs: GeneratorInputs,
+                base_features: Mapping[BodyPart, torch.Tensor] | None = None,
+                use_word: bool = True) -> GeneratorOutput:
+        """Semantic codes for the body parts, ψ ``[B, N]`` and (learned gate) gate logits.
+
+        Args:
+            inputs: needs ``speech``, ``motion``, ``mask``, ``speaker``, ``word_ids``,
+                ``sentence`` and ``emotion`` (``beat`` is not read).
+            base_features: ``{part: [B, N, L]}`` for upper, hands and lower: the frozen base
+                model's :attr:`GeneratorOutput.features` on the same inputs. Required when
+                ``config.blend_base`` (Eq. 5), ignored otherwise.
+            use_word: False drops the body's f_t word-hints decoder (the "self" pass); the
+                code heads still read f_t and the gate is still computed.
+        """
+        config = self.config
+        check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
+                     num_speakers=config.num_speakers, vocab_size=config.vocab_size,
+                     sentence_dim=config.sentence_dim, emotion_dim=config.emotion_dim)
+        fusion = self.semantic(inputs.word_ids, inputs.sentence, inputs.emotion, inputs.speech)
+        gate_logits, psi = self.gate(fusion)
+        semantic = self.semantic_feature(fusion)
+        if config.feature_weighting:
+            semantic = semantic * tokens_to_frames(psi, FRAMES_PER_TOKEN)[..., None]  # f_t
+        seed = self.seed_encoder(inputs.motion, inputs.mask)
+        features = self.body(seed, inputs.speaker, semantic if use_word else None)
+        if self.coarse2fine is not None:
+            features = self.coarse2fine(features)
+        if self.blend is not None:
+            features = self._blend(features, base_features, psi)
+        logits, latents = {}, {}
+        for part in self.parts:
+            logits[part], latents[part] = self.code_heads[part.value](features[part], semantic)
+        return GeneratorOutput(logits=logits, latents=latents, features=features,
+                               gate_logits=gate_logits, psi=psi)
+
+    def _blend(self, sparse: dict[BodyPart, torch.Tensor],
+               base: Mapping[BodyPart, torch.Tensor] | None,
+               psi: torch.Tensor) -> dict[BodyPart, torch.Tensor]:
+        """Eq. 5: ``MLP(ψ f_s + (1 - ψ) f_b)`` per part."""
+        if base is None:
+            raise ValueError("blend_base is on (paper Eq. 5): pass base_features, the frozen "
+                             "base model's output.features for the same inputs")
+        weight = psi[..., None]  # [B, N, 1]
+        blended = {}
+        for part in self.parts:
+            f_b = base.get(part)
+            if f_b is None or f_b.shape != sparse[part].shape:
+                raise ValueError(f"base_features[{part.value}] must be "
+                                 f"{tuple(sparse[part].shape)}, got "
+                                 f"{None if f_b is None else tuple(f_b.shape)}")
+            mixed = weight * sparse[part] + (1 - weight) * f_b.to(sparse[part].dtype)
+            blended[part] = self.blend[part.value](mixed)  # type: ignore[index]
+        return blended
