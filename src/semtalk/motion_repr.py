@@ -30,6 +30,7 @@ from semtalk.body import (
     TRANS_DIM,
     BodyPart,
     merge_parts,
+    pose_to_full,
     split_pose,
 )
 
@@ -137,3 +138,18 @@ def tokenizer_parts_to_motion(
     """
     poses, expressions, root = merge_parts(parts, eye_pose=eye_pose)
     return poses, expressions, root_velocity_to_trans(root, start_xz, fps)
+
+
+def motion_to_seed_features(
+    poses: torch.Tensor,
+    trans: torch.Tensor,
+    contacts: torch.Tensor,
+    fps: float = MOTION_FPS,
+) -> torch.Tensor:
+    """The generators' 337-d whole-body motion input ``[..., T, 337]``.
+
+    55 joints x 6D (330), the root as ``(v_x, y, v_z)`` (:func:`trans_to_root_velocity`; the
+    official layout holds absolute translation here, which ties a seed to where the speaker
+    stands), then the 4 foot contacts.
+    """
+    return pose_to_full(poses, trans_to_root_velocity(trans.to(poses.dtype), fps), contacts)

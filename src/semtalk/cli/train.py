@@ -28,7 +28,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a pipeline stage (tokenizer, ...)",
+        "train", help="train a pipeline stage (tokenizer, fgd-encoder, ...)",
         description=__doc__.split("\n\n")[0] if __doc__ else None)
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     tokenizer = stages.add_parser(
@@ -39,6 +39,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tokenizer.add_argument("--part", required=True, choices=PART_CHOICES)
     _common(tokenizer)
     tokenizer.set_defaults(run=run_tokenizer)
+    base = stages.add_parser(
+        "base", help="base motion generator (rhythm-aligned codes, all parts)",
+        description="Trains the base generator on the codes of a frozen tokenizer release; "
+                    "the selected model goes to RUN/base/.")
+    base.add_argument("--tokenizer", default=None,
+                      help="tokenizer release (default RUN/tokenizer)")
+    _common(base)
+    base.set_defaults(run=run_base)
+    sparse = stages.add_parser(
+        "sparse", help="sparse motion generator with the sem-gate (body parts)",
+        description="Trains the sparse generator and its sem-gate on top of a frozen base "
+                    "model; the selected model goes to RUN/sparse/.")
+    sparse.add_argument("--tokenizer", default=None,
+                        help="tokenizer release (default RUN/tokenizer)")
+    sparse.add_argument("--base", default=None, help="base release (default RUN/base)")
+    _common(sparse)
+    sparse.set_defaults(run=run_sparse)
+    fgd_encoder = stages.add_parser(
+        "fgd-encoder", help="motion autoencoder whose latents FGD compares",
+        description="Trains the FGD autoencoder (the official evaluator's architecture) on "
+                    "64-frame windows of the cache's training clips as 55 joints x 6D, selects "
+                    "the best model on validation windows and writes it to RUN/fgd_encoder/ "
+                    "(config.json + model.safetensors).")
+    _common(fgd_encoder)
+    fgd_encoder.set_defaults(run=run_fgd_encoder)
 
 
 def run_tokenizer(args: argparse.Namespace) -> int:
@@ -55,4 +80,33 @@ def run_tokenizer(args: argparse.Namespace) -> int:
         print(f"tokenizer release complete: {release_root}")
     else:
         print(f"tokenizer release has {have}; train the others with --part")
+    return 0
+
+
+def run_fgd_encoder(args: argparse.Namespace) -> int:
+    from semtalk.training.fgd_encoder import load_fgd_config, train_fgd_encoder
+
+    config = load_fgd_config(args.preset, args.config, args.overrides)
+    release = train_fgd_encoder(config, args.data, args.out, progress=not args.quiet)
+    print(f"fgd encoder: {release}")
+    return 0
+
+
+def run_base(args: argparse.Namespace) -> int:
+    from semtalk.training.generator import load_generator_config, train_base
+
+    config = load_generator_config(args.preset, args.config, args.overrides)
+    release = train_base(config, args.data, args.out, args.tokenizer,
+                         progress=not args.quiet)
+    print(f"base generator: {release}")
+    return 0
+
+
+def run_sparse(args: argparse.Namespace) -> int:
+    from semtalk.training.generator import load_generator_config, train_sparse
+
+    config = load_generator_config(args.preset, args.config, args.overrides)
+    release = train_sparse(config, args.data, args.out, args.tokenizer, args.base,
+                           progress=not args.quiet)
+    print(f"sparse generator: {release}")
     return 0

@@ -245,18 +245,22 @@ class Solver(ABC):
         return [p for p in model.parameters() if p.requires_grad]
 
     # ----------------------------------------------------------------- the loop
-    def fit(self, *, progress: bool = True) -> Path:
-        """Train (or resume) to ``max_steps``; returns the folder of the selected release."""
+    def fit(self, *, progress: bool = True, stop_at: int | None = None) -> Path:
+        """Train (or resume) to ``max_steps``; returns the folder of the selected release.
+
+        ``stop_at`` leaves after that step with a checkpoint written, as an interruption
+        would (a later ``fit`` continues exactly); schedules still follow ``max_steps``.
+        """
         cfg = self.solver_config
         requested = resolve_device(cfg.device)
         ddp = Distributed.from_environment(requested.type)
         try:
             self.device = resolve_device(cfg.device, ddp.local_rank)
-            return self._fit(ddp, progress)
+            return self._fit(ddp, progress, stop_at)
         finally:
             ddp.close()
 
-    def _fit(self, ddp: Distributed, progress: bool) -> Path:
+    def _fit(self, ddp: Distributed, progress: bool, stop_at: int | None) -> Path:
         cfg = self.solver_config
         self.out.mkdir(parents=True, exist_ok=True)
         identity = self._full_identity()
@@ -298,7 +302,7 @@ class Solver(ABC):
                 torch.cuda.set_rng_state_all(list(checkpoint["cuda_rng"]))
         bar = _progress(progress and ddp.is_main, cfg.max_steps, state.step, self.stage)
         try:
-            while state.step < cfg.max_steps:
+            while state.step < cfg.max_steps and state.step != stop_at:
                 for batch in self._epoch_batches(dataset, state, steps_per_epoch, ddp):
                     model.train()
                     with self._autocast():
@@ -323,12 +327,13 @@ class Solver(ABC):
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.4f}")
                     final = state.step >= cfg.max_steps
+                    leaving = final or state.step == stop_at
                     if final or (cfg.validate_every and state.step % cfg.validate_every == 0):
                         self._validate(model, val, state, logger, ddp)
-                    if final or state.step % cfg.checkpoint_every == 0:
+                    if leaving or state.step % cfg.checkpoint_every == 0:
                         self._write_checkpoint(model, optimizer, scheduler, scaler, state,
                                                identity, ddp)
-                    if final:
+                    if leaving:
                         break
                 else:
                     state.epoch += 1
@@ -380,11 +385,17 @@ class Solver(ABC):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, dataset: Dataset) -> dict[str, float]:
-        """Size-weighted mean of :meth:`validation_metrics` over ``dataset``."""
+        """Validation metrics over ``dataset``.
+
+        Scalar values of :meth:`validation_metrics` are averaged weighted by batch size;
+        tensor values are concatenated over batches and handed, with the averages, to
+        :meth:`summarize_validation` (e.g. for classification scores over the whole set).
+        """
         was_training = model.training
         model.eval()
         rng = torch.get_rng_state()
         totals: dict[str, float] = {}
+        collected: dict[str, list[torch.Tensor]] = {}
         count = 0
         loader = DataLoader(dataset, batch_size=self.solver_config.batch_size, shuffle=False,
                             generator=torch.Generator())
@@ -396,12 +407,22 @@ class Solver(ABC):
                 with self._autocast():
                     values = self.validation_metrics(model, batch)
                 for name, value in values.items():
-                    totals[name] = totals.get(name, 0.0) + float(value) * size
+                    if torch.is_tensor(value) and value.dim() > 0:
+                        collected.setdefault(name, []).append(value.detach().float().cpu())
+                    else:
+                        totals[name] = totals.get(name, 0.0) + float(value) * size
                 count += size
         finally:
             torch.set_rng_state(rng)
             model.train(was_training)
-        return {name: total / max(count, 1) for name, total in totals.items()}
+        means = {name: total / max(count, 1) for name, total in totals.items()}
+        arrays = {name: torch.cat(parts) for name, parts in collected.items()}
+        return self.summarize_validation(means, arrays)
+
+    def summarize_validation(self, means: dict[str, float],
+                             arrays: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Final validation metrics from batch-averaged scalars and concatenated tensors."""
+        return means
 
     def _validate(self, model: nn.Module, val: Dataset | None, state: TrainState,
                   logger: MetricLogger, ddp: Distributed) -> None:

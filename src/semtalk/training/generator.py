@@ -1,0 +1,494 @@
+"""Training stages 1 and 2: the base and the sparse motion generators.
+
+``semtalk train base`` trains :class:`~semtalk.models.base_generator.BaseMotionGenerator` on
+the codes of a frozen tokenizer release; ``semtalk train sparse`` trains
+:class:`~semtalk.models.sparse_generator.SparseMotionGenerator` with the frozen base model and
+tokenizer. Both share the window data, the masking schedule and the per-step recipe (spec §5.4,
+§6.4): every step runs three passes on the same batch,
+
+=====  ========================================  ========  =========================
+pass   mask                                      words     loss terms
+=====  ========================================  ========  =========================
+seed   first 4 frames visible, rest hidden       yes       codes + latents (+ RC, base)
+self   random, ratio ramping 0 -> 40 %           no        codes + latents
+word   the same random mask                      yes       codes + latents
+=====  ========================================  ========  =========================
+
+with the sem-gate loss L_cls^G in every pass of the sparse stage (DESIGN §1; the official code
+adds it in the "self" pass only). Code losses weigh RVQ layer i by 1/(i+1) over all layers (the
+official base trainer's "self" pass uses layer 5 only, a bug). In the sparse stage, W_l weighs
+each token's code losses by ψ (``loss_weighting: psi``) so the sparse model learns where it
+will be used, or by the ground-truth semantic score (``label``, official), or not at all.
+
+A run folder holds the solver's files; the selected model is released next to the tokenizer:
+``OUT/base/`` and ``OUT/sparse/`` (``config.json``, ``model.safetensors``, ``features.json``
+with the feature extractors the model was trained on; the sparse release adds ``vocab.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from semtalk.body import BodyPart
+from semtalk.config import load_config, to_dict
+from semtalk.errors import DataError
+from semtalk.features.cache import FeatureCache
+from semtalk.fileio import write_text_atomic
+from semtalk.losses.generator import (
+    code_classification_loss,
+    gate_classification_loss,
+    latent_regression_loss,
+    rhythmic_consistency_loss,
+)
+from semtalk.metrics.semantic import semantic_accuracy
+from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
+from semtalk.models.generator_common import (
+    FRAMES_PER_TOKEN,
+    GeneratorOutput,
+    GeneratorSizes,
+)
+from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
+from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.training.generator_data import (
+    GeneratorWindows,
+    batch_inputs,
+    batch_parts,
+    feature_dims,
+    speech_feature_name,
+    token_semantic,
+)
+from semtalk.training.masking import MaskSchedule
+from semtalk.training.solver import Solver, SolverConfig
+from semtalk.training.windows import Segment, cut_windows, training_segments
+
+PRESETS = ("tiny", "paper")
+FEATURES_FILE = "features.json"
+VOCAB_FILE = "vocab.json"
+LOSS_WEIGHTINGS = ("psi", "label", "none")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the generator loss terms (official values).
+
+    Attributes:
+        classification: code cross-entropy, summed over parts (c_p = 1).
+        latent: latent regression per part (official 3 per part, total divided by 6).
+        rhythm: each rhythmic-consistency pair (face, hands), local + global.
+        gate: sem-gate classification L_cls^G.
+    """
+
+    classification: float = 1.0
+    latent: float = 0.5
+    rhythm: float = 1.0
+    gate: float = 1.0
+
+
+@dataclass(frozen=True)
+class SparseOptions:
+    """Sparse-stage switches (paper Table 2 variants)."""
+
+    gate: str = "learned"
+    """``learned`` (sem-gate), ``random`` (random ψ) or ``none`` (w/o sem-gate)."""
+    feature_weighting: bool = True
+    """W_f: scale the semantic feature f_t by ψ."""
+    loss_weighting: str = "psi"
+    """W_l: weigh code losses by ``psi``, by the GT score (``label``) or ``none``."""
+    blend_base: bool = True
+    """Eq. 5: blend with the frozen base model's features."""
+    word_dim: int = 300
+    gate_class_weights: tuple[float, float] | None = None
+    """Cross-entropy weights (non-semantic, semantic); null = 1, 1 (official)."""
+
+
+@dataclass(frozen=True)
+class GeneratorTrainConfig:
+    """Everything ``semtalk train base`` / ``train sparse`` need besides data and releases.
+
+    Attributes:
+        sizes: generator widths and layer counts.
+        dropout: transformer dropout.
+        use_coarse2fine: C2F ablation switch (both stages).
+        rhythmic_consistency: RC ablation switch (base stage).
+        rhythm_local, rhythm_global: the two terms of the rhythmic consistency loss.
+        temperature: InfoNCE temperature τ.
+        num_speakers: speaker-embedding rows (BEAT2: 25 classes).
+        speech_feature: ``auto`` (HuBERT when cached, else spectral), ``hubert``, ``spectral``.
+        window, stride, val_stride, holdout_fraction: training windows (see the tokenizer).
+        masking: the random-mask schedule and seed length.
+        losses: loss weights.
+        sparse: sparse-stage switches.
+        solver: optimisation and bookkeeping.
+    """
+
+    sizes: GeneratorSizes = field(default_factory=GeneratorSizes)
+    dropout: float = 0.1
+    use_coarse2fine: bool = True
+    rhythmic_consistency: bool = True
+    rhythm_local: bool = True
+    rhythm_global: bool = True
+    temperature: float = 0.1
+    num_speakers: int = 25
+    speech_feature: str = "auto"
+    window: int = 64
+    stride: int = 20
+    val_stride: int = 32
+    holdout_fraction: float = 0.1
+    masking: MaskSchedule = field(default_factory=MaskSchedule)
+    losses: LossWeights = field(default_factory=LossWeights)
+    sparse: SparseOptions = field(default_factory=SparseOptions)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+
+
+def load_generator_config(preset: str = "tiny", config: str | Path | None = None,
+                          overrides: tuple[str, ...] | list[str] = ()) -> GeneratorTrainConfig:
+    """The packaged preset (``tiny`` or ``paper``) or a YAML file, then overrides."""
+    if config is not None:
+        return load_config(GeneratorTrainConfig, config, overrides)
+    if preset not in PRESETS:
+        raise DataError(Path(preset), f"unknown preset; choose one of {PRESETS} or give --config")
+    with resources.as_file(resources.files("semtalk.configs")
+                           .joinpath(f"generator_{preset}.yaml")) as path:
+        return load_config(GeneratorTrainConfig, path, overrides)
+
+
+def feature_identity(cache: FeatureCache, speech: str) -> dict[str, Any]:
+    """What a model trained on ``cache`` needs from the features of new audio."""
+    manifest = cache.manifest
+    wanted_audio = ("beat", speech)
+    return {"speech_feature": speech,
+            "audio_features": {k: manifest["audio_features"][k] for k in wanted_audio},
+            "window_features": dict(manifest["window_features"]),
+            "window": manifest["window"], "hop": manifest["hop"],
+            "body_model": manifest["body_model"], "cache_fingerprint": cache.fingerprint}
+
+
+class _GeneratorSolver(Solver):
+    """What both generator stages share: data, tokenizer targets, masks, code losses."""
+
+    find_unused_parameters = True  # the "self" pass skips the word-hints decoder
+
+    def __init__(self, config: GeneratorTrainConfig, data: str | Path, tokenizer: str | Path,
+                 out: str | Path,
+                 segments: tuple[list[Segment], list[Segment]] | None = None) -> None:
+        super().__init__(config.solver, out)
+        if config.stride % 4 or config.val_stride % 4:
+            raise DataError(Path(out), "stride and val_stride must be multiples of 4")
+        self.config = config
+        self.cache = FeatureCache(data)
+        self.tokenizer_path = Path(tokenizer)
+        self.tokenizer = MotionTokenizer.from_pretrained(tokenizer)
+        self.speech = speech_feature_name(self.cache, config.speech_feature)
+        self.dims = feature_dims(self.cache, self.speech)
+        self._train, self._val = segments or training_segments(
+            self.cache, config.holdout_fraction, config.window)
+
+    def _tokenizer_identity(self) -> dict[str, Any]:
+        return {part.value: to_dict(self.tokenizer[part].config)
+                for part in self.tokenizer.parts}
+
+    def _windows(self, segments: list[Segment], stride: int) -> GeneratorWindows:
+        return GeneratorWindows(self.cache, cut_windows(segments, self.config.window, stride),
+                                self.speech)
+
+    def train_dataset(self) -> Dataset:
+        return self._windows(self._train, self.config.stride)
+
+    def val_dataset(self) -> Dataset | None:
+        return self._windows(self._val, self.config.val_stride) if self._val else None
+
+    def _targets(self, batch: dict[str, torch.Tensor]) -> tuple[dict[BodyPart, torch.Tensor],
+                                                                 dict[BodyPart, torch.Tensor]]:
+        """Tokenizer codes ``{part: [B, N, Q]}`` and code vectors ``{part: [B, Q, N, D]}``."""
+        self.tokenizer.to(self.device).eval()
+        with torch.no_grad():
+            codes = self.tokenizer.encode_parts(batch_parts(batch))
+            vectors = {part: self.tokenizer[part].codes_to_vectors(c).permute(1, 0, 2, 3)
+                       for part, c in codes.items()}
+        return codes, vectors
+
+    def _masks(self, batch: dict[str, torch.Tensor], step: int) -> list[tuple[str, Any, bool]]:
+        schedule = self.config.masking
+        shape = batch["motion"].shape
+        ratio = schedule.ratio(step, self.solver_config.max_steps)
+        random_mask = schedule.random_mask(shape, ratio, self.device)
+        return [("seed", schedule.seed_mask(shape, self.device), True),
+                ("self", random_mask, False), ("word", random_mask, True)]
+
+    def _code_losses(self, out: GeneratorOutput, codes: dict[BodyPart, torch.Tensor],
+                     vectors: dict[BodyPart, torch.Tensor],
+                     weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        cls = sum(code_classification_loss(out.logits[p], codes[p], weights)
+                  for p in out.logits)
+        lat = sum(latent_regression_loss(out.latents[p], vectors[p], weights)
+                  for p in out.latents)
+        return cls, lat  # type: ignore[return-value]
+
+    @staticmethod
+    def _code_accuracy(out: GeneratorOutput, codes: dict[BodyPart, torch.Tensor]) -> float:
+        """Top-1 accuracy of the first RVQ layer's codes, mean over parts."""
+        predicted = out.codes()
+        return float(sum((predicted[p][..., 0] == codes[p][..., 0]).float().mean().item()
+                         for p in predicted) / len(predicted))
+
+    def _release_extras(self, folder: Path) -> None:
+        write_text_atomic(folder / FEATURES_FILE,
+                          json.dumps(feature_identity(self.cache, self.speech), indent=1) + "\n")
+
+
+class BaseSolver(_GeneratorSolver):
+    """Stage 1: the base motion generator."""
+
+    stage = "base"
+
+    def model_config(self) -> BaseGeneratorConfig:
+        c = self.config
+        return BaseGeneratorConfig(
+            speech_dim=self.dims["speech"], beat_dim=self.dims["beat"],
+            num_speakers=c.num_speakers, window=c.window, codes=self.tokenizer.code_spec,
+            sizes=c.sizes, dropout=c.dropout, use_coarse2fine=c.use_coarse2fine,
+            use_rhythmic_projection=c.rhythmic_consistency)
+
+    def identity(self) -> dict[str, Any]:
+        c = to_dict(self.config)
+        for key in ("solver", "sparse"):
+            c.pop(key)
+        return {"config": c, "cache": self.cache.fingerprint,
+                "tokenizer": self._tokenizer_identity(),
+                "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train]}
+
+    def build_model(self) -> nn.Module:
+        return BaseMotionGenerator(self.model_config())
+
+    def _rhythm(self, out: GeneratorOutput) -> dict[str, torch.Tensor]:
+        c = self.config
+        terms = {"local": 0.0, "global": 0.0}
+        for motion, audio in out.rhythm.values():
+            loss = rhythmic_consistency_loss(motion, audio, c.temperature, c.rhythm_local,
+                                             c.rhythm_global)
+            terms["local"] = terms["local"] + loss["local"]
+            terms["global"] = terms["global"] + loss["global"]
+        return terms  # type: ignore[return-value]
+
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                      step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        w = self.config.losses
+        codes, vectors = self._targets(batch)
+        total = torch.zeros((), device=self.device)
+        values: dict[str, float] = {}
+        for name, mask, use_word in self._masks(batch, step):
+            out = model(batch_inputs(batch, mask), use_word=use_word)
+            cls, lat = self._code_losses(out, codes, vectors, None)
+            total = total + w.classification * cls + w.latent * lat
+            values[f"cls_{name}"], values[f"lat_{name}"] = cls.item(), lat.item()
+            if name == "seed":
+                values["code_acc"] = self._code_accuracy(out, codes)
+                if self.config.rhythmic_consistency:
+                    rhythm = self._rhythm(out)
+                    total = total + w.rhythm * (rhythm["local"] + rhythm["global"])
+                    values.update(rhythm_local=float(rhythm["local"].detach()),
+                                  rhythm_global=float(rhythm["global"].detach()))
+        return total, values
+
+    def validation_metrics(self, model: nn.Module,
+                           batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        codes, vectors = self._targets(batch)
+        mask = self.config.masking.seed_mask(batch["motion"].shape, self.device)
+        out = model(batch_inputs(batch, mask))
+        cls, lat = self._code_losses(out, codes, vectors, None)
+        w = self.config.losses
+        rhythm = self._rhythm(out)
+        return {"loss": (w.classification * cls + w.latent * lat).item(), "cls": cls.item(),
+                "lat": lat.item(), "code_acc": self._code_accuracy(out, codes),
+                "rhythm_local": float(rhythm["local"]),
+                "rhythm_global": float(rhythm["global"])}
+
+    def save_release(self, model: nn.Module, folder: Path) -> None:
+        model.save_pretrained(folder)  # type: ignore[operator]
+        self._release_extras(folder)
+
+
+class SparseSolver(_GeneratorSolver):
+    """Stage 2: the sparse motion generator with the sem-gate, on a frozen base model."""
+
+    stage = "sparse"
+
+    def __init__(self, config: GeneratorTrainConfig, data: str | Path, tokenizer: str | Path,
+                 base: str | Path, out: str | Path,
+                 segments: tuple[list[Segment], list[Segment]] | None = None) -> None:
+        super().__init__(config, data, tokenizer, out, segments)
+        options = config.sparse
+        if options.loss_weighting not in LOSS_WEIGHTINGS:
+            raise DataError(Path(out), f"sparse.loss_weighting must be one of "
+                                       f"{LOSS_WEIGHTINGS}, got {options.loss_weighting!r}")
+        self.base_path = Path(base)
+        self.base = BaseMotionGenerator.from_pretrained(base)
+        for parameter in self.base.parameters():
+            parameter.requires_grad_(False)
+        self._check_compatible()
+
+    def _check_compatible(self) -> None:
+        problems = self.model_config().base_mismatches(self.base.config)
+        if self.base.config.codes != self.tokenizer.code_spec:
+            problems.append(f"codes: base {self.base.config.codes} vs tokenizer "
+                            f"{self.tokenizer.code_spec}")
+        if self.base.config.speech_dim != self.dims["speech"]:
+            problems.append(f"speech_dim: base {self.base.config.speech_dim} vs cache "
+                            f"{self.dims['speech']} ({self.speech})")
+        base_features = self.base_path / FEATURES_FILE
+        if base_features.is_file():
+            trained = json.loads(base_features.read_text())
+            if trained.get("audio_features") != feature_identity(
+                    self.cache, self.speech)["audio_features"]:
+                problems.append("the base model was trained on other speech/beat features "
+                                "than this cache holds")
+        if problems:
+            raise DataError(self.base_path, "base model is not compatible with this sparse "
+                                            "stage: " + "; ".join(problems))
+
+    def model_config(self) -> SparseGeneratorConfig:
+        c, s = self.config, self.config.sparse
+        return SparseGeneratorConfig(
+            speech_dim=self.dims["speech"], vocab_size=len(self.cache.vocab),
+            sentence_dim=self.dims["sentence"], emotion_dim=self.dims["emotion"],
+            word_dim=s.word_dim, num_speakers=c.num_speakers, window=c.window,
+            codes=self.tokenizer.code_spec, sizes=c.sizes, dropout=c.dropout, gate=s.gate,
+            feature_weighting=s.feature_weighting, blend_base=s.blend_base,
+            use_coarse2fine=c.use_coarse2fine)
+
+    def identity(self) -> dict[str, Any]:
+        c = to_dict(self.config)
+        c.pop("solver")
+        return {"config": c, "cache": self.cache.fingerprint,
+                "tokenizer": self._tokenizer_identity(),
+                "base": to_dict(self.base.config),
+                "base_weights": _weights_digest(self.base),
+                "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train]}
+
+    def build_model(self) -> nn.Module:
+        return SparseMotionGenerator(self.model_config())
+
+    def _forward(self, model: nn.Module, batch: dict[str, torch.Tensor], mask: torch.Tensor,
+                 use_word: bool) -> GeneratorOutput:
+        inputs = batch_inputs(batch, mask)
+        self.base.to(self.device).eval()
+        with torch.no_grad():
+            base_features = self.base(inputs, use_word=use_word).features
+        return model(inputs, base_features=base_features, use_word=use_word)
+
+    def _labels(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token scores ŝ ``[B, N]`` and which batch rows have labels ``[B]``."""
+        return token_semantic(batch["semantic"], FRAMES_PER_TOKEN), batch["has_semantic"]
+
+    def _pass_loss(self, out: GeneratorOutput, codes: dict[BodyPart, torch.Tensor],
+                   vectors: dict[BodyPart, torch.Tensor], score: torch.Tensor,
+                   labelled: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        options, w = self.config.sparse, self.config.losses
+        weights = {"psi": out.psi.detach() if out.psi is not None else None,
+                   "label": score, "none": None}[options.loss_weighting]
+        cls, lat = self._code_losses(out, codes, vectors, weights)
+        total = w.classification * cls + w.latent * lat
+        values = {"cls": cls.item(), "lat": lat.item()}
+        if out.gate_logits is not None and bool(labelled.any()):
+            gate = gate_classification_loss(out.gate_logits[labelled],
+                                            (score[labelled] > 0).long(),
+                                            options.gate_class_weights)
+            total = total + w.gate * gate
+            values["gate"] = gate.item()
+        return total, values
+
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                      step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        codes, vectors = self._targets(batch)
+        body = {p: codes[p] for p in SparseMotionGenerator.parts}
+        body_vectors = {p: vectors[p] for p in SparseMotionGenerator.parts}
+        score, labelled = self._labels(batch)
+        total = torch.zeros((), device=self.device)
+        values: dict[str, float] = {}
+        for name, mask, use_word in self._masks(batch, step):
+            out = self._forward(model, batch, mask, use_word)
+            loss, terms = self._pass_loss(out, body, body_vectors, score, labelled)
+            total = total + loss
+            values.update({f"{k}_{name}": v for k, v in terms.items()})
+            if name == "seed" and out.psi is not None:
+                values["psi_mean"] = out.psi.mean().item()
+        return total, values
+
+    def validation_metrics(self, model: nn.Module,
+                           batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        codes, vectors = self._targets(batch)
+        body = {p: codes[p] for p in SparseMotionGenerator.parts}
+        body_vectors = {p: vectors[p] for p in SparseMotionGenerator.parts}
+        score, labelled = self._labels(batch)
+        mask = self.config.masking.seed_mask(batch["motion"].shape, self.device)
+        out = self._forward(model, batch, mask, True)
+        loss, values = self._pass_loss(out, body, body_vectors, score, labelled)
+        metrics: dict[str, Any] = {"loss": loss.item(), **values,
+                                   "code_acc": self._code_accuracy(out, body)}
+        if out.psi is not None:
+            metrics["psi"] = out.psi[labelled].flatten()
+            metrics["label"] = score[labelled].flatten()
+        return metrics
+
+    def summarize_validation(self, means: dict[str, float],
+                             arrays: dict[str, torch.Tensor]) -> dict[str, float]:
+        if "psi" in arrays and arrays["psi"].numel():
+            scores = semantic_accuracy(arrays["psi"], arrays["label"])
+            means.update(sem_accuracy=scores.accuracy,
+                         sem_balanced_accuracy=scores.balanced_accuracy,
+                         sem_precision=scores.precision, sem_recall=scores.recall)
+        return means
+
+    def save_release(self, model: nn.Module, folder: Path) -> None:
+        model.save_pretrained(folder)  # type: ignore[operator]
+        self._release_extras(folder)
+        shutil.copyfile(self.cache.path / VOCAB_FILE, folder / VOCAB_FILE)
+
+
+def _weights_digest(model: nn.Module) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _install(best: Path, release: Path) -> Path:
+    tmp = release.with_name(f".{release.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(best, tmp)
+    shutil.rmtree(release, ignore_errors=True)
+    tmp.rename(release)
+    return release
+
+
+def train_base(config: GeneratorTrainConfig, data: str | Path, out: str | Path,
+               tokenizer: str | Path | None = None, *, progress: bool = True) -> Path:
+    """Train (or resume) the base generator; returns ``OUT/base`` (the release).
+
+    ``tokenizer`` defaults to ``OUT/tokenizer`` (where ``semtalk train tokenizer`` puts it).
+    """
+    out = Path(out)
+    solver = BaseSolver(config, data, tokenizer or out / "tokenizer", out / "base_run")
+    return _install(solver.fit(progress=progress), out / "base")
+
+
+def train_sparse(config: GeneratorTrainConfig, data: str | Path, out: str | Path,
+                 tokenizer: str | Path | None = None, base: str | Path | None = None, *,
+                 progress: bool = True) -> Path:
+    """Train (or resume) the sparse generator on the frozen base; returns ``OUT/sparse``."""
+    out = Path(out)
+    solver = SparseSolver(config, data, tokenizer or out / "tokenizer", base or out / "base",
+                          out / "sparse_run")
+    return _install(solver.fit(progress=progress), out / "sparse")

@@ -1,0 +1,175 @@
+"""`semtalk train base` / `train sparse` on the synthetic speaker, resume, compatibility, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semtalk.body import BodyPart
+from semtalk.cli import main
+from semtalk.errors import DataError
+from semtalk.features.cache import FeatureCache
+from semtalk.models.base_generator import BaseMotionGenerator
+from semtalk.models.sparse_generator import SparseMotionGenerator
+from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.training.generator import (
+    BaseSolver,
+    SparseSolver,
+    load_generator_config,
+)
+from semtalk.training.generator_data import GeneratorWindows, token_semantic
+from semtalk.training.masking import MaskSchedule
+from semtalk.training.metric_log import read_log
+from semtalk.training.windows import cut_windows, training_segments
+
+FAST = ["solver.batch_size=8", "solver.log_every=1", "solver.tensorboard=false",
+        "stride=32"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny tokenizer with normalisation from nothing: enough for stage plumbing."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tok") / "tokenizer"
+    return MotionTokenizer.tiny().save_pretrained(folder)
+
+
+def _losses(folder: Path, key: str = "loss") -> dict[int, float]:
+    return {r["step"]: r[key] for r in read_log(folder) if r["split"] == "train"}
+
+
+def test_mask_schedule() -> None:
+    schedule = MaskSchedule(max_ratio=0.4, ramp_fraction=0.5)
+    assert [schedule.ratio(s, 100) for s in (0, 25, 50, 90)] == [0.0, 0.2, 0.4, 0.4]
+    seed = schedule.seed_mask((2, 8, 3))
+    assert not seed[:, :4].any() and seed[:, 4:].all()
+    torch.manual_seed(0)
+    frames = schedule.random_mask((4, 1000, 5), 0.3)
+    assert (frames == frames[..., :1]).all()  # whole frames
+    assert abs(frames[..., 0].float().mean().item() - 0.3) < 0.03
+    elements = MaskSchedule(unit="element").random_mask((4, 1000, 5), 0.3)
+    assert not (elements == elements[..., :1]).all()
+    with pytest.raises(ValueError, match="unit"):
+        MaskSchedule(unit="token")
+
+
+def test_windows_carry_every_input(synth_cache: Path) -> None:
+    cache = FeatureCache(synth_cache)
+    train, _ = training_segments(cache)
+    data = GeneratorWindows(cache, cut_windows(train, 64, 20), "spectral")
+    item = data[1]
+    assert item["speech"].shape == (64, 240) and item["motion"].shape == (64, 337)
+    assert item["parts.hands"].shape == (64, BodyPart.HANDS.dim)
+    assert item["word_ids"].dtype == torch.long and item["speaker"].dtype == torch.long
+    clip = cache.load(data.windows[1].clip_id)
+    row = data.windows[1].start // cache.hop
+    np.testing.assert_allclose(item["sentence"].numpy(), clip.windows["sentence"][row])
+    scores = torch.tensor([[0, 0, 0, 0, 1, 1, 0, 0]], dtype=torch.float32)
+    assert token_semantic(scores, 4).tolist() == [[0.0, 0.5]]
+    with pytest.raises(ValueError, match="multiples of the cache hop"):
+        GeneratorWindows(cache, cut_windows(train, 64, 21)[1:2], "spectral")
+
+
+def test_base_cli_trains_and_rhythmic_loss_falls(synth_cache: Path, tokenizer_release: Path,
+                                                 tmp_path: Path) -> None:
+    code = main(["train", "base", "--data", str(synth_cache), "--tokenizer",
+                 str(tokenizer_release), "--out", str(tmp_path), "--quiet",
+                 "solver.max_steps=40", "solver.validate_every=20", *FAST])
+    assert code == 0
+    model = BaseMotionGenerator.from_pretrained(tmp_path / "base")
+    assert model.config.codes == MotionTokenizer.from_pretrained(tokenizer_release).code_spec
+    features = json.loads((tmp_path / "base" / "features.json").read_text())
+    assert features["speech_feature"] == "spectral"
+    log = read_log(tmp_path / "base_run")
+    train = [r for r in log if r["split"] == "train"]
+    rhythm = [r["rhythm_local"] for r in train]
+    assert np.mean(rhythm[-8:]) < np.mean(rhythm[:8])
+    assert np.mean([r["loss"] for r in train[-8:]]) < np.mean([r["loss"] for r in train[:8]])
+    assert {"cls_seed", "cls_self", "cls_word", "rhythm_global"} <= set(train[0])
+    assert [r["step"] for r in log if r["split"] == "val"] == [20, 40]
+
+
+def test_base_resume_gives_identical_next_loss(synth_cache: Path, tokenizer_release: Path,
+                                               tmp_path: Path) -> None:
+    config = load_generator_config("tiny", overrides=[*FAST, "solver.max_steps=4",
+                                                      "solver.checkpoint_every=2"])
+    BaseSolver(config, synth_cache, tokenizer_release, tmp_path / "a").fit(progress=False)
+    # Interrupted after step 2 (the mask-ratio ramp follows max_steps, so the same config).
+    BaseSolver(config, synth_cache, tokenizer_release, tmp_path / "b").fit(progress=False,
+                                                                           stop_at=2)
+    BaseSolver(config, synth_cache, tokenizer_release, tmp_path / "b").fit(progress=False)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+@pytest.fixture(scope="module")
+def base_release(synth_cache: Path, tokenizer_release: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("base")
+    config = load_generator_config("tiny", overrides=[*FAST, "solver.max_steps=2"])
+    best = BaseSolver(config, synth_cache, tokenizer_release, out / "run").fit(progress=False)
+    return best
+
+
+def test_sparse_stage_trains_gate_and_reports_semantic_scores(
+        synth_cache: Path, tokenizer_release: Path, base_release: Path, tmp_path: Path) -> None:
+    code = main(["train", "sparse", "--data", str(synth_cache), "--tokenizer",
+                 str(tokenizer_release), "--base", str(base_release), "--out", str(tmp_path),
+                 "--quiet", "solver.max_steps=30", "solver.validate_every=30", *FAST])
+    assert code == 0
+    model = SparseMotionGenerator.from_pretrained(tmp_path / "sparse")
+    assert model.config.vocab_size == len(FeatureCache(synth_cache).vocab)
+    assert (tmp_path / "sparse" / "vocab.json").is_file()
+    log = read_log(tmp_path / "sparse_run")
+    gate = [r["gate_self"] for r in log if r["split"] == "train"]
+    assert np.mean(gate[-6:]) < np.mean(gate[:6])
+    val = [r for r in log if r["split"] == "val"][-1]
+    assert 0.0 <= val["sem_balanced_accuracy"] <= 1.0 and "sem_recall" in val
+
+
+def test_sparse_refuses_an_incompatible_base(synth_cache: Path, tokenizer_release: Path,
+                                             tmp_path: Path) -> None:
+    config = load_generator_config("tiny", overrides=FAST)
+    other = BaseMotionGenerator(BaseSolver(config, synth_cache, tokenizer_release, tmp_path / "x")
+                                .model_config().__class__.tiny(240, num_speakers=7))
+    other.save_pretrained(tmp_path / "other_base")
+    with pytest.raises(DataError, match="num_speakers: base 7 vs sparse 25"):
+        SparseSolver(config, synth_cache, tokenizer_release, tmp_path / "other_base",
+                     tmp_path / "run")
+
+
+def test_sparse_variants_build(synth_cache: Path, tokenizer_release: Path, base_release: Path,
+                               tmp_path: Path) -> None:
+    for gate, weighting in (("random", "none"), ("none", "label")):
+        config = load_generator_config("tiny", overrides=[
+            *FAST, "solver.max_steps=1", f"sparse.gate={gate}",
+            f"sparse.loss_weighting={weighting}", "sparse.feature_weighting=false"])
+        solver = SparseSolver(config, synth_cache, tokenizer_release, base_release,
+                              tmp_path / gate)
+        best = solver.fit(progress=False)
+        assert SparseMotionGenerator.from_pretrained(best).config.gate == gate
+
+
+def test_two_process_ddp_training(synth_cache: Path, tokenizer_release: Path,
+                                  tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={port}", "-m", "semtalk.cli", "train", "base", "--data",
+               str(synth_cache), "--tokenizer", str(tokenizer_release), "--out",
+               str(tmp_path), "--quiet", "solver.max_steps=3", "solver.validate_every=3",
+               "solver.device=cpu", *FAST]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert BaseMotionGenerator.from_pretrained(tmp_path / "base") is not None
+    steps = sorted(_losses(tmp_path / "base_run"))
+    assert steps == [1, 2, 3]  # one log, written by rank 0 only
