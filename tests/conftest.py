@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
-import torch
+# Single-threaded BLAS/OpenMP before numpy and torch load (see torch.set_num_threads below).
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Tiny models gain nothing from a second thread, and on a loaded 2-core machine torch's
 # thread pool makes them 10-50x slower; the suite runs single-threaded.

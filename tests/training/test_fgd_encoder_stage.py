@@ -100,8 +100,7 @@ def test_resume_gives_identical_next_loss(synth_cache: Path, tmp_path: Path) -> 
         "solver.max_steps=6", "solver.batch_size=8", "solver.validate_every=6",
         "solver.checkpoint_every=6", "solver.log_every=1", "solver.tensorboard=false"])
     FGDEncoderSolver(config, synth_cache, tmp_path / "a").fit(progress=False)
-    short = replace(config, solver=replace(config.solver, max_steps=3, checkpoint_every=3))
-    FGDEncoderSolver(short, synth_cache, tmp_path / "b").fit(progress=False)
+    FGDEncoderSolver(config, synth_cache, tmp_path / "b").fit(progress=False, stop_at=3)
     FGDEncoderSolver(config, synth_cache, tmp_path / "b").fit(progress=False)
 
     def losses(folder: Path) -> dict[int, float]:

@@ -13,7 +13,6 @@ released to ``OUT/best/`` and copied to ``OUT/fgd_encoder/``.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,7 +27,7 @@ from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, FGDEncoderConfig
 from semtalk.rotation import axis_angle_to_rot6d, geodesic_angle, rot6d_to_matrix
-from semtalk.training.solver import Solver, SolverConfig
+from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, Window, cut_windows, training_segments
 
 PRESETS = ("tiny", "paper")
@@ -118,6 +117,8 @@ class FGDEncoderSolver(Solver):
         self._check_joints()
 
     def _check_joints(self) -> None:
+        if not self._train:
+            raise DataError(self.cache.path, "no training segments to train the FGD encoder on")
         clip = self.cache.load(self._train[0].clip_id)
         have = clip.poses.shape[1] // 3
         want = len(self.config.model.parents)
@@ -179,14 +180,9 @@ def train_fgd_encoder(config: FGDTrainConfig, data: str | Path, out: str | Path,
     """Train (or resume) the FGD autoencoder on a cache; returns the release folder.
 
     The run lives in ``OUT/`` (checkpoint, logs, ``best/``); the selected model is copied to
-    ``OUT/fgd_encoder/``, which :meth:`FGDAutoencoder.from_pretrained` loads.
+    ``OUT/fgd_encoder/``, which :meth:`FGDAutoencoder.from_pretrained` loads (by rank 0 only
+    when several processes train).
     """
     out = Path(out)
     best = FGDEncoderSolver(config, data, out).fit(progress=progress)
-    release = out / RELEASE_DIR
-    tmp = release.with_name(f".{RELEASE_DIR}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(best, tmp)
-    shutil.rmtree(release, ignore_errors=True)
-    tmp.rename(release)
-    return release
+    return install_release(best, out / RELEASE_DIR)

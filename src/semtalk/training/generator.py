@@ -67,7 +67,7 @@ from semtalk.training.generator_data import (
     token_semantic,
 )
 from semtalk.training.masking import MaskSchedule
-from semtalk.training.solver import Solver, SolverConfig
+from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, cut_windows, training_segments
 
 PRESETS = ("tiny", "paper")
@@ -464,15 +464,6 @@ def _weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _install(best: Path, release: Path) -> Path:
-    tmp = release.with_name(f".{release.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(best, tmp)
-    shutil.rmtree(release, ignore_errors=True)
-    tmp.rename(release)
-    return release
-
-
 def train_base(config: GeneratorTrainConfig, data: str | Path, out: str | Path,
                tokenizer: str | Path | None = None, *, progress: bool = True) -> Path:
     """Train (or resume) the base generator; returns ``OUT/base`` (the release).
@@ -481,7 +472,7 @@ def train_base(config: GeneratorTrainConfig, data: str | Path, out: str | Path,
     """
     out = Path(out)
     solver = BaseSolver(config, data, tokenizer or out / "tokenizer", out / "base_run")
-    return _install(solver.fit(progress=progress), out / "base")
+    return install_release(solver.fit(progress=progress), out / "base")
 
 
 def train_sparse(config: GeneratorTrainConfig, data: str | Path, out: str | Path,
@@ -491,4 +482,4 @@ def train_sparse(config: GeneratorTrainConfig, data: str | Path, out: str | Path
     out = Path(out)
     solver = SparseSolver(config, data, tokenizer or out / "tokenizer", base or out / "base",
                           out / "sparse_run")
-    return _install(solver.fit(progress=progress), out / "sparse")
+    return install_release(solver.fit(progress=progress), out / "sparse")

@@ -496,6 +496,18 @@ class Solver(ABC):
         return checkpoint
 
 
+def install_release(best: Path, release: Path) -> Path:
+    """Copy a stage's selected model ``best`` to ``release`` (atomically: a temporary copy is
+    renamed into place). Under ``torchrun`` only rank 0 copies; every rank gets the path."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        tmp = release.with_name(f".{release.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(best, tmp)
+        shutil.rmtree(release, ignore_errors=True)
+        tmp.rename(release)
+    return release
+
+
 def _progress(enabled: bool, total: int, initial: int, stage: str) -> Any:
     from tqdm.auto import tqdm
 

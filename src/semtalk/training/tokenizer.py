@@ -10,7 +10,6 @@ validation loss. The selected model is released to ``OUT/best/`` and copied to
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -34,7 +33,7 @@ from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
 from semtalk.modules.quantizer import QuantizerConfig
 from semtalk.motion_repr import motion_to_tokenizer_parts
 from semtalk.skeleton import BodyModel, load_body_model
-from semtalk.training.solver import Solver, SolverConfig
+from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, Window, cut_windows, training_segments
 
 PRESETS = ("tiny", "paper")
@@ -224,13 +223,7 @@ def train_tokenizer(config: TokenizerTrainConfig, part: BodyPart, data: str | Pa
     out = Path(out)
     solver = TokenizerSolver(config, part, data, out / part.value)
     best = solver.fit(progress=progress)
-    release = out / "tokenizer" / part.value
-    tmp = release.with_name(f".{part.value}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(best, tmp)
-    shutil.rmtree(release, ignore_errors=True)
-    tmp.rename(release)
-    return release
+    return install_release(best, out / "tokenizer" / part.value)
 
 
 def with_solver(config: TokenizerTrainConfig, **changes: Any) -> TokenizerTrainConfig:
