@@ -1,1 +1,33 @@
-"""Packaged YAML presets (values validated against the config dataclasses)."""
+"""Packaged YAML presets (values validated against the config dataclasses).
+
+A stage's presets are ``<stage>_<preset>.yaml`` files here; :func:`load_stage_config` reads
+one, or a user's YAML file instead, and applies ``key.sub=value`` overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from semtalk.config import load_config
+from semtalk.errors import DataError
+
+PRESETS = ("tiny", "paper")
+"""Presets every training stage ships."""
+
+T = TypeVar("T")
+
+
+def load_stage_config(config_class: type[T], stage: str, preset: str = "tiny",
+                      config: str | Path | None = None,
+                      overrides: Sequence[str] = ()) -> T:
+    """``config_class`` from the packaged ``<stage>_<preset>.yaml`` (``tiny`` or ``paper``) or
+    from the YAML file ``config`` when given, then ``key=value`` overrides."""
+    if config is not None:
+        return load_config(config_class, config, overrides)
+    if preset not in PRESETS:
+        raise DataError(Path(preset), f"unknown preset; choose one of {PRESETS} or give --config")
+    with resources.as_file(resources.files(__name__).joinpath(f"{stage}_{preset}.yaml")) as path:
+        return load_config(config_class, path, overrides)

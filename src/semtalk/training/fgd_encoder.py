@@ -14,7 +14,6 @@ released to ``OUT/best/`` and copied to ``OUT/fgd_encoder/``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from semtalk.config import load_config, to_dict
+from semtalk.config import to_dict
+from semtalk.configs import load_stage_config
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, FGDEncoderConfig
@@ -30,7 +30,6 @@ from semtalk.rotation import axis_angle_to_rot6d, geodesic_angle, rot6d_to_matri
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, Window, cut_windows, training_segments
 
-PRESETS = ("tiny", "paper")
 RELEASE_DIR = "fgd_encoder"
 
 
@@ -69,13 +68,7 @@ class FGDTrainConfig:
 def load_fgd_config(preset: str = "tiny", config: str | Path | None = None,
                     overrides: tuple[str, ...] | list[str] = ()) -> FGDTrainConfig:
     """The packaged preset (``tiny`` or ``paper``) or a YAML file, then ``key=value`` overrides."""
-    if config is not None:
-        return load_config(FGDTrainConfig, config, overrides)
-    if preset not in PRESETS:
-        raise DataError(Path(preset), f"unknown preset; choose one of {PRESETS} or give --config")
-    text = resources.files("semtalk.configs").joinpath(f"fgd_encoder_{preset}.yaml")
-    with resources.as_file(text) as path:
-        return load_config(FGDTrainConfig, path, overrides)
+    return load_stage_config(FGDTrainConfig, "fgd_encoder", preset, config, overrides)
 
 
 class RotationWindows(Dataset):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from semtalk.body import BodyPart
-from semtalk.config import load_config, to_dict
+from semtalk.config import to_dict
+from semtalk.configs import load_stage_config
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.fileio import write_text_atomic
@@ -70,7 +70,6 @@ from semtalk.training.masking import MaskSchedule
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, cut_windows, training_segments
 
-PRESETS = ("tiny", "paper")
 FEATURES_FILE = "features.json"
 VOCAB_FILE = "vocab.json"
 LOSS_WEIGHTINGS = ("psi", "label", "none")
@@ -152,13 +151,7 @@ class GeneratorTrainConfig:
 def load_generator_config(preset: str = "tiny", config: str | Path | None = None,
                           overrides: tuple[str, ...] | list[str] = ()) -> GeneratorTrainConfig:
     """The packaged preset (``tiny`` or ``paper``) or a YAML file, then overrides."""
-    if config is not None:
-        return load_config(GeneratorTrainConfig, config, overrides)
-    if preset not in PRESETS:
-        raise DataError(Path(preset), f"unknown preset; choose one of {PRESETS} or give --config")
-    with resources.as_file(resources.files("semtalk.configs")
-                           .joinpath(f"generator_{preset}.yaml")) as path:
-        return load_config(GeneratorTrainConfig, path, overrides)
+    return load_stage_config(GeneratorTrainConfig, "generator", preset, config, overrides)
 
 
 def feature_identity(cache: FeatureCache, speech: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ validation loss. The selected model is released to ``OUT/best/`` and copied to
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from semtalk.body import BodyPart
-from semtalk.config import load_config, to_dict
-from semtalk.errors import DataError
+from semtalk.config import to_dict
+from semtalk.configs import load_stage_config
 from semtalk.features.cache import FeatureCache
 from semtalk.losses.reconstruction import (
     PartLossWeights,
@@ -35,8 +34,6 @@ from semtalk.motion_repr import motion_to_tokenizer_parts
 from semtalk.skeleton import BodyModel, load_body_model
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, Window, cut_windows, training_segments
-
-PRESETS = ("tiny", "paper")
 
 
 @dataclass(frozen=True)
@@ -85,13 +82,7 @@ class TokenizerTrainConfig:
 def load_tokenizer_config(preset: str = "tiny", config: str | Path | None = None,
                           overrides: tuple[str, ...] | list[str] = ()) -> TokenizerTrainConfig:
     """The packaged preset (``tiny`` or ``paper``) or a YAML file, then ``key=value`` overrides."""
-    if config is not None:
-        return load_config(TokenizerTrainConfig, config, overrides)
-    if preset not in PRESETS:
-        raise DataError(Path(preset), f"unknown preset; choose one of {PRESETS} or give --config")
-    text = resources.files("semtalk.configs").joinpath(f"tokenizer_{preset}.yaml")
-    with resources.as_file(text) as path:
-        return load_config(TokenizerTrainConfig, path, overrides)
+    return load_stage_config(TokenizerTrainConfig, "tokenizer", preset, config, overrides)
 
 
 class PartWindows(Dataset):
