@@ -28,7 +28,13 @@ from semtalk.features.cache import FeatureCache
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, FGDEncoderConfig
 from semtalk.rotation import axis_angle_to_rot6d, geodesic_angle, rot6d_to_matrix
 from semtalk.training.solver import Solver, SolverConfig, install_release
-from semtalk.training.windows import Segment, Window, cut_windows, training_segments
+from semtalk.training.windows import (
+    CachedWindows,
+    Segment,
+    cut_windows,
+    read_rows,
+    training_segments,
+)
 
 RELEASE_DIR = "fgd_encoder"
 
@@ -71,23 +77,12 @@ def load_fgd_config(preset: str = "tiny", config: str | Path | None = None,
     return load_stage_config(FGDTrainConfig, "fgd_encoder", preset, config, overrides)
 
 
-class RotationWindows(Dataset):
+class RotationWindows(CachedWindows):
     """``{"rot6d": [window, 6J]}`` examples: a cache's poses ``[T, 3J]`` (axis-angle) as 6D."""
-
-    def __init__(self, cache: FeatureCache, windows: list[Window]) -> None:
-        self.cache = cache
-        self.windows = windows
-        self._clips: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         window = self.windows[index]
-        clip = self._clips.get(window.clip_id)
-        if clip is None:
-            clip = self._clips[window.clip_id] = self.cache.load(window.clip_id)
-        poses = torch.from_numpy(clip.poses[window.start:window.stop].astype("float32"))
+        poses = read_rows(self.clip(window).poses, slice(window.start, window.stop))
         joints = poses.reshape(window.length, -1, 3)  # [window, J, 3]
         return {"rot6d": axis_angle_to_rot6d(joints).flatten(-2)}  # [window, 6J]
 

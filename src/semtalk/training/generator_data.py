@@ -27,14 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from semtalk.body import BodyPart
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.models.generator_common import GeneratorInputs
 from semtalk.motion_repr import motion_to_seed_features, motion_to_tokenizer_parts
-from semtalk.training.windows import Window
+from semtalk.training.windows import CachedWindows, Window, read_rows
 
 SENTENCE = "sentence"
 EMOTION = "emotion"
@@ -67,7 +66,7 @@ def feature_dims(cache: FeatureCache, speech: str) -> dict[str, int]:
             "emotion": int(clip.windows[EMOTION].shape[1])}
 
 
-class GeneratorWindows(Dataset):
+class GeneratorWindows(CachedWindows):
     """Examples (see the module docstring) of ``windows`` of a cache."""
 
     def __init__(self, cache: FeatureCache, windows: list[Window], speech: str) -> None:
@@ -76,24 +75,17 @@ class GeneratorWindows(Dataset):
         if bad:
             raise ValueError(f"window starts must be multiples of the cache hop {hop}; "
                              f"got {bad[0].start}")
-        self.cache = cache
-        self.windows = windows
+        super().__init__(cache, windows)
         self.speech = speech
-        self._clips: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         window = self.windows[index]
-        clip = self._clips.get(window.clip_id)
-        if clip is None:
-            clip = self._clips[window.clip_id] = self.cache.load(window.clip_id)
+        clip = self.clip(window)
         frames = slice(window.start, window.stop)
         row = window.start // self.cache.hop
 
         def read(array: Any, rows: slice | int = frames) -> torch.Tensor:
-            return torch.from_numpy(np.array(array[rows], dtype=np.float32))
+            return read_rows(array, rows)
 
         poses, trans, contacts = read(clip.poses), read(clip.trans), read(clip.contacts)
         parts = motion_to_tokenizer_parts(poses, read(clip.expressions), trans, contacts)

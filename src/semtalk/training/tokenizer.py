@@ -33,7 +33,14 @@ from semtalk.modules.quantizer import QuantizerConfig
 from semtalk.motion_repr import motion_to_tokenizer_parts
 from semtalk.skeleton import BodyModel, load_body_model
 from semtalk.training.solver import Solver, SolverConfig, install_release
-from semtalk.training.windows import Segment, Window, cut_windows, training_segments
+from semtalk.training.windows import (
+    CachedWindows,
+    Segment,
+    Window,
+    cut_windows,
+    read_rows,
+    training_segments,
+)
 
 
 @dataclass(frozen=True)
@@ -85,30 +92,20 @@ def load_tokenizer_config(preset: str = "tiny", config: str | Path | None = None
     return load_stage_config(TokenizerTrainConfig, "tokenizer", preset, config, overrides)
 
 
-class PartWindows(Dataset):
+class PartWindows(CachedWindows):
     """``{"features": [window, part.dim]}`` examples of one part from a cache."""
 
     def __init__(self, cache: FeatureCache, windows: list[Window], part: BodyPart) -> None:
-        self.cache = cache
-        self.windows = windows
+        super().__init__(cache, windows)
         self.part = part
-        self._clips: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         window = self.windows[index]
-        clip = self._clips.get(window.clip_id)
-        if clip is None:
-            clip = self._clips[window.clip_id] = self.cache.load(window.clip_id)
+        clip = self.clip(window)
         frames = slice(window.start, window.stop)
-
-        def read(array: Any) -> torch.Tensor:
-            return torch.from_numpy(array[frames].astype("float32"))
-
-        parts = motion_to_tokenizer_parts(read(clip.poses), read(clip.expressions),
-                                          read(clip.trans), read(clip.contacts))
+        parts = motion_to_tokenizer_parts(
+            *(read_rows(a, frames) for a in (clip.poses, clip.expressions, clip.trans,
+                                              clip.contacts)))
         return {"features": parts[self.part]}
 
 

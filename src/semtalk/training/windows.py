@@ -14,9 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from semtalk.errors import DataError
-from semtalk.features.cache import FeatureCache
+from semtalk.features.cache import CachedClip, FeatureCache
 
 _log = logging.getLogger(__name__)
 
@@ -89,3 +94,30 @@ def training_segments(
         train.append(Segment(clip_id, 0, n - held))
         val.append(Segment(clip_id, n - held, n))
     return train, val
+
+
+class CachedWindows(Dataset):
+    """Base of the stages' datasets: ``windows`` of a cache, each clip opened once.
+
+    Subclasses build an example in ``__getitem__`` from :meth:`clip` and :func:`read_rows`.
+    """
+
+    def __init__(self, cache: FeatureCache, windows: list[Window]) -> None:
+        self.cache = cache
+        self.windows = windows
+        self._clips: dict[str, CachedClip] = {}
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def clip(self, window: Window) -> CachedClip:
+        """The (memory-mapped) clip ``window`` belongs to."""
+        clip = self._clips.get(window.clip_id)
+        if clip is None:
+            clip = self._clips[window.clip_id] = self.cache.load(window.clip_id)
+        return clip
+
+
+def read_rows(array: Any, rows: slice | int) -> torch.Tensor:
+    """A float32 tensor copy of ``array[rows]`` (cached arrays are read-only memory maps)."""
+    return torch.from_numpy(np.array(array[rows], dtype=np.float32))
