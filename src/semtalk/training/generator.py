@@ -202,7 +202,6 @@ class _GeneratorSolver(Solver):
     def _targets(self, batch: dict[str, torch.Tensor]) -> tuple[dict[BodyPart, torch.Tensor],
                                                                  dict[BodyPart, torch.Tensor]]:
         """Tokenizer codes ``{part: [B, N, Q]}`` and code vectors ``{part: [B, Q, N, D]}``."""
-        self.tokenizer.to(self.device).eval()
         with torch.no_grad():
             codes = self.tokenizer.encode_parts(batch_parts(batch))
             vectors = {part: self.tokenizer[part].codes_to_vectors(c).permute(1, 0, 2, 3)
@@ -260,6 +259,7 @@ class BaseSolver(_GeneratorSolver):
                 "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train]}
 
     def build_model(self) -> nn.Module:
+        self.tokenizer.to(self.device).eval()
         return BaseMotionGenerator(self.model_config())
 
     def _rhythm(self, out: GeneratorOutput) -> dict[str, torch.Tensor]:
@@ -368,12 +368,14 @@ class SparseSolver(_GeneratorSolver):
                 "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train]}
 
     def build_model(self) -> nn.Module:
+        # The frozen stages move to the training device once, here, not on every step.
+        self.tokenizer.to(self.device).eval()
+        self.base.to(self.device).eval()
         return SparseMotionGenerator(self.model_config())
 
     def _forward(self, model: nn.Module, batch: dict[str, torch.Tensor], mask: torch.Tensor,
                  use_word: bool) -> GeneratorOutput:
         inputs = batch_inputs(batch, mask)
-        self.base.to(self.device).eval()
         with torch.no_grad():
             base_features = self.base(inputs, use_word=use_word).features
         return model(inputs, base_features=base_features, use_word=use_word)
