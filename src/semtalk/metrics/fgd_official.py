@@ -52,6 +52,7 @@ import torch
 
 from semtalk.errors import DataError, require_file
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, FGDEncoderConfig
+from semtalk.models.pretrained import check_state
 
 IGNORED_PREFIXES = ("fc_mu.", "fc_logvar.")
 """Official tensors with no counterpart: the variational head, unused with variational=False."""
@@ -117,22 +118,10 @@ def convert_official_state(path: Path, official: dict[str, torch.Tensor], model:
     own = model.state_dict()
     expected = {**{k: own[v] for k, v in parameters.items()},
                 **{k: buffers[v] for k, v in structure.items()}}
-    missing = sorted(set(parameters) - set(official))
-    missing += sorted(set(structure) - set(official)) if check_structure else []
-    unexpected = sorted(k for k in official if k not in parameters and k not in structure
-                        and not k.startswith(IGNORED_PREFIXES))
-    misshaped = [f"{k}: file {tuple(official[k].shape)} vs model {tuple(v.shape)}"
-                 for k, v in expected.items() if k in official and official[k].shape != v.shape]
-    if missing or unexpected or misshaped:
-        problems = []
-        if missing:
-            problems.append(f"missing tensors {missing}")
-        if unexpected:
-            problems.append(f"unexpected tensors {unexpected}")
-        if misshaped:
-            problems.append("mis-shaped tensors [" + "; ".join(misshaped) + "]")
-        raise DataError(path, "is not an AESKConv checkpoint of this configuration: "
-                              + ", ".join(problems))
+    check_state(path, expected, official,
+                optional=() if check_structure else structure,
+                ignored_prefixes=IGNORED_PREFIXES,
+                context="is not an AESKConv checkpoint of this configuration")
     if check_structure:
         differing = [k for k, v in structure.items()
                      if not torch.equal(official[k].to(buffers[v]), buffers[v])]

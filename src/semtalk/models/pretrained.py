@@ -11,6 +11,7 @@ raising :class:`~semtalk.errors.DataError` that names the file and lists every d
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -121,10 +122,18 @@ def read_weights(path: Path, device: torch.device | str = "cpu") -> dict[str, to
 
 
 def check_state(path: Path, expected: dict[str, torch.Tensor],
-                found: dict[str, torch.Tensor]) -> None:
-    """Raise naming every missing, unexpected and mis-shaped tensor of ``found``."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
+                found: dict[str, torch.Tensor], *, optional: Iterable[str] = (),
+                ignored_prefixes: tuple[str, ...] = (),
+                context: str = "does not match the model its config.json describes") -> None:
+    """Raise naming every missing, unexpected and mis-shaped tensor of ``found``.
+
+    ``optional`` names may be absent; names starting with ``ignored_prefixes`` may be present
+    without being expected. The message is ``path: context: problems``.
+    """
+    optional = set(optional)
+    missing = sorted(set(expected) - set(found) - optional)
+    unexpected = sorted(k for k in set(found) - set(expected)
+                        if not (ignored_prefixes and k.startswith(ignored_prefixes)))
     misshaped = [f"{name}: file {tuple(found[name].shape)} vs model {tuple(value.shape)}"
                  for name, value in expected.items()
                  if name in found and found[name].shape != value.shape]
@@ -136,5 +145,4 @@ def check_state(path: Path, expected: dict[str, torch.Tensor],
     if misshaped:
         problems.append("mis-shaped tensors [" + "; ".join(misshaped) + "]")
     if problems:
-        raise DataError(path, "does not match the model its config.json describes: "
-                              + ", ".join(problems))
+        raise DataError(path, f"{context}: " + ", ".join(problems))
