@@ -34,7 +34,7 @@ Semantic accuracy for the "random" gate is computed from ``psi > 0.5`` (the lear
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -220,7 +220,9 @@ class SparseMotionGenerator(PretrainedModel):
 
     def forward(self, inputs: GeneratorInputs,
                 base_features: Mapping[BodyPart, torch.Tensor] | None = None,
-                use_word: bool = True) -> GeneratorOutput:
+                use_word: bool = True,
+                psi_edit: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> GeneratorOutput:
         """Semantic codes for the body parts, ψ ``[B, N]`` and (learned gate) gate logits.
 
         Args:
@@ -231,6 +233,9 @@ class SparseMotionGenerator(PretrainedModel):
                 ``config.blend_base`` (Eq. 5), ignored otherwise.
             use_word: False drops the body's f_t word-hints decoder (the "self" pass); the
                 code heads still read f_t and the gate is still computed.
+            psi_edit: maps the gate's ψ ``[B, N]`` to the ψ used everywhere after it (W_f, the
+                Eq. 5 blend, the returned ``psi``); generation's emphasis control. The gate
+                logits stay the model's own.
         """
         config = self.config
         check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
@@ -238,6 +243,8 @@ class SparseMotionGenerator(PretrainedModel):
                      sentence_dim=config.sentence_dim, emotion_dim=config.emotion_dim)
         fusion = self.semantic(inputs.word_ids, inputs.sentence, inputs.emotion, inputs.speech)
         gate_logits, psi = self.gate(fusion)
+        if psi_edit is not None:
+            psi = psi_edit(psi)
         semantic = self.semantic_feature(fusion)
         if config.feature_weighting:
             semantic = semantic * tokens_to_frames(psi, FRAMES_PER_TOKEN)[..., None]  # f_t

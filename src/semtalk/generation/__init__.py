@@ -1,0 +1,15 @@
+"""Generation: a release folder, speech (+ words) in, motion, ψ and previews out.
+
+>>> from semtalk.generation import SemTalk                             # doctest: +SKIP
+>>> model = SemTalk.from_pretrained("semtalk-demo/release")            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from semtalk.generation.emphasis import Emphasis
+from semtalk.generation.engine import Generation, SemTalk, fuse_codes
+from semtalk.generation.release import Release, assemble_release
+from semtalk.generation.speech import SpeechFeatures
+
+__all__ = ["Emphasis", "Generation", "Release", "SemTalk", "SpeechFeatures", "assemble_release",
+           "fuse_codes"]

@@ -1,0 +1,412 @@
+"""Speech in, holistic motion out: windowed SemTalk inference with ψ fusion (paper §3.5).
+
+For an utterance of ``T`` frames, windows of ``W`` = 64 frames start every ``W - S`` = 60
+frames; the first ``S`` = 4 frames (one token) of each window are its seed: the previous
+window's output (decoded), or for the first window a neutral rest pose (the tokenizer's
+training mean pose) or the user's seed motion. In each window the frozen base model predicts
+rhythmic codes for all four parts and the sparse model semantic codes for the body parts plus
+the semantic score ψ per token; the fusion E(q^b, q^s; ψ) takes the sparse codes where
+ψ > β (0.5) and the base codes elsewhere, and the face always from the base model. Every token
+is produced once (a window's seed token is the previous window's last token), and all tokens
+are decoded together at the end, so the decoder sees one continuous sequence: no seams. The
+motion is cut to exactly ``T`` frames, one per 1/30 s of audio (the official code drops the
+tail that does not fill a window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.body import BodyPart
+from semtalk.data.audio import num_frames_for
+from semtalk.data.textgrid import Word
+from semtalk.errors import DataError
+from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
+from semtalk.generation.release import Release
+from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer, mono_16k
+from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs
+from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.motion import Motion
+from semtalk.motion_repr import (
+    LOWER_CONTACT_SLICE,
+    LOWER_ROOT_SLICE,
+    motion_to_seed_features,
+    tokenizer_parts_to_motion,
+)
+from semtalk.skeleton import BuiltinSkeleton, foot_contacts
+
+SEED_FRAMES = FRAMES_PER_TOKEN
+"""Seed frames per window: exactly one token, so a window's first token is the previous one's
+last."""
+DEFAULT_BETA = 0.5
+DEFAULT_SPEAKER_ID = 2
+"""BEAT2 speaker 2 (Scott), the paper's protocol speaker (and the synthetic speaker's id)."""
+
+
+@dataclass
+class Generation:
+    """One generated utterance.
+
+    Attributes:
+        motion: exactly ``T`` frames (one per 1/30 s of audio), BEAT2 layout.
+        psi / psi_model: ``[T]`` per-frame ψ used for fusion (after emphasis) / as predicted.
+        token_psi / token_psi_model: ``[N]`` the same per token (``N = ceil(T / 4)``).
+        sparse_tokens: ``[N]`` bool: the token's body parts took the sparse codes (ψ > β).
+        words: the timed words the motion was generated from.
+        emphasis: what emphasis asked for and changed (JSON-ready).
+        beta: the fusion threshold β.
+        speaker: the BEAT2 speaker id; speaker_class: its embedding row.
+        release: the release folder.
+        audio: mono 16 kHz audio (for the preview video), when generated from audio.
+    """
+
+    motion: Motion
+    psi: np.ndarray
+    psi_model: np.ndarray
+    token_psi: np.ndarray
+    token_psi_model: np.ndarray
+    sparse_tokens: np.ndarray
+    words: list[Word]
+    emphasis: dict[str, Any]
+    beta: float
+    speaker: int
+    speaker_class: int
+    release: str
+    audio: np.ndarray | None = None
+    sample_rate: int = AUDIO_SAMPLE_RATE
+    fps: int = MOTION_FPS
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.motion.num_frames
+
+    def save_npz(self, path: str | Path) -> Path:
+        """The motion as a BEAT2 ``.npz``."""
+        from semtalk.generation.outputs import write_npz
+
+        return write_npz(self, path)
+
+    def to_json(self) -> dict[str, Any]:
+        """Per-frame ψ, per-token fusion choice, words and emphasis as a JSON-ready dict."""
+        from semtalk.generation.outputs import generation_json
+
+        return generation_json(self)
+
+    def save_json(self, path: str | Path) -> Path:
+        from semtalk.generation.outputs import write_json
+
+        return write_json(self, path)
+
+    def plot_psi(self, path: str | Path) -> Path:
+        """ψ over time with the words (PNG)."""
+        from semtalk.generation.outputs import write_psi_plot
+
+        return write_psi_plot(self, path)
+
+    def render(self, path: str | Path, **kwargs: Any) -> Path:
+        """Preview video (mp4, audio muxed in when known)."""
+        from semtalk.generation.outputs import write_video
+
+        return write_video(self, path, **kwargs)
+
+    def save(self, out_dir: str | Path, stem: str, **kwargs: Any) -> dict[str, Path]:
+        """npz + JSON + ψ plot + video into ``out_dir`` (all or nothing)."""
+        from semtalk.generation.outputs import save_outputs
+
+        return save_outputs(self, out_dir, stem, **kwargs)
+
+
+def neutral_seed(tokenizer: MotionTokenizer) -> Motion:
+    """A one-frame rest pose: the tokenizer's per-channel training mean, standing still.
+
+    The mean of the training 6D rotations, re-orthogonalised, is the speaker's average pose
+    (arms down, not the SMPL-X T-pose); an untrained tokenizer (zero mean) gives the T-pose.
+    """
+    parts = {part: tokenizer[part].feature_mean.detach().float().cpu()[None].clone()
+             for part in tokenizer.parts}
+    lower = parts[BodyPart.LOWER]
+    lower[:, [LOWER_ROOT_SLICE.start, LOWER_ROOT_SLICE.start + 2]] = 0.0  # no root velocity
+    poses, expressions, trans = tokenizer_parts_to_motion(parts)
+    poses = torch.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
+    return Motion(poses.numpy(), expressions.numpy(), trans.numpy())
+
+
+def _seed_features(motion: Motion, frames: int) -> torch.Tensor:
+    """``[frames, 337]`` generator input of the first ``frames`` frames of ``motion`` (the last
+    frame repeats when it is shorter), foot contacts by the built-in skeleton."""
+    index = np.minimum(np.arange(frames), motion.num_frames - 1)
+    poses = torch.from_numpy(motion.poses[index])
+    trans = torch.from_numpy(motion.trans[index])
+    contacts = foot_contacts(BuiltinSkeleton().joints(poses, trans))
+    return motion_to_seed_features(poses, trans, contacts.to(poses.dtype)).float()
+
+
+def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
+    """``values`` cut or extended to ``rows`` rows by repeating the last row."""
+    if len(values) >= rows:
+        return values[:rows]
+    return np.concatenate([values, np.repeat(values[-1:], rows - len(values), axis=0)])
+
+
+def window_starts(num_frames: int, window: int, seed: int = SEED_FRAMES) -> list[int]:
+    """Starts of the windows (stride ``window - seed``) that cover ``num_frames`` frames."""
+    stride = window - seed
+    count = max(1, -(-(num_frames - seed) // stride))
+    return [k * stride for k in range(count)]
+
+
+class SemTalk:
+    """A loaded release that turns speech (+ words) into motion.
+
+    >>> model = SemTalk.from_pretrained("semtalk-demo/release")      # doctest: +SKIP
+    >>> result = model.generate(audio, 16000, words=words)            # doctest: +SKIP
+    >>> result.save_npz("out.npz"); result.psi                        # doctest: +SKIP
+    """
+
+    def __init__(self, release: Release, featurizer: UtteranceFeaturizer,
+                 device: torch.device | str = "cpu", beta: float = DEFAULT_BETA) -> None:
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
+        self.release = release
+        self.featurizer = featurizer
+        self.device = torch.device(device)
+        self.beta = beta
+        self.window = release.base.config.window
+        self._neutral = neutral_seed(release.tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: torch.device | str = "cpu", *,
+                        hubert_model: str | Path | None = None,
+                        sentence_model: str | Path | None = None,
+                        emotion_model: str | Path | None = None,
+                        beta: float = DEFAULT_BETA) -> SemTalk:
+        """Load a release folder (see :mod:`semtalk.generation.release`).
+
+        ``hubert_model`` / ``sentence_model`` / ``emotion_model``: local folders of the models
+        the release's features were computed with, when it used any.
+        """
+        release = Release.load(path, device)
+        featurizer = UtteranceFeaturizer(
+            release.features, release.vocab, Path(path), hubert_model=hubert_model,
+            sentence_model=sentence_model, emotion_model=emotion_model, device=str(device))
+        return cls(release, featurizer, device, beta)
+
+    # ------------------------------------------------------------------------- speakers
+    @property
+    def speakers(self) -> dict[int, int] | None:
+        """``{speaker class: BEAT2 id}`` the release was trained on, when recorded."""
+        return self.release.speakers
+
+    def speaker_class(self, speaker: int | None) -> tuple[int, int]:
+        """``(BEAT2 id, class)`` of ``speaker`` (a BEAT2 id; default: the release's first)."""
+        from semtalk.data.beat2 import speaker_class
+
+        known = self.release.speakers
+        if speaker is None:
+            speaker = min(known.values()) if known else DEFAULT_SPEAKER_ID
+        classes = self.release.base.config.num_speakers
+        cls_ = speaker_class(int(speaker))
+        if known is not None and int(speaker) not in known.values():
+            raise DataError(self.release.folder, f"unknown speaker id {speaker}: this release "
+                                                 f"was trained on speaker(s) "
+                                                 f"{sorted(known.values())}")
+        if not 0 <= cls_ < classes:
+            raise DataError(self.release.folder, f"unknown speaker id {speaker}: the models "
+                                                 f"have {classes} speaker classes")
+        return int(speaker), cls_
+
+    # ------------------------------------------------------------------------- features
+    def extract_features(self, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
+                         words: list[Word] | None = None) -> SpeechFeatures:
+        """The generators' inputs for ``audio`` (any rate/channels) and its timed words, with
+        window rows exactly where generation's windows start."""
+        mono = mono_16k(audio, sample_rate)
+        frames = num_frames_for(len(mono))
+        if frames < 1:
+            raise ValueError(f"audio of {len(mono)} samples is shorter than one motion frame "
+                             f"(1/{MOTION_FPS} s)")
+        padded = window_starts(frames, self.window)[-1] + self.window
+        features = self.featurizer(mono, AUDIO_SAMPLE_RATE, words, num_frames=padded,
+                                   hop=self.window - SEED_FRAMES)
+        return _trim(features, frames)
+
+    # ------------------------------------------------------------------------- generation
+    def generate(self, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
+                 words: list[Word] | None = None, *, speaker: int | None = None,
+                 seed: Motion | None = None,
+                 emphasis: Emphasis | None = None) -> Generation:
+        """Motion for ``audio`` (``[N]`` or ``[N, channels]`` at ``sample_rate``) and its timed
+        ``words`` (seconds; None or empty = no words, e.g. silence).
+
+        Args:
+            speaker: BEAT2 speaker id (default: the release's first speaker).
+            seed: motion whose first 4 frames seed the first window (default a rest pose).
+            emphasis: ψ edits (see :class:`Emphasis`).
+        """
+        mono = mono_16k(audio, sample_rate)
+        features = self.extract_features(mono, AUDIO_SAMPLE_RATE, words)
+        return self.generate_features(features, speaker=speaker, seed=seed, emphasis=emphasis,
+                                      audio=mono)
+
+    @torch.inference_mode()
+    def generate_features(self, features: SpeechFeatures, *, speaker: int | None = None,
+                          seed: Motion | None = None, emphasis: Emphasis | None = None,
+                          audio: np.ndarray | None = None) -> Generation:
+        """Motion for precomputed features (e.g. a cached dataset clip).
+
+        Window rows of ``features`` must exist at every window start (multiples of 60
+        frames), i.e. its ``hop`` must divide 60.
+        """
+        release, device = self.release, self.device
+        stride = self.window - SEED_FRAMES
+        if stride % features.hop:
+            raise ValueError(f"window features need a row every {stride} frames; their hop "
+                             f"{features.hop} does not divide {stride}")
+        speaker_id, speaker_cls = self.speaker_class(speaker)
+        frames = features.num_frames
+        starts = window_starts(frames, self.window)
+        padded = starts[-1] + self.window
+        tokens = padded // FRAMES_PER_TOKEN
+        edit = psi_edit(emphasis or Emphasis(), features.words, tokens)
+        inputs = _padded_inputs(features, padded, starts, device)
+
+        seed_motion = seed if seed is not None else self._neutral
+        if seed_motion.num_frames == 0:
+            raise ValueError("the seed motion has no frames")
+        seed_rows = _seed_features(seed_motion, SEED_FRAMES).to(device)
+        codes: dict[BodyPart, list[torch.Tensor]] = {part: [] for part in BodyPart}
+        psi_used, psi_model = np.zeros(tokens, np.float32), np.zeros(tokens, np.float32)
+        chosen = np.zeros(tokens, bool)
+        speaker_t = torch.tensor([speaker_cls], device=device)
+        for k, start in enumerate(starts):
+            first_token = start // FRAMES_PER_TOKEN
+            window_codes, psi, raw = self._window(inputs, start, seed_rows, speaker_t, edit,
+                                                  first_token)
+            keep = slice(0 if k == 0 else 1, None)  # the seed token came from the last window
+            span = slice(first_token + keep.start, first_token + window_codes_len(window_codes))
+            psi_used[span], psi_model[span] = psi[keep], raw[keep]
+            chosen[span] = psi[keep] > self.beta
+            for part in BodyPart:
+                codes[part].append(window_codes[part][keep])
+            if k + 1 < len(starts):
+                seed_rows = self._next_seed(window_codes)
+        full = {part: torch.cat(chunks) for part, chunks in codes.items()}
+        start_xz = seed_motion.trans[0, [0, 2]] if seed is not None else None
+        motion = release.tokenizer.detokenize(full, num_frames=frames, start_xz=start_xz,
+                                              betas=seed_motion.betas)
+        frame_psi = np.repeat(psi_used, FRAMES_PER_TOKEN)[:frames]
+        frame_raw = np.repeat(psi_model, FRAMES_PER_TOKEN)[:frames]
+        count = -(-frames // FRAMES_PER_TOKEN)
+        record = _emphasis_record(edit, psi_model, psi_used, emphasis)
+        return Generation(
+            motion=motion, psi=frame_psi, psi_model=frame_raw, token_psi=psi_used[:count],
+            token_psi_model=psi_model[:count], sparse_tokens=chosen[:count],
+            words=list(features.words), emphasis=record, beta=self.beta, speaker=speaker_id,
+            speaker_class=speaker_cls, release=str(release.folder), audio=audio)
+
+    def _window(self, inputs: dict[str, torch.Tensor], start: int, seed_rows: torch.Tensor,
+                speaker: torch.Tensor, edit: PsiEdit, first_token: int
+                ) -> tuple[dict[BodyPart, torch.Tensor], np.ndarray, np.ndarray]:
+        """Fused codes ``{part: [n, Q]}``, used ψ ``[n]`` and model ψ ``[n]`` of one window."""
+        release, device = self.release, self.device
+        frames = slice(start, start + self.window)
+        row = start // int(inputs["hop"])
+        motion_dim = release.base.config.motion_dim
+        motion = torch.zeros(1, self.window, motion_dim, device=device)
+        motion[0, :SEED_FRAMES] = seed_rows
+        mask = torch.ones(1, self.window, motion_dim, dtype=torch.bool, device=device)
+        mask[:, :SEED_FRAMES] = False
+        batch = GeneratorInputs(
+            speech=inputs["speech"][None, frames], beat=inputs["beat"][None, frames],
+            motion=motion, mask=mask, speaker=speaker, word_ids=inputs["word_ids"][None, frames],
+            sentence=inputs["sentence"][None, row], emotion=inputs["emotion"][None, row])
+        base = release.base(batch, use_word=True)
+        raw: list[torch.Tensor] = []
+
+        def edit_psi(psi: torch.Tensor) -> torch.Tensor:
+            raw.append(psi)
+            return edit.apply(psi, first_token)
+
+        sparse = release.sparse(batch, base_features=base.features, use_word=True,
+                                psi_edit=edit_psi)
+        psi = sparse.psi[0]
+        fused = fuse_codes({p: c[0] for p, c in base.codes().items()},
+                           {p: c[0] for p, c in sparse.codes().items()}, psi, self.beta)
+        return fused, psi.float().cpu().numpy(), raw[0][0].float().cpu().numpy()
+
+    def _next_seed(self, codes: dict[BodyPart, torch.Tensor]) -> torch.Tensor:
+        """``[4, 337]`` seed for the next window: this window's last frames, decoded."""
+        parts = self.release.tokenizer.decode_parts({p: c[None] for p, c in codes.items()})
+        parts = {p: x[0].float() for p, x in parts.items()}
+        poses, _, trans = tokenizer_parts_to_motion(parts)
+        contacts = parts[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)
+        rows = motion_to_seed_features(poses, trans, contacts)
+        return rows[-SEED_FRAMES:].float()
+
+
+def fuse_codes(base: dict[BodyPart, torch.Tensor], sparse: dict[BodyPart, torch.Tensor],
+               psi: torch.Tensor, beta: float = DEFAULT_BETA) -> dict[BodyPart, torch.Tensor]:
+    """E(q^b, q^s; ψ): per token, the sparse codes where ψ > β, else the base codes.
+
+    Args:
+        base: ``{part: [N, Q]}`` codes of all four parts.
+        sparse: ``{part: [N, Q]}`` codes of the parts the sparse model predicts (the body);
+            parts it lacks (the face) always come from ``base``.
+        psi: ``[N]`` semantic score.
+    """
+    chosen = psi > beta
+    return {part: torch.where(chosen[:, None], sparse[part], codes) if part in sparse
+            else codes for part, codes in base.items()}
+
+
+def window_codes_len(codes: dict[BodyPart, torch.Tensor]) -> int:
+    """Tokens of a window's codes."""
+    return int(next(iter(codes.values())).shape[0])
+
+
+def _trim(features: SpeechFeatures, frames: int) -> SpeechFeatures:
+    return SpeechFeatures(speech=features.speech[:frames], beat=features.beat[:frames],
+                          word_ids=features.word_ids[:frames], sentence=features.sentence,
+                          emotion=features.emotion, hop=features.hop, words=features.words)
+
+
+def _padded_inputs(features: SpeechFeatures, padded: int, starts: list[int],
+                   device: torch.device) -> dict[str, Any]:
+    """Frame features extended to ``padded`` frames (last row repeated; words: silence) and
+    window rows extended to cover every start, as tensors."""
+    from semtalk.features.text import SIL
+
+    rows = starts[-1] // features.hop + 1
+    word_ids = np.full(padded, SIL, np.int64)
+    word_ids[:features.num_frames] = features.word_ids[:padded]
+    arrays = {"speech": _pad_rows(features.speech, padded),
+              "beat": _pad_rows(features.beat, padded), "word_ids": word_ids,
+              "sentence": _pad_rows(features.sentence, rows),
+              "emotion": _pad_rows(features.emotion, rows)}
+    tensors: dict[str, Any] = {
+        name: torch.from_numpy(np.ascontiguousarray(
+            value, dtype=np.int64 if name == "word_ids" else np.float32)).to(device)
+        for name, value in arrays.items()}
+    tensors["hop"] = features.hop
+    return tensors
+
+
+def _emphasis_record(edit: PsiEdit, model: np.ndarray, used: np.ndarray,
+                     emphasis: Emphasis | None) -> dict[str, Any]:
+    """The edit's record with ψ before/after for every matched occurrence."""
+    record = dict(edit.record, active=bool(emphasis is not None and emphasis.active))
+    for action in ("emphasize", "suppress"):
+        for match in record[action]:
+            first, last = match["tokens"]
+            match["psi_before"] = round(float(model[first:last].mean()), 4)
+            match["psi_after"] = round(float(used[first:last].mean()), 4)
+    changed = np.abs(used - model) > 1e-6
+    record["tokens_changed"] = int(changed.sum())
+    return record
