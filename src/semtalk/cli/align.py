@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from semtalk.data.transcript import read_transcript
 from semtalk.errors import DataError
 
 if TYPE_CHECKING:
@@ -40,23 +41,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="local faster-whisper model folder used for recognition "
                              "(needs the faster-whisper package; nothing is downloaded)")
     parser.set_defaults(run=run)
-
-
-def read_transcript(value: str) -> str:
-    """The transcript text: the file's contents when ``value`` names a file, else ``value``.
-
-    A value that looks like a file name (one token ending in ``.txt``) but is missing is an
-    error rather than a one-word transcript.
-    """
-    path = Path(value)
-    if path.is_file():
-        try:
-            return path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(path, f"cannot read transcript: {exc}") from exc
-    if path.suffix.lower() == ".txt" and " " not in value.strip():
-        raise DataError(path, "transcript file not found")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,292 @@
+"""The files a generation is saved as: BEAT2 motion, ψ report, ψ plot and preview video.
+
+================  ==================================================================
+``STEM.npz``      BEAT2 motion (poses 165, expressions 100, trans 3, betas 300, model,
+                  gender, mocap_frame_rate 30): read by BEAT2 loaders and by the SMPL-X
+                  Blender add-on's animation import
+``STEM.json``     the semantic-score report (:func:`generation_json`)
+``STEM_psi.png``  ψ over time with the words
+``STEM.mp4``      preview: front-view stick figure (built-in skeleton or SMPL-X joints),
+                  current word, ψ, with the audio
+================  ==================================================================
+
+:func:`save_outputs` writes them all or none: each file goes to a temporary name next to its
+target and all are renamed into place only once every one of them is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from semtalk import __version__
+from semtalk.fileio import atomic_path, write_text_atomic
+from semtalk.models.generator_common import FRAMES_PER_TOKEN
+
+if TYPE_CHECKING:
+    from semtalk.generation.engine import Generation
+    from semtalk.skeleton import BodyModel
+
+JSON_FORMAT = "semtalk-generation"
+JSON_FORMAT_VERSION = 1
+DIGITS = 6
+"""Decimals kept for ψ values in the JSON."""
+
+ProgressFn = Callable[[int, int], None]
+
+
+def output_paths(out_dir: str | Path, stem: str, *, video: bool = True,
+                 plot: bool = True) -> dict[str, Path]:
+    """``{kind: path}`` of the files :func:`save_outputs` writes for ``stem`` in ``out_dir``."""
+    out = Path(out_dir)
+    paths = {"npz": out / f"{stem}.npz", "json": out / f"{stem}.json"}
+    if plot:
+        paths["plot"] = out / f"{stem}_psi.png"
+    if video:
+        paths["video"] = out / f"{stem}.mp4"
+    return paths
+
+
+# --- the motion ----------------------------------------------------------------------------------
+def write_npz(gen: Generation, path: str | Path) -> Path:
+    """The generated motion as a BEAT2 ``.npz`` (atomic)."""
+    return gen.motion.save_npz(path)
+
+
+# --- the ψ report --------------------------------------------------------------------------------
+def _frame_span(start: float, end: float, fps: int, num_frames: int) -> list[int]:
+    """``[first, stop)`` frames a span of seconds touches, within ``[0, num_frames]``.
+
+    Products within 1e-6 of a whole frame count as that frame (0.7 s * 30 = 20.999999...).
+    """
+    first = min(max(math.floor(start * fps + 1e-6), 0), num_frames)
+    stop = min(max(math.ceil(end * fps - 1e-6), first), num_frames)
+    return [first, stop]
+
+
+def _jsonable(value: Any) -> Any:
+    """Numpy scalars/arrays, tuples and paths as plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _scores(values: np.ndarray) -> list[float]:
+    return [round(float(v), DIGITS) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def _check_shapes(gen: Generation) -> tuple[int, int]:
+    num_frames = gen.motion.num_frames
+    num_tokens = -(-num_frames // FRAMES_PER_TOKEN)
+    expected = {"psi": num_frames, "psi_model": num_frames, "token_psi": num_tokens,
+                "token_psi_model": num_tokens, "sparse_tokens": num_tokens}
+    for name, length in expected.items():
+        shape = np.shape(getattr(gen, name))
+        if shape != (length,):
+            raise ValueError(f"Generation.{name} must have shape ({length},) for "
+                             f"{num_frames} frames, got {shape}")
+    return num_frames, num_tokens
+
+
+def generation_json(gen: Generation) -> dict[str, Any]:
+    """The semantic-score report of a generation, as a JSON-ready dict.
+
+    Keys: ``format``/``format_version``, ``semtalk_version``, ``release``, ``speaker`` (BEAT2
+    id), ``speaker_class`` (its embedding row), ``beta`` (the fusion threshold β), ``fps``,
+    ``num_frames``, ``duration`` (s), ``frames_per_token``, ``num_tokens``, ``summary``
+    (mean/max ψ, fused token count and fraction), ``words`` (``text``, ``start``, ``end`` in
+    seconds, ``frames`` = ``[first, stop)``), ``emphasis`` (what was asked and what changed),
+    ``psi`` and ``psi_model`` (``[T]`` per frame, after / before emphasis) and ``tokens``
+    (``[N]`` entries with ``frames`` = ``[first, stop)``, ``psi``, ``psi_model`` and
+    ``choice``: ``"fused"`` where the token took the sparse model's codes for upper body,
+    hands and lower body (ψ > β), ``"base"`` where it kept the base model's).
+    """
+    num_frames, num_tokens = _check_shapes(gen)
+    fps = int(gen.fps)
+    sparse = np.asarray(gen.sparse_tokens, dtype=bool)
+    psi = np.asarray(gen.psi, dtype=np.float64)
+    tokens = [
+        {"frames": [k * FRAMES_PER_TOKEN, min((k + 1) * FRAMES_PER_TOKEN, num_frames)],
+         "psi": p, "psi_model": m, "choice": "fused" if s else "base"}
+        for k, (p, m, s) in enumerate(zip(_scores(gen.token_psi), _scores(gen.token_psi_model),
+                                          sparse, strict=True))]
+    words = [{"text": w.text, "start": round(float(w.start), 4), "end": round(float(w.end), 4),
+              "frames": _frame_span(w.start, w.end, fps, num_frames)} for w in gen.words]
+    return {
+        "format": JSON_FORMAT,
+        "format_version": JSON_FORMAT_VERSION,
+        "semtalk_version": __version__,
+        "release": str(gen.release),
+        "speaker": int(gen.speaker),
+        "speaker_class": int(gen.speaker_class),
+        "beta": float(gen.beta),
+        "fps": fps,
+        "num_frames": num_frames,
+        "duration": round(num_frames / fps, 6),
+        "frames_per_token": FRAMES_PER_TOKEN,
+        "num_tokens": num_tokens,
+        "summary": {"mean_psi": round(float(psi.mean()), DIGITS),
+                    "max_psi": round(float(psi.max()), DIGITS),
+                    "fused_tokens": int(sparse.sum()),
+                    "fused_fraction": round(float(sparse.mean()), DIGITS)},
+        "words": words,
+        "emphasis": _jsonable(gen.emphasis or {}),
+        "psi": _scores(gen.psi),
+        "psi_model": _scores(gen.psi_model),
+        "tokens": tokens,
+    }
+
+
+def _flat(value: Any) -> bool:
+    """A scalar, or a list/dict holding only scalars and lists of scalars (one JSON line)."""
+    def scalar(v: Any) -> bool:
+        return not isinstance(v, list | dict)
+    if scalar(value):
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return all(scalar(c) or (isinstance(c, list) and all(map(scalar, c))) for c in children)
+
+
+def format_json(value: Any, level: int = 0) -> str:
+    """JSON text with one line per flat item (a word, a token, the ψ array), indented by 1."""
+    if _flat(value):
+        return json.dumps(value, ensure_ascii=False)
+    pad, end = " " * (level + 1), " " * level
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {format_json(v, level + 1)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{end}}}"
+    items = [pad + format_json(v, level + 1) for v in value]
+    return "[\n" + ",\n".join(items) + f"\n{end}]"
+
+
+def write_json(gen: Generation, path: str | Path, *,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write :func:`generation_json` (plus ``extra`` top-level keys, e.g. the input files)."""
+    doc = generation_json(gen)
+    clash = sorted(set(extra or {}) & set(doc))
+    if clash:
+        raise ValueError(f"extra JSON keys {clash} would replace the generation's own")
+    doc.update(_jsonable(extra or {}))
+    path = Path(path)
+    write_text_atomic(path, format_json(doc) + "\n")
+    return path
+
+
+# --- the plot and the video ----------------------------------------------------------------------
+def _caption(gen: Generation) -> str:
+    return f"{Path(str(gen.release)).name} · speaker {int(gen.speaker)} · β = {gen.beta:g}"
+
+
+def write_psi_plot(gen: Generation, path: str | Path, *,
+                   size: tuple[int, int] = (1600, 360)) -> Path:
+    """ψ over time (after emphasis) with the spoken words and the fusion threshold β (PNG)."""
+    from semtalk.render.plots import plot_semantic_score
+
+    return plot_semantic_score(gen.psi, gen.fps, gen.words, path, threshold=float(gen.beta),
+                               title=f"semantic score ψ — {_caption(gen)}", size=size)
+
+
+def motion_joints(gen: Generation, body_model: BodyModel | str | Path | None = None
+                  ) -> np.ndarray:
+    """``[T, 55, 3]`` joint positions (metres) of the generated motion.
+
+    Args:
+        gen: the generation.
+        body_model: a :class:`~semtalk.skeleton.BodyModel`, the path of an SMPL-X model file
+            or folder (exact joints, honouring betas and expressions; needs the ``smplx``
+            extra), or ``None`` for the built-in skeleton.
+    """
+    from semtalk.skeleton import load_body_model
+
+    body = body_model if hasattr(body_model, "joints") else load_body_model(body_model)
+    motion = gen.motion
+    with torch.no_grad():
+        joints = body.joints(torch.from_numpy(motion.poses).double(),
+                             torch.from_numpy(motion.trans).double(),
+                             torch.from_numpy(motion.betas).double(),
+                             torch.from_numpy(motion.expressions).double())
+    return joints.detach().cpu().numpy().astype(np.float64)
+
+
+def write_video(gen: Generation, path: str | Path, *,
+                body_model: BodyModel | str | Path | None = None,
+                size: tuple[int, int] = (1280, 720), progress: ProgressFn | None = None) -> Path:
+    """The preview video (H.264 mp4): front view of the body, current word, ψ, and the audio.
+
+    Headless and CPU only (matplotlib Agg + the bundled ffmpeg). The body is drawn as a stick
+    figure of the 55 SMPL-X joints, computed by ``body_model`` (see :func:`motion_joints`).
+    """
+    from semtalk.render.stick import render_video
+
+    joints = motion_joints(gen, body_model)
+    audio = gen.audio if gen.audio is not None and np.size(gen.audio) else None
+    return render_video(joints, path, fps=gen.fps, audio=audio, sample_rate=gen.sample_rate,
+                        words=gen.words, psi=np.asarray(gen.psi), size=size,
+                        title=_caption(gen), progress=progress)
+
+
+# --- everything at once --------------------------------------------------------------------------
+def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool = True,
+                 plot: bool = True, body_model: BodyModel | str | Path | None = None,
+                 size: tuple[int, int] = (1280, 720), extra: dict[str, Any] | None = None,
+                 progress: ProgressFn | None = None) -> dict[str, Path]:
+    """Write the npz, JSON, ψ plot and video of ``gen`` into ``out_dir``, all or none.
+
+    Existing files of the same names are replaced. On any failure nothing of this call is
+    left behind: the files already written go (their temporary names), existing files keep
+    their old contents, and ``out_dir`` is removed again if this call created it and it is
+    still empty (and so are the parents it created).
+
+    Args:
+        gen: the generation.
+        out_dir: the output folder (created if needed).
+        stem: file name stem (``STEM.npz``, ``STEM.json``, ``STEM_psi.png``, ``STEM.mp4``).
+        video, plot: write the preview video / the ψ plot.
+        body_model: for the video, see :func:`motion_joints`.
+        size: video frame size ``(width, height)``, even.
+        extra: more top-level JSON keys (e.g. the input files and how the words were found).
+        progress: video progress callback ``progress(frames_done, T)``.
+
+    Returns:
+        ``{kind: path}`` for kinds among ``npz``, ``json``, ``plot``, ``video``.
+    """
+    out = Path(out_dir)
+    missing = [d for d in (out, *out.parents) if not d.exists()]  # folders this call creates
+    paths = output_paths(out, stem, video=video, plot=plot)
+    writers: dict[str, Callable[[Path], Path]] = {
+        "npz": lambda p: write_npz(gen, p),
+        "json": lambda p: write_json(gen, p, extra=extra),
+        "plot": lambda p: write_psi_plot(gen, p),
+        "video": lambda p: write_video(gen, p, body_model=body_model, size=size,
+                                       progress=progress),
+    }
+    try:
+        with contextlib.ExitStack() as stack:
+            for kind, path in paths.items():
+                writers[kind](stack.enter_context(atomic_path(path)))
+    except BaseException:
+        for folder in missing:
+            with contextlib.suppress(OSError):  # not empty (someone else wrote there): keep
+                folder.rmdir()
+        raise
+    return paths

@@ -1,0 +1,269 @@
+"""``semtalk generate``: outputs, emphasis flags, batch mode, and every kind of bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from semtalk.cli import main
+from semtalk.cli.generate import Job, batch_jobs
+from semtalk.config import ConfigError
+from semtalk.data.audio import num_frames_for, resample, write_wav
+from semtalk.data.textgrid import Word, words_to_intervals, write_textgrid
+from semtalk.errors import DataError
+from semtalk.generation.release import MANIFEST
+from semtalk.motion import Motion, read_motion_npz
+from semtalk.render import count_frames, video_info
+
+pytest.importorskip("pocketsphinx")
+
+SR = 16_000
+TEXT = "so i never said that my dream job was easy"
+
+
+def run(*argv: str | Path) -> tuple[int, str, str]:
+    """``semtalk ARGV`` in-process: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse errors
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, list[Word]]:
+    """``speech.wav`` (16 kHz) of TEXT, its samples and its true word timings."""
+    from semtalk.data.synthetic.tts import Prosody, synthesize
+
+    utterance = synthesize(TEXT.split(), Prosody(), pause_after={4: 0.3})
+    audio = resample(utterance.audio, utterance.sample_rate, SR)
+    path = write_wav(tmp_path_factory.mktemp("speech") / "speech.wav", audio)
+    return path, audio, [Word(w.text, w.start, w.end) for w in utterance.words]
+
+
+@pytest.fixture(scope="module")
+def generated(speech, tiny_release: Path, tmp_path_factory) -> tuple[Path, str, str]:
+    """One run with a transcript and emphasis flags, shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("generated") / "out"
+    code, stdout, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                               "--transcript", TEXT, "--emphasize", "dream job,zebra",
+                               "--suppress", "never", "--speaker", "2", "--no-video")
+    assert code == 0, stderr
+    return out, stdout, stderr
+
+
+def test_outputs_are_beat2_motion_report_and_plot(generated, speech) -> None:
+    out, stdout, _ = generated
+    _, audio, _ = speech
+    assert sorted(p.name for p in out.iterdir()) == ["speech.json", "speech.npz",
+                                                    "speech_psi.png"]
+    motion, issues = read_motion_npz(out / "speech.npz", strict=True)
+    frames = num_frames_for(len(audio))
+    assert issues == [] and motion.num_frames == frames
+    doc = json.loads((out / "speech.json").read_text())
+    assert doc["num_frames"] == len(doc["psi"]) == len(doc["psi_model"]) == frames
+    assert [w["text"] for w in doc["words"]] == TEXT.split()
+    assert doc["input"]["words_source"] == "alignment" and doc["speaker"] == 2
+    assert str(out) in stdout and "speech.npz, speech.json, speech_psi.png" in stdout
+
+
+def test_emphasis_flags_raise_and_lower_psi_on_those_words(generated) -> None:
+    doc = json.loads((generated[0] / "speech.json").read_text())
+    record = doc["emphasis"]
+    assert record["active"] and record["unmatched"] == ["zebra"]
+    (raised,) = record["emphasize"]
+    (lowered,) = record["suppress"]
+    assert (raised["text"], lowered["text"]) == ("dream job", "never")
+    first, last = raised["tokens"]
+    assert all(t["psi"] >= 0.9 and t["choice"] == "fused" for t in doc["tokens"][first:last])
+    first, last = lowered["tokens"]
+    assert all(t["psi"] <= 0.1 and t["choice"] == "base" for t in doc["tokens"][first:last])
+    psi, model = np.array(doc["psi"]), np.array(doc["psi_model"])
+    assert 0 < np.count_nonzero(np.abs(psi - model) > 1e-6) < len(psi)
+
+
+def test_silent_audio_gives_idle_motion_and_a_video_with_sound(tiny_release, tmp_path) -> None:
+    audio = write_wav(tmp_path / "quiet.wav", np.zeros(SR, np.float32))
+    out = tmp_path / "out"
+    code, _, stderr = run("generate", audio, "--model", tiny_release, "--out", out)
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["quiet.json", "quiet.mp4", "quiet.npz",
+                                                    "quiet_psi.png"]
+    doc = json.loads((out / "quiet.json").read_text())
+    assert doc["words"] == [] and doc["input"]["words_source"] == "none"
+    motion, _ = read_motion_npz(out / "quiet.npz")
+    assert motion.num_frames == 30 and np.isfinite(motion.poses).all()
+    info = video_info(out / "quiet.mp4")
+    assert (info.width, info.height, info.audio_codec) == (1280, 720, "aac")
+    assert count_frames(out / "quiet.mp4") == 30
+
+
+def test_batch_mode_goes_on_after_a_bad_file(speech, tiny_release, tmp_path) -> None:
+    path, audio, words = speech
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(path, folder / "a.wav")
+    (folder / "a.txt").write_text(TEXT)
+    stereo = resample(audio, SR, 44_100)
+    sf.write(folder / "b.flac", np.stack([stereo, stereo], axis=1), 44_100)
+    write_textgrid(folder / "b.TextGrid", {"words": words_to_intervals(words)}, 3.1)
+    (folder / "c.wav").write_bytes(b"RIFF" + b"\x00" * 200)
+    (folder / "notes.md").write_text("not audio")
+    out = tmp_path / "out"
+    code, stdout, stderr = run("generate", folder, "--model", tiny_release, "--out", out,
+                               "--no-video")
+    assert code == 2
+    assert f"{folder / 'c.wav'}: cannot decode audio" in stderr
+    assert "1 of 3 file(s) failed: c.wav" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.npz", "a_psi.png",
+                                                    "b.json", "b.npz", "b_psi.png"]
+    sources = {s: json.loads((out / f"{s}.json").read_text())["input"]["words_source"]
+               for s in "ab"}
+    assert sources == {"a": "alignment", "b": "textgrid"}
+    assert "2 of 3 file(s) generated" in stdout
+
+
+def test_transcript_that_does_not_match_falls_back_to_recognition(speech, tiny_release,
+                                                                  tmp_path) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--transcript", "hello", "--no-video")
+    assert code == 0, stderr
+    assert "warning" in stderr and "does not match the audio" in stderr
+    assert str(speech[0]) in stderr
+    doc = json.loads((out / "speech.json").read_text())
+    assert doc["input"]["words_source"] == "recognition"
+    assert doc["input"]["words_method"] == "aligned+recognized-fallback"
+    assert len(doc["words"]) >= 6
+
+
+def _zero_samples(folder: Path) -> list[str]:
+    sf.write(folder / "empty.wav", np.zeros((0, 1), np.float32), SR)
+    return [str(folder / "empty.wav")]
+
+
+def _corrupt(folder: Path) -> list[str]:
+    (folder / "broken.mp3").write_bytes(b"ID3" + bytes(range(256)) * 4)
+    return [str(folder / "broken.mp3")]
+
+
+def _other_version(folder: Path, release: Path) -> Path:
+    copy = folder / "old-release"
+    shutil.copytree(release, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "format": 0}))
+    return copy
+
+
+BAD_INPUTS = {
+    # name: (extra arguments or the audio, the file the message must name, words it must say)
+    "zero-samples": (_zero_samples, "empty.wav", "zero samples"),
+    "corrupt": (_corrupt, "broken.mp3", "cannot decode audio"),
+    "audio-missing": (lambda d: [str(d / "nope.wav")], "nope.wav", "not found"),
+    "textgrid-is-a-dir": (lambda d: ["SPEECH", "--textgrid", str(d)], "", "is a directory"),
+    "transcript-is-a-dir": (lambda d: ["SPEECH", "--transcript", str(d)], "",
+                            "is a directory"),
+    "seed-is-a-dir": (lambda d: ["SPEECH", "--seed-pose", str(d)], "", "is a directory"),
+    "mismatch-no-fallback": (lambda d: ["SPEECH", "--transcript", "hello",
+                                        "--no-recognition-fallback"],
+                             "speech.wav", "does not match the audio"),
+    "unknown-speaker": (lambda d: ["SPEECH", "--speaker", "99"], "RELEASE",
+                        "unknown speaker id 99: this release was trained on speaker(s) [2]"),
+    "other-version": (lambda d: ["SPEECH", "--model", "OLD"], MANIFEST, "release format 0"),
+    "body-model-missing": (lambda d: ["SPEECH", "--body-model", str(d / "SMPLX.npz")],
+                           "SMPLX.npz", "SMPL-X model file not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_fails_naming_the_file_and_leaves_no_output(case, speech, tiny_release,
+                                                              tmp_path) -> None:
+    make, names, says = BAD_INPUTS[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    args = make(work)
+    model = str(tiny_release)
+    if "OLD" in args:
+        args[args.index("OLD")] = str(_other_version(work, tiny_release))
+        model = args[-1]
+    args = [str(speech[0]) if a == "SPEECH" else a for a in args]
+    names = {"RELEASE": str(tiny_release), "": str(work)}.get(names, names)
+    out = tmp_path / "out"
+    code, _, stderr = run("generate", *args[:1], "--model", model, *args[1:], "--out", out)
+    assert code == 2, stderr
+    assert stderr.startswith("semtalk generate: error: ")
+    assert names in stderr and says in stderr
+    assert len(stderr.strip().splitlines()) == 1  # one clear message, no traceback
+    assert not out.exists()
+
+
+def test_existing_outputs_are_kept_unless_overwrite(speech, tiny_release, tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "speech.json").write_text("old")
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--textgrid", _grid(speech, tmp_path), "--no-video")
+    assert code == 2 and f"{out / 'speech.json'}: already exists" in stderr
+    assert [p.name for p in out.iterdir()] == ["speech.json"]
+    assert (out / "speech.json").read_text() == "old"
+    seed = tmp_path / "seed.npz"
+    Motion(np.zeros((5, 165)), np.zeros((5, 100)), np.zeros((5, 3))).save_npz(seed)
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--textgrid", _grid(speech, tmp_path), "--no-video", "--overwrite",
+                          "--seed-pose", seed)
+    assert code == 0, stderr
+    doc = json.loads((out / "speech.json").read_text())
+    assert doc["input"]["seed_pose"] == str(seed)
+    assert doc["input"]["words_source"] == "textgrid"
+
+
+def _grid(speech, folder: Path) -> Path:
+    _, audio, words = speech
+    return write_textgrid(folder / "words.TextGrid", {"words": words_to_intervals(words)},
+                          len(audio) / SR)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--emphasis-scale", "-1"], "must be a finite number >= 0"),
+    (["--emphasize", "!!!"], "holds no word"),
+    (["--device", "gpu7"], "--device"),
+])
+def test_bad_flags_are_refused_before_any_work(args, says, speech, tiny_release,
+                                               tmp_path) -> None:
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out",
+                          tmp_path / "out", *args)
+    assert code == 2 and says in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_jobs_pick_audio_files_and_their_word_files(tmp_path) -> None:
+    clips, grids = tmp_path / "clips", tmp_path / "grids"
+    clips.mkdir()
+    grids.mkdir()
+    for name in ("a.wav", "a.MP3", "b.flac", "c.ogg", "a.txt", "b.TextGrid", "b.txt",
+                 "notes.md"):
+        (clips / name).write_bytes(b"x")
+    (clips / "d.wav").mkdir()  # a folder named like audio is not a file
+    (grids / "c.TextGrid").write_bytes(b"x")
+    assert batch_jobs(clips, None, None) == [
+        Job(clips / "a.MP3", "a_mp3", str(clips / "a.txt")),
+        Job(clips / "a.wav", "a_wav", str(clips / "a.txt")),
+        Job(clips / "b.flac", "b", textgrid=clips / "b.TextGrid"),  # the TextGrid wins
+        Job(clips / "c.ogg", "c")]
+    jobs = batch_jobs(clips, None, grids)
+    assert [j.textgrid for j in jobs] == [None, None, None, grids / "c.TextGrid"]
+    assert jobs[0].note == f"no a.TextGrid in {grids}: recognising the words"
+    assert all(j.transcript is None for j in jobs)
+    with pytest.raises(ConfigError, match=r"--transcript names a folder of per-file STEM\.txt"):
+        batch_jobs(clips, "hello", None)
+    with pytest.raises(DataError, match="holds no audio files"):
+        batch_jobs(grids, None, None)
