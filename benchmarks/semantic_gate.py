@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--variants", nargs="+", default=["learned", "random"])
+    parser.add_argument("--tag", default="", help="suffix of the run folders")
+    parser.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = parser.parse_args()
     cache = FeatureCache(args.data)
     base = BaseMotionGenerator.from_pretrained(args.run / "base")
@@ -69,10 +71,10 @@ def main() -> None:
     for variant in args.variants:
         config = load_generator_config("tiny", overrides=[
             f"sparse.gate={variant}", f"solver.max_steps={args.steps}",
-            "solver.tensorboard=false"])
+            "solver.tensorboard=false", *args.overrides])
         start = time.perf_counter()
         solver = SparseSolver(config, args.data, args.run / "tokenizer", args.run / "base",
-                              args.run / f"sparse_{variant}")
+                              args.run / f"sparse_{variant}{args.tag}")
         sparse = SparseMotionGenerator.from_pretrained(solver.fit(progress=False))
         seconds = time.perf_counter() - start
         s = test_scores(cache, base, sparse)
