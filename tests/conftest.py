@@ -47,6 +47,13 @@ def beat2_root(tmp_path: Path, beat2_sample: Path) -> Path:
     return make_beat2_root(tmp_path / "beat2", beat2_sample)
 
 
+@pytest.fixture()
+def beat2_root_maker():  # type: ignore[no-untyped-def]
+    """:func:`make_beat2_root` (a fixture: ``from conftest import`` is ambiguous once several
+    test folders have a conftest.py)."""
+    return make_beat2_root
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1.5-minute synthetic-speaker dataset (train/val/test clips of 15 s)."""

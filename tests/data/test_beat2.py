@@ -52,10 +52,8 @@ def test_speaker_ids():
         parse_clip_id("scott_0_1_1")
 
 
-def test_nested_beat2_download_folder_is_found(tmp_path, beat2_sample):
-    from conftest import make_beat2_root
-
-    make_beat2_root(tmp_path / "BEAT2" / "beat_english_v2.0.0", beat2_sample)
+def test_nested_beat2_download_folder_is_found(tmp_path, beat2_sample, beat2_root_maker):
+    beat2_root_maker(tmp_path / "BEAT2" / "beat_english_v2.0.0", beat2_sample)
     assert Beat2Dataset(tmp_path / "BEAT2").ids == [CLIP]
 
 
@@ -144,10 +142,8 @@ def test_unknown_keys_warn_by_default_and_fail_when_strict(beat2_root):
         Beat2Dataset(beat2_root, strict=True).load(CLIP)
 
 
-def test_split_table_errors(tmp_path, beat2_sample):
-    from conftest import make_beat2_root
-
-    root = make_beat2_root(tmp_path / "r", beat2_sample)
+def test_split_table_errors(tmp_path, beat2_sample, beat2_root_maker):
+    root = beat2_root_maker(tmp_path / "r", beat2_sample)
     (root / "train_test_split.csv").unlink()
     with pytest.raises(DataError, match="split table not found"):
         Beat2Dataset(root)

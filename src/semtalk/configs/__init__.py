@@ -14,8 +14,9 @@ from typing import TypeVar
 from semtalk.config import load_config
 from semtalk.errors import DataError
 
-PRESETS = ("tiny", "paper")
-"""Presets every training stage ships."""
+PRESETS = ("tiny", "paper", "demo")
+"""Packaged presets: every training stage ships ``tiny`` and ``paper``; the tokenizer and
+the generators also ship ``demo`` (the sizes and steps of ``semtalk demo``)."""
 
 T = TypeVar("T")
 

@@ -135,6 +135,9 @@ def assemble_release(out: str | Path, *, tokenizer: str | Path, base: str | Path
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a release gets the usual permissions
     try:
         for name, source in (("tokenizer", tokenizer), ("base", base), ("sparse", sparse)):
             if not Path(source).is_dir():
