@@ -334,11 +334,17 @@ class SemTalk:
             raw.append(psi)
             return edit.apply(psi, first_token)
 
-        sparse = release.sparse(batch, base_features=base.features, use_word=True,
-                                psi_edit=edit_psi)
-        psi = sparse.psi[0]
-        fused = fuse_codes({p: c[0] for p, c in base.codes().items()},
-                           {p: c[0] for p, c in sparse.codes().items()}, psi, self.beta)
+        # ψ first (cheap); the sparse body branch and heads only when a token takes their
+        # codes (ψ > β): a window without one fuses to the base codes whatever they predict.
+        score = release.sparse.score(batch, psi_edit=edit_psi)
+        psi = score.psi[0]
+        sparse_codes: dict[BodyPart, torch.Tensor] = {}
+        if bool((psi > self.beta).any()):
+            sparse = release.sparse.predict(batch, score, base_features=base.features,
+                                            use_word=True)
+            sparse_codes = {p: c[0] for p, c in sparse.codes().items()}
+        fused = fuse_codes({p: c[0] for p, c in base.codes().items()}, sparse_codes, psi,
+                           self.beta)
         return fused, psi.float().cpu().numpy(), raw[0][0].float().cpu().numpy()
 
     def _next_seed(self, codes: dict[BodyPart, torch.Tensor]) -> torch.Tensor:

@@ -37,7 +37,11 @@ from semtalk.models.generator_common import (
     generator_config_problems,
 )
 from semtalk.models.pretrained import PretrainedModel
-from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
+from semtalk.modules.attention import (
+    PeriodicPositionalEncoding,
+    run_decoder,
+    transformer_decoder,
+)
 from semtalk.modules.audio_encoder import RhythmAudioEncoder
 from semtalk.modules.coarse2fine import CoarseToFine
 from semtalk.modules.code_heads import ResidualCodeHeads
@@ -131,8 +135,8 @@ class FaceBranch(nn.Module):
         """f_e ``[B, T/4, L]``."""
         batch, frames = seed.shape[:2]
         query = self.position(self.speaker(speaker)[:, None].expand(batch, frames, -1))
-        memory = self.memory(torch.cat([audio, self.seed(seed)], dim=-1))
-        return self.out(self.decoder(query, memory))
+        memory = torch.cat([audio, self.seed(seed)], dim=-1)  # [B, T, 2L], then Linear -> H
+        return self.out(run_decoder(self.decoder, query, memory, self.memory))
 
 
 def _projection_head(latent: int, enabled: bool) -> nn.Module:

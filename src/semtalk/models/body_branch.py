@@ -19,6 +19,7 @@ from semtalk.body import BodyPart
 from semtalk.models.generator_common import GeneratorSizes
 from semtalk.modules.attention import (
     PeriodicPositionalEncoding,
+    run_decoder,
     transformer_decoder,
     transformer_encoder,
 )
@@ -67,13 +68,15 @@ class BodyBranch(nn.Module):
         spk = self.speaker(speaker)[:, None].expand(batch, frames, -1)  # [B, T, H]
         x = self.self_attention(self.position(self.seed(seed) + spk))
         if memory is not None:
-            x = x + self.word_hints(self.position(x + spk), self.word_memory(memory))
+            x = x + run_decoder(self.word_hints, self.position(x + spk), memory,
+                                self.word_memory)
         x = self.downsample(x)  # [B, T/2, H]
         spk = self.speaker_downsample(spk)
         lifted = {part: self.part_mlps[part.value](x) for part in BODY_PARTS}
         features = {}
         for part in BODY_PARTS:
             others = sum(lifted[other] for other in BODY_PARTS if other != part)
-            attended = self.part_attention[part.value](self.position(lifted[part] + spk), others)
+            attended = run_decoder(self.part_attention[part.value],
+                                   self.position(lifted[part] + spk), others)
             features[part] = self.part_out[part.value](attended + lifted[part])
         return features

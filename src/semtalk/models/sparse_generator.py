@@ -53,7 +53,11 @@ from semtalk.models.generator_common import (
     generator_config_problems,
 )
 from semtalk.models.pretrained import PretrainedModel
-from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
+from semtalk.modules.attention import (
+    PeriodicPositionalEncoding,
+    run_decoder,
+    transformer_decoder,
+)
 from semtalk.modules.audio_encoder import SpeechEncoder
 from semtalk.modules.coarse2fine import CoarseToFine
 from semtalk.modules.code_heads import ResidualCodeHeads
@@ -148,6 +152,21 @@ class SparseGeneratorConfig:
                 for name, (theirs, ours) in pairs.items() if theirs != ours]
 
 
+@dataclass
+class SemanticScore:
+    """What :meth:`SparseMotionGenerator.score` computes before the body branch.
+
+    Attributes:
+        psi: ``[B, N]`` the semantic score ψ (after ``psi_edit``).
+        semantic: ``[B, T, L]`` the semantic feature f_t (times ψ when ``feature_weighting``).
+        gate_logits: ``[B, N, 2]`` with the learned gate, else None.
+    """
+
+    psi: torch.Tensor
+    semantic: torch.Tensor
+    gate_logits: torch.Tensor | None = None
+
+
 class SemanticEncoder(nn.Module):
     """Word ids, sentence and emotion vectors, speech -> fused semantic/speech ``[B, T, L]``."""
 
@@ -171,7 +190,7 @@ class SemanticEncoder(nn.Module):
         words = self.word_projection(self.word_embedding(word_ids))  # φ_l [B, T, L]
         context = self.context_fusion(self.sentence_projection(sentence),
                                       self.emotion_projection(emotion))[:, None]  # [B, 1, L]
-        semantic = self.decoder(self.position(words), context)
+        semantic = run_decoder(self.decoder, self.position(words), context)
         return self.speech_fusion(semantic, self.speech(speech))
 
 
@@ -237,6 +256,12 @@ class SparseMotionGenerator(PretrainedModel):
                 Eq. 5 blend, the returned ``psi``); generation's emphasis control. The gate
                 logits stay the model's own.
         """
+        return self.predict(inputs, self.score(inputs, psi_edit), base_features, use_word)
+
+    def score(self, inputs: GeneratorInputs,
+              psi_edit: Callable[[torch.Tensor], torch.Tensor] | None = None) -> SemanticScore:
+        """Steps 1-4: ψ and f_t, without the body branch (cheap: generation decides from ψ
+        whether it needs this window's sparse codes at all). Arguments as in :meth:`forward`."""
         config = self.config
         check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
                      num_speakers=config.num_speakers, vocab_size=config.vocab_size,
@@ -248,17 +273,25 @@ class SparseMotionGenerator(PretrainedModel):
         semantic = self.semantic_feature(fusion)
         if config.feature_weighting:
             semantic = semantic * tokens_to_frames(psi, FRAMES_PER_TOKEN)[..., None]  # f_t
+        return SemanticScore(psi=psi, semantic=semantic, gate_logits=gate_logits)
+
+    def predict(self, inputs: GeneratorInputs, score: SemanticScore,
+                base_features: Mapping[BodyPart, torch.Tensor] | None = None,
+                use_word: bool = True) -> GeneratorOutput:
+        """Steps 5-7 on a :meth:`score` of the same inputs; :meth:`forward` is
+        ``predict(inputs, score(inputs))``."""
         seed = self.seed_encoder(inputs.motion, inputs.mask)
-        features = self.body(seed, inputs.speaker, semantic if use_word else None)
+        features = self.body(seed, inputs.speaker, score.semantic if use_word else None)
         if self.coarse2fine is not None:
             features = self.coarse2fine(features)
         if self.blend is not None:
-            features = self._blend(features, base_features, psi)
+            features = self._blend(features, base_features, score.psi)
         logits, latents = {}, {}
         for part in self.parts:
-            logits[part], latents[part] = self.code_heads[part.value](features[part], semantic)
+            logits[part], latents[part] = self.code_heads[part.value](features[part],
+                                                                       score.semantic)
         return GeneratorOutput(logits=logits, latents=latents, features=features,
-                               gate_logits=gate_logits, psi=psi)
+                               gate_logits=score.gate_logits, psi=score.psi)
 
     def _blend(self, sparse: dict[BodyPart, torch.Tensor],
                base: Mapping[BodyPart, torch.Tensor] | None,

@@ -10,6 +10,11 @@ condition (the fused audio, or the semantic feature f_t in the sparse model):
 - ``logits_k = MLP(D, D, K)(z_k)``.
 
 ``z_0 .. z_{Q-1}`` are regressed onto the tokenizer's per-layer code vectors (spec §5.2 step 11).
+
+In inference (:func:`~semtalk.modules.attention.uses_fast_path`) the keys and values of the
+condition for all ``(Q - 1) x layers`` decoder layers are computed once, up front
+(:func:`~semtalk.modules.attention.memory_keys_values`); the outputs equal the plain path's up to
+float rounding.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semtalk.modules.attention import transformer_decoder
+from semtalk.modules.attention import (
+    decode_with_memory,
+    memory_keys_values,
+    transformer_decoder,
+    uses_fast_path,
+)
 from semtalk.modules.fusion import MLP
 
 
@@ -45,11 +55,15 @@ class ResidualCodeHeads(nn.Module):
     def forward(self, x: torch.Tensor,
                 cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of every layer and the predicted code vectors ``z_0 .. z_{Q-1}``."""
+        memory = (memory_keys_values(self, list(self.decoders), cond)
+                  if uses_fast_path(self) and len(self.decoders) else None)
         latents = [x]
         logits = [self.first_logits(x)]
         for k, (decoder, head) in enumerate(zip(self.decoders, self.logits, strict=True), 1):
             query = x if k == 1 else self.mixers[k - 2](torch.cat(latents, dim=-1))
-            z = decoder(query, cond) + query
+            attended = (decoder(query, cond) if memory is None
+                        else decode_with_memory(decoder, query, memory[k - 1]))
+            z = attended + query
             latents.append(z)
             logits.append(head(z))
         return torch.stack(logits, dim=2), torch.stack(latents, dim=1)

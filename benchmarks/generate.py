@@ -1,0 +1,318 @@
+"""Generation speed: real-time factor of speech -> motion, time per window, peak memory.
+
+Run: ``python benchmarks/generate.py [--preset tiny|paper|both] [--seconds 60] [--threads 2]
+[--repeat 3] [--work DIR] [--plain]``.
+
+Builds a random-weight release of the preset in memory (tokenizer, base and sparse models;
+the default offline features as ``semtalk prepare`` makes them without optional models:
+spectral γ_h 240-d, beat 4-d, pooled sentence vectors, prosody emotion 10-d; a vocabulary of
+``--vocab`` words) and times, on ``--seconds`` of synthetic speech (espeak-ng, with its exact
+word timings):
+
+- features: the release's featurizer on the audio and words;
+- generate: the windowed generator (base + sparse + the next window's seed, per window) and
+  the final detokenize; rendering is not included;
+- end to end: features + generate, as the real-time factor RTF = processing time / audio
+  duration (below 1 = faster than real time);
+- per window (instrumented): base, sparse, seed decode (the next window's seed from this
+  window's codes) and glue (inputs, fusion, bookkeeping).
+
+Random weights give an arbitrary ψ, and the engine skips the sparse model's body branch and
+code heads in a window where no token takes the sparse codes (ψ <= β). So every run forces ψ:
+the emphasis scale 10^6 makes every token semantic (both models in full in every window: the
+most work a window can take, used for the end-to-end figures), and one more per-window line
+with the emphasis scale 0 (no token semantic) shows the least.
+- peak resident memory of the process (``ru_maxrss``; each preset runs in its own process).
+
+Wall-clock figures are the best of ``--repeat`` runs, with the process CPU time of that run
+beside them (other programs on the machine inflate CPU time much less than wall time; with
+several threads it adds up the threads). The load average before and after is printed.
+``--plain`` switches the decoders' inference fast path off (PyTorch's own layers). The script
+also runs on the code before the speed work (``PYTHONPATH=OLD/src``), for before/after
+figures. The feature cache that defines the feature identities (a 6-second synthetic clip) is
+built in ``--work`` (a temporary folder by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semtalk import AUDIO_SAMPLE_RATE
+from semtalk.data.textgrid import Word
+from semtalk.features.text import SPECIAL_TOKENS, Vocabulary, normalize_word
+
+PRESETS = ("tiny", "paper")
+
+
+# --------------------------------------------------------------------------- inputs
+def synthetic_speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, list[Word]]:
+    """``seconds`` of espeak-ng speech at 16 kHz (silence-padded) and its word timings."""
+    from semtalk.data.synthetic.script import sample_script
+    from semtalk.data.synthetic.tts import synthesize
+    from semtalk.generation.speech import mono_16k
+
+    script = sample_script(np.random.default_rng(seed), seconds, "neutral")
+    speech = synthesize(script.words, script.prosody, pause_after=script.pause_after)
+    audio = mono_16k(speech.audio, speech.sample_rate)
+    samples = round(seconds * AUDIO_SAMPLE_RATE)
+    audio = np.pad(audio[:samples], (0, max(0, samples - len(audio))))
+    words = [Word(w.text, w.start, w.end) for w in speech.words if w.end <= seconds]
+    return audio.astype(np.float32), words
+
+
+def feature_identity_of_default_cache(work: Path) -> tuple[dict[str, Any], dict[int, int]]:
+    """``(features.json content, speakers)`` of a tiny cache made with the offline defaults."""
+    from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
+    from semtalk.features.cache import FeatureCache, prepare_cache
+    from semtalk.features.registry import FeatureSpec, build_extractors
+    from semtalk.generation.release import cache_speakers
+    from semtalk.training.generator import feature_identity
+
+    data, cache = work / "data", work / "cache"
+    if not (cache / "manifest.json").is_file():
+        generate_dataset(data, SynthConfig(minutes=0.1, clip_seconds=6.0, seed=0),
+                         progress=False)
+        audio, window = build_extractors(FeatureSpec(sentence_encoder="pooled"))
+        prepare_cache(data, cache, audio_extractors=audio, window_extractors=window,
+                      progress=False)
+    opened = FeatureCache(cache)
+    return feature_identity(opened, "spectral"), cache_speakers(opened)
+
+
+def vocabulary(words: list[Word], size: int) -> Vocabulary:
+    """The utterance's words plus filler words: ``size`` entries in all."""
+    spoken = sorted({normalize_word(w.text) for w in words} - {""})
+    fillers = (f"word{i:05d}" for i in range(size))
+    tokens = list(SPECIAL_TOKENS) + spoken
+    tokens += [next(fillers) for _ in range(max(0, size - len(tokens)))]
+    return Vocabulary(tuple(tokens))
+
+
+def build_model(preset: str, features: dict[str, Any], speakers: dict[int, int],
+                vocab: Vocabulary, folder: Path) -> Any:
+    """A :class:`SemTalk` on a random-weight release of ``preset`` (built in memory)."""
+    from semtalk.generation.engine import SemTalk
+    from semtalk.generation.release import Release
+    from semtalk.generation.speech import UtteranceFeaturizer
+    from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
+    from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
+    from semtalk.models.tokenizer import MotionTokenizer
+
+    torch.manual_seed(0)
+    audio, window = features["audio_features"], features["window_features"]
+    speech_dim = int(audio[features["speech_feature"]]["dim"])
+    tokenizer = getattr(MotionTokenizer, preset)().eval()
+    base = BaseMotionGenerator(getattr(BaseGeneratorConfig, preset)(
+        speech_dim, beat_dim=int(audio["beat"]["dim"]))).eval()
+    sparse = SparseMotionGenerator(getattr(SparseGeneratorConfig, preset)(
+        speech_dim, len(vocab), int(window["sentence"]["dim"]),
+        int(window["emotion"]["dim"]))).eval()
+    release = Release(folder, tokenizer, base, sparse, features, vocab, speakers)
+    return SemTalk(release, UtteranceFeaturizer(features, vocab, folder))
+
+
+# --------------------------------------------------------------------------- timing
+@dataclass
+class Clock:
+    """Accumulated wall and process CPU seconds."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+
+
+@dataclass
+class Stages:
+    """Clocks of one run, by stage name."""
+
+    clocks: dict[str, Clock] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Clock:
+        return self.clocks.setdefault(name, Clock())
+
+
+def best(runs: list[Stages], key: str) -> Stages:
+    """The run whose ``key`` stage took the least wall time."""
+    return min(runs, key=lambda run: run[key].wall)
+
+
+@contextlib.contextmanager
+def instrumented(target: Any, name: str, clock: Clock) -> Iterator[None]:
+    """Time every call of ``target.name`` (an instance attribute shadows the method)."""
+    method = getattr(target, name)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        with clock.running():
+            return method(*args, **kwargs)
+
+    setattr(target, name, timed)
+    try:
+        yield
+    finally:
+        delattr(target, name)
+
+
+def end_to_end(model: Any, audio: np.ndarray, words: list[Word], emphasis: Any) -> Stages:
+    """features -> windows -> detokenize, as :meth:`SemTalk.generate` runs them."""
+    stages = Stages()
+    with stages["total"].running():
+        with stages["features"].running():
+            features = model.extract_features(audio, AUDIO_SAMPLE_RATE, words)
+        with (instrumented(model.release.tokenizer, "detokenize", stages["detokenize"]),
+              stages["generate"].running()):
+            model.generate_features(features, audio=audio, emphasis=emphasis)
+    return stages
+
+
+def per_window(model: Any, features: Any, emphasis: Any) -> Stages:
+    """One generation with the base, sparse and seed-decode calls timed."""
+    stages = Stages()
+    release = model.release
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(instrumented(release.base, "forward", stages["base"]))
+        # the engine calls score + predict (forward before the speed work; never both)
+        for method in ("forward", "score", "predict"):
+            if hasattr(release.sparse, method):
+                stack.enter_context(instrumented(release.sparse, method, stages["sparse"]))
+        stack.enter_context(instrumented(model, "_next_seed", stages["seed decode"]))
+        stack.enter_context(instrumented(release.tokenizer, "detokenize",
+                                         stages["detokenize"]))
+        with stages["generate"].running():
+            model.generate_features(features, emphasis=emphasis)
+    return stages
+
+
+def window_line(runs: list[Stages], windows: int) -> str:
+    """Per-window milliseconds of the best run."""
+    run = best(runs, "generate")
+    loop = run["generate"].wall - run["detokenize"].wall
+    glue = loop - run["base"].wall - run["sparse"].wall - run["seed decode"].wall
+    parts = {"base": run["base"].wall, "sparse": run["sparse"].wall,
+             "seed decode": run["seed decode"].wall, "glue": glue}
+    cpu = run["generate"].cpu - run["detokenize"].cpu
+    return (", ".join(f"{k} {1000 * v / windows:.1f}" for k, v in parts.items())
+            + f"; total {1000 * loop / windows:.1f} ms (cpu {1000 * cpu / windows:.1f} ms)")
+
+
+def megabytes_rss() -> float:
+    """Current resident memory in MB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def parameters(module: torch.nn.Module) -> str:
+    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.1f} M"
+
+
+def run_preset(args: argparse.Namespace, work: Path) -> None:
+    from semtalk.generation.emphasis import Emphasis
+    from semtalk.generation.engine import SEED_FRAMES, window_starts
+
+    load_before = os.getloadavg()
+    features_json, speakers = feature_identity_of_default_cache(work)
+    torch.set_num_threads(args.threads)  # after the cache: building a clip sets one thread
+    audio, words = synthetic_speech(args.seconds)
+    model = build_model(args.preset, features_json, speakers, vocabulary(words, args.vocab),
+                        work)
+    built_rss = megabytes_rss()
+    release = model.release
+    duration = len(audio) / AUDIO_SAMPLE_RATE
+    print(f"== preset {args.preset}: tokenizer {parameters(release.tokenizer)}, base "
+          f"{parameters(release.base)}, sparse {parameters(release.sparse)} parameters "
+          f"(random weights), vocabulary {len(release.vocab)}")
+    print(f"   torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+          + ("; decoder fast path OFF" if args.plain else ""))
+    model.extract_features(audio[:AUDIO_SAMPLE_RATE], AUDIO_SAMPLE_RATE, [])  # build extractors
+
+    with contextlib.ExitStack() as stack:
+        if args.plain:
+            from semtalk.modules.attention import plain_inference
+
+            stack.enter_context(plain_inference())
+        every, none = Emphasis(scale=1e6), Emphasis(scale=0.0)  # ψ = 1 / 0 on every token
+        runs = [end_to_end(model, audio, words, every) for _ in range(args.repeat)]
+        features = model.extract_features(audio, AUDIO_SAMPLE_RATE, words)
+        windows = len(window_starts(features.num_frames, model.window))
+        timed = [per_window(model, features, every) for _ in range(args.repeat)]
+        sparse_off = [per_window(model, features, none) for _ in range(args.repeat)]
+
+    print(f"   audio: {duration:.1f} s of synthetic speech, {len(words)} words, "
+          f"{features.num_frames} frames, {windows} windows of {model.window} frames "
+          f"(stride {model.window - SEED_FRAMES})")
+    top = best(runs, "total")
+    print(f"   {'stage':34s} {'wall s':>8s} {'cpu s':>8s}   (best of {args.repeat})")
+    for name in ("features", "generate", "detokenize", "total"):
+        clock = best(runs, name)[name]
+        print(f"   {name:34s} {clock.wall:8.3f} {clock.cpu:8.3f}")
+    print(f"   end to end, every token semantic: RTF {top['total'].wall / duration:.3f} (features "
+          f"{top['features'].wall / duration:.3f} + generator "
+          f"{top['generate'].wall / duration:.3f}); generator per window "
+          f"{1000 * (top['generate'].wall - top['detokenize'].wall) / windows:.1f} ms")
+    print(f"   per window, every token semantic, ms (best of {args.repeat}): "
+          f"{window_line(timed, windows)}; detokenize "
+          f"{1000 * best(timed, 'generate')['detokenize'].wall:.0f} ms per utterance")
+    print(f"   per window, no token semantic, ms: {window_line(sparse_off, windows)}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"   memory: peak RSS {peak:.0f} MB (after building the models {built_rss:.0f} MB)")
+    load_after = os.getloadavg()
+    print(f"   load average (1, 5, 15 min): before {load_before[0]:.2f} {load_before[1]:.2f} "
+          f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "
+          f"{load_after[2]:.2f} on {os.cpu_count()} CPUs")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=(*PRESETS, "both"), default="both")
+    parser.add_argument("--seconds", type=float, default=60.0, help="audio length")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the best is shown")
+    parser.add_argument("--vocab", type=int, default=4000, help="vocabulary size")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="folder for the tiny feature cache (kept; default temporary)")
+    parser.add_argument("--plain", action="store_true",
+                        help="PyTorch's own decoder layers (no inference fast path)")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.repeat < 1 or args.seconds <= 0:
+        parser.error("--threads and --repeat must be >= 1 and --seconds > 0")
+    with contextlib.ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        work.mkdir(parents=True, exist_ok=True)
+        if args.preset != "both":
+            run_preset(args, work)
+            return
+        for preset in PRESETS:  # one process each: separate peak memory
+            command = [sys.executable, __file__, "--preset", preset, "--work", str(work),
+                       *_passed_on(args)]
+            subprocess.run(command, check=True)
+
+
+def _passed_on(args: argparse.Namespace) -> list[str]:
+    flags = ["--seconds", str(args.seconds), "--threads", str(args.threads), "--repeat",
+             str(args.repeat), "--vocab", str(args.vocab)]
+    return flags + ["--plain"] * args.plain
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Speed paths change no output: the generators' inference fast path, the sparse model's
+score/predict split and generation skipping the sparse body branch when no token uses it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semtalk.body import FULL_DIM, BodyPart
+from semtalk.data.textgrid import Word
+from semtalk.generation.emphasis import Emphasis, psi_edit
+from semtalk.generation.engine import (
+    SemTalk,
+    _padded_inputs,
+    _seed_features,
+    fuse_codes,
+    window_starts,
+)
+from semtalk.generation.speech import SpeechFeatures
+from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
+from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput, GeneratorSizes
+from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
+from semtalk.modules.attention import plain_inference
+
+SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
+TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+SIZES = dataclasses.replace(GeneratorSizes.tiny(), face_layers=2, word_layers=2,
+                            residual_layers=2, coarse2fine_layers=2, semantic_layers=2)
+"""Tiny, but with stacks of two layers, so fused multi-layer weights are exercised."""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _inputs(batch: int = 2, frames: int = 32) -> GeneratorInputs:
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.ones(batch, frames, FULL_DIM, dtype=torch.bool)
+    mask[:, :4] = False
+    return GeneratorInputs(
+        speech=torch.randn(batch, frames, SPEECH, generator=gen),
+        beat=torch.rand(batch, frames, 4, generator=gen),
+        motion=torch.randn(batch, frames, FULL_DIM, generator=gen), mask=mask,
+        speaker=torch.randint(25, (batch,), generator=gen),
+        word_ids=torch.randint(VOCAB, (batch, frames), generator=gen),
+        sentence=torch.randn(batch, SENTENCE, generator=gen),
+        emotion=torch.randn(batch, EMOTION, generator=gen))
+
+
+def _models() -> tuple[BaseMotionGenerator, SparseMotionGenerator]:
+    torch.manual_seed(0)
+    base = BaseMotionGenerator(BaseGeneratorConfig.tiny(SPEECH, sizes=SIZES))
+    sparse = SparseMotionGenerator(SparseGeneratorConfig.tiny(SPEECH, VOCAB, SENTENCE, EMOTION,
+                                                              sizes=SIZES))
+    return base, sparse
+
+
+def _run(base: BaseMotionGenerator, sparse: SparseMotionGenerator,
+         inputs: GeneratorInputs) -> tuple[GeneratorOutput, GeneratorOutput]:
+    torch.manual_seed(5)  # the same dropout draws in training mode
+    out = base(inputs)
+    return out, sparse(inputs, base_features=out.features)
+
+
+def _assert_outputs(a: GeneratorOutput, b: GeneratorOutput, exact: bool) -> None:
+    tolerance = dict(rtol=0, atol=0) if exact else TOLERANCE
+    for part in a.logits:
+        torch.testing.assert_close(a.logits[part], b.logits[part], **tolerance)
+        torch.testing.assert_close(a.latents[part], b.latents[part], **tolerance)
+        torch.testing.assert_close(a.features[part], b.features[part], **tolerance)
+        assert torch.equal(a.codes()[part], b.codes()[part])
+    if a.psi is not None:
+        torch.testing.assert_close(a.psi, b.psi, **tolerance)
+
+
+def test_generators_fast_path_matches_the_plain_layers_in_eval_mode() -> None:
+    base, sparse = _models()
+    base.eval(), sparse.eval()
+    inputs = _inputs()
+    with torch.inference_mode():
+        fast = _run(base, sparse, inputs)
+        with plain_inference():
+            plain = _run(base, sparse, inputs)
+    for a, b in zip(fast, plain, strict=True):
+        _assert_outputs(a, b, exact=False)
+    for part in fast[0].rhythm:
+        torch.testing.assert_close(fast[0].rhythm[part][0], plain[0].rhythm[part][0],
+                                   **TOLERANCE)
+
+
+def test_training_mode_is_untouched_by_the_fast_path() -> None:
+    base, sparse = _models()
+    inputs = _inputs()
+    with torch.no_grad():  # even without autograd, training mode takes the plain layers
+        trained = _run(base, sparse, inputs)
+        with plain_inference():
+            reference = _run(base, sparse, inputs)
+    for a, b in zip(trained, reference, strict=True):
+        _assert_outputs(a, b, exact=True)
+    out = sparse(inputs, base_features=trained[0].features)
+    out.logits[BodyPart.HANDS].sum().backward()
+    assert sparse.semantic.word_embedding.weight.grad is not None
+
+
+@pytest.mark.parametrize("gate", ["learned", "random"])
+def test_sparse_score_then_predict_is_forward(gate: str) -> None:
+    torch.manual_seed(0)
+    sparse = SparseMotionGenerator(SparseGeneratorConfig.tiny(SPEECH, VOCAB, SENTENCE, EMOTION,
+                                                              gate=gate))
+    inputs = _inputs()
+    features = {p: torch.randn(2, 8, 32) for p in sparse.parts}
+    for train in (True, False):
+        sparse.train(train)
+        torch.manual_seed(1)
+        whole = sparse(inputs, base_features=features, psi_edit=lambda psi: psi.clamp(0.2, 0.8))
+        torch.manual_seed(1)
+        score = sparse.score(inputs, psi_edit=lambda psi: psi.clamp(0.2, 0.8))
+        split = sparse.predict(inputs, score, base_features=features)
+        _assert_outputs(whole, split, exact=True)
+        assert (whole.gate_logits is None) == (gate == "random")
+
+
+WORDS = [Word("we", 0.2, 0.4), Word("never", 0.45, 0.9), Word("give", 1.0, 1.3),
+         Word("up", 1.3, 1.6), Word("dream", 2.2, 2.6)]
+
+
+def _features(model: SemTalk, frames: int) -> SpeechFeatures:
+    rng = np.random.default_rng(3)
+    config = model.release.sparse.config
+    rows = -(-frames // 4)
+    return SpeechFeatures(
+        speech=rng.standard_normal((frames, config.speech_dim)).astype(np.float32),
+        beat=rng.random((frames, model.release.base.config.beat_dim)).astype(np.float32),
+        word_ids=rng.integers(3, config.vocab_size, frames).astype(np.int32),
+        sentence=rng.standard_normal((rows, config.sentence_dim)).astype(np.float32),
+        emotion=rng.standard_normal((rows, config.emotion_dim)).astype(np.float32), hop=4,
+        words=WORDS)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.0, 1e6])
+def test_window_skips_the_sparse_body_only_when_no_token_uses_it(
+        tiny_release: Path, monkeypatch: pytest.MonkeyPatch, scale: float) -> None:
+    model = SemTalk.from_pretrained(tiny_release)
+    sparse, base = model.release.sparse, model.release.base
+    features = _features(model, 100)
+    starts = window_starts(features.num_frames, model.window)
+    padded = starts[-1] + model.window
+    inputs = _padded_inputs(features, padded, starts, model.device)
+    edit = psi_edit(Emphasis(scale=scale), features.words, padded // 4)
+    seed = _seed_features(model._neutral, 4)
+    speaker = torch.tensor([1])
+    batches: list[GeneratorInputs] = []
+    predicted: list[int] = []
+    score, predict = sparse.score, sparse.predict
+    monkeypatch.setattr(sparse, "score", lambda batch, psi_edit=None: (
+        batches.append(batch), score(batch, psi_edit=psi_edit))[1])
+    monkeypatch.setattr(sparse, "predict", lambda *args, **kwargs: (
+        predicted.append(1), predict(*args, **kwargs))[1])
+    with torch.inference_mode():
+        fused, psi, raw = model._window(inputs, 60, seed, speaker, edit, 15)
+        predictions = len(predicted)
+        # the reference: both models in full, then E(q^b, q^s; ψ)
+        batch = batches[0]
+        base_out = base(batch)
+        full = sparse(batch, base_features=base_out.features,
+                      psi_edit=lambda p: edit.apply(p, 15))
+    expected = fuse_codes({p: c[0] for p, c in base_out.codes().items()},
+                          {p: c[0] for p, c in full.codes().items()}, full.psi[0], model.beta)
+    assert fused.keys() == expected.keys()
+    for part in fused:
+        assert torch.equal(fused[part], expected[part])
+    np.testing.assert_array_equal(psi, full.psi[0].numpy())
+    np.testing.assert_allclose(psi, np.clip(scale * raw, 0, 1), rtol=1e-6)  # ψ' from ψ
+    used = bool((full.psi[0] > model.beta).any())
+    assert predictions == int(used)
+    assert used == (scale != 0.0)  # random weights: some token above β; scale 0: none
+
+
+def test_generation_fast_path_gives_the_plain_motion(tiny_release: Path) -> None:
+    model = SemTalk.from_pretrained(tiny_release)
+    features = _features(model, 190)
+    fast = model.generate_features(features)
+    with plain_inference():
+        plain = model.generate_features(features)
+    np.testing.assert_allclose(fast.token_psi, plain.token_psi, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fast.sparse_tokens, plain.sparse_tokens)
+    np.testing.assert_allclose(fast.motion.poses, plain.motion.poses, rtol=1e-4, atol=1e-5)
+    off = model.generate_features(features, emphasis=Emphasis(scale=0.0))
+    assert not off.sparse_tokens.any()

@@ -1,0 +1,139 @@
+"""The decoders' inference fast path equals PyTorch's own layers, and only runs in inference."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from semtalk.modules.attention import (
+    PeriodicPositionalEncoding,
+    plain_inference,
+    run_decoder,
+    transformer_decoder,
+    uses_fast_path,
+)
+from semtalk.modules.code_heads import ResidualCodeHeads
+
+TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _decoder(layers: int = 3) -> nn.TransformerDecoder:
+    torch.manual_seed(0)
+    return transformer_decoder(16, 4, 32, layers, dropout=0.1).eval()
+
+
+def _spy_plain_layers(decoder: nn.TransformerDecoder) -> list[int]:
+    """Count calls of the layers' own ``forward`` (the plain path)."""
+    calls: list[int] = []
+    for layer in decoder.layers:
+        layer.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("with_projection", [False, True])
+def test_decoder_fast_path_matches_pytorch_layers(with_projection: bool) -> None:
+    decoder = _decoder()
+    torch.manual_seed(1)
+    projection = nn.Linear(8, 16) if with_projection else None
+    tgt = torch.randn(2, 10, 16)
+    memory = torch.randn(2, 7, 8 if with_projection else 16)
+    calls = _spy_plain_layers(decoder)
+    with torch.inference_mode():
+        fast = run_decoder(decoder, tgt, memory, projection)
+        assert not calls  # the fast path never ran the layers' own forward
+        with plain_inference():
+            plain = run_decoder(decoder, tgt, memory, projection)
+        assert len(calls) == 3
+        direct = decoder(tgt, memory if projection is None else projection(memory))
+    torch.testing.assert_close(fast, plain, **TOLERANCE)
+    torch.testing.assert_close(plain, direct, rtol=0, atol=0)
+    assert not torch.allclose(fast, tgt)  # the decoder did something
+
+
+def test_fast_path_only_in_eval_mode_without_autograd() -> None:
+    decoder = _decoder(layers=2)
+    tgt, memory = torch.randn(1, 6, 16), torch.randn(1, 5, 16)
+    calls = _spy_plain_layers(decoder)
+    assert not uses_fast_path(decoder)  # eval mode, but autograd on
+    with torch.no_grad():
+        assert uses_fast_path(decoder)
+        with plain_inference():
+            assert not uses_fast_path(decoder)
+    out = run_decoder(decoder, tgt.requires_grad_(), memory)
+    out.sum().backward()  # the plain path: gradients reach the input
+    assert tgt.grad is not None and len(calls) == 2
+    decoder.train()
+    with torch.no_grad():
+        assert not uses_fast_path(decoder)
+        torch.manual_seed(3)
+        a = run_decoder(decoder, tgt, memory)
+        torch.manual_seed(3)
+        b = decoder(tgt, memory)  # training: dropout active, plain path, same random draws
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert len(calls) == 6
+
+
+def test_fused_weights_follow_parameter_updates() -> None:
+    decoder = _decoder(layers=2)
+    projection = nn.Linear(8, 16)
+    tgt, memory = torch.randn(1, 6, 16), torch.randn(1, 5, 8)
+    optimizer = torch.optim.SGD([*decoder.parameters(), *projection.parameters()], lr=0.5)
+    with torch.inference_mode():
+        before = run_decoder(decoder, tgt, memory, projection)
+    loss = decoder(tgt, projection(memory)).square().sum()  # an ordinary training step
+    loss.backward()
+    optimizer.step()
+    with torch.inference_mode():
+        after = run_decoder(decoder, tgt, memory, projection)
+        with plain_inference():
+            expected = run_decoder(decoder, tgt, memory, projection)
+    assert not torch.allclose(before, after, atol=1e-4)
+    torch.testing.assert_close(after, expected, **TOLERANCE)
+    with torch.no_grad():  # load_state_dict copies in place: the cache notices that too
+        state = {k: v + 0.1 for k, v in projection.state_dict().items()}
+        projection.load_state_dict(state)
+    with torch.inference_mode():
+        reloaded = run_decoder(decoder, tgt, memory, projection)
+        with plain_inference():
+            expected = run_decoder(decoder, tgt, memory, projection)
+    torch.testing.assert_close(reloaded, expected, **TOLERANCE)
+    assert not any(name.startswith("_fast") for name in decoder.state_dict())
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_residual_code_heads_fast_path_gives_the_same_codes(layers: int) -> None:
+    torch.manual_seed(0)
+    heads = ResidualCodeHeads(16, 24, 40, num_quantizers=4, layers=layers, heads=4,
+                              feedforward=32, dropout=0.1).eval()
+    x, cond = torch.randn(3, 8, 16), torch.randn(3, 32, 16)
+    with torch.inference_mode():
+        logits, latents = heads(x, cond)
+        with plain_inference():
+            plain_logits, plain_latents = heads(x, cond)
+    torch.testing.assert_close(logits, plain_logits, **TOLERANCE)
+    torch.testing.assert_close(latents, plain_latents, **TOLERANCE)
+    assert torch.equal(logits.argmax(-1), plain_logits.argmax(-1))
+    assert torch.equal(latents[:, 0], x)  # layer 0 is the feature itself either way
+    heads.train()  # training mode: the plain path with gradients
+    logits, _ = heads(x, cond.requires_grad_())
+    logits.sum().backward()
+    assert cond.grad is not None and cond.grad.abs().sum() > 0
+
+
+def test_positional_encoding_slice_equals_the_periodic_index() -> None:
+    pe = PeriodicPositionalEncoding(8, period=6, dropout=0.0)
+    for frames in (1, 5, 6, 7, 13):
+        index = torch.arange(frames) % 6
+        torch.testing.assert_close(pe(torch.zeros(2, frames, 8)),
+                                   pe.table[index].expand(2, frames, 8), rtol=0, atol=0)
