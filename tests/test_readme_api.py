@@ -8,7 +8,6 @@ the block in a temporary working folder.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -18,13 +17,6 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 HEADING = "### Python API: generation"
 TRANSCRIPT = "so i never said that my dream job was easy"
 
-# ``tiny_release`` lives in tests/generation/conftest.py (visible only below that folder).
-_spec = importlib.util.spec_from_file_location(
-    "_generation_conftest_readme", Path(__file__).parent / "generation" / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_module)
-tiny_release = _module.tiny_release
 
 
 def generation_snippet(text: str) -> str | None:

@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from semtalk import __version__
-from semtalk.cli import align, demo, generate, inspect, prepare, synth, train
+from semtalk.cli import ablate, align, demo, evaluate, generate, inspect, prepare, synth, train
 from semtalk.config import ConfigError
 from semtalk.errors import DataError
 
-SUBCOMMANDS = (synth, inspect, prepare, align, train, generate, demo)
+SUBCOMMANDS = (synth, inspect, prepare, align, train, generate, evaluate, ablate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,198 @@
+"""Evaluation inputs: cached test clips as generator inputs, their ground truth and their audio.
+
+The feature cache holds everything generation reads (per-frame speech, beat and word ids,
+per-window sentence and emotion rows) plus the ground-truth motion and semantic labels, so a
+test clip becomes a :class:`~semtalk.generation.speech.SpeechFeatures` without running any
+extractor. The cache holds no raw audio; beat consistency needs it, so
+:class:`ClipAudio` reads it from the dataset the cache was prepared from (the manifest's
+``source.root``, or a root the caller names), cropped exactly as ``semtalk prepare`` cropped
+the clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semtalk.data.beat2 import Beat2Dataset
+from semtalk.errors import DataError
+from semtalk.features.cache import CachedClip, FeatureCache
+from semtalk.features.text import Vocabulary, frame_word_ids
+from semtalk.generation.speech import SpeechFeatures
+from semtalk.models.generator_common import FRAMES_PER_TOKEN
+from semtalk.motion import Motion
+
+SENTENCE = "sentence"
+EMOTION = "emotion"
+
+
+@dataclass
+class EvalClip:
+    """One test clip: what the generator reads and what its output is compared with.
+
+    Attributes:
+        clip_id: the cache's clip id.
+        speaker: BEAT2 speaker id (what generation takes).
+        features: the generator's inputs, from the cache.
+        motion: the ground-truth motion (``T`` frames).
+        semantic: ``[T]`` ground-truth semantic score per frame, ``None`` when unlabelled.
+    """
+
+    clip_id: str
+    speaker: int
+    features: SpeechFeatures
+    motion: Motion
+    semantic: np.ndarray | None
+
+    @property
+    def num_frames(self) -> int:
+        return self.motion.num_frames
+
+
+def speech_features(clip: CachedClip, speech: str, hop: int,
+                    vocab: Vocabulary | None = None) -> SpeechFeatures:
+    """A cached clip as generator inputs.
+
+    Args:
+        clip: the cached clip.
+        speech: the γ_h feature the model reads (``spectral`` or ``hubert``).
+        hop: the cache's window hop (frames between sentence/emotion rows).
+        vocab: when given, word ids are recomputed from the clip's words with this vocabulary
+            (a release trained on another cache has other ids); ``None`` uses the cached ids.
+    """
+    if speech not in clip.audio:
+        raise DataError(Path(clip.record["_folder"]), f"clip has no {speech!r} features")
+    for name in (SENTENCE, EMOTION):
+        if name not in clip.windows:
+            raise DataError(Path(clip.record["_folder"]), f"clip has no {name!r} window features")
+    words = clip.words()
+    word_ids = (np.array(clip.word_ids, dtype=np.int64) if vocab is None
+                else frame_word_ids(words, clip.num_frames, vocab).astype(np.int64))
+    return SpeechFeatures(
+        speech=np.array(clip.audio[speech], dtype=np.float32),
+        beat=np.array(clip.audio["beat"], dtype=np.float32),
+        word_ids=word_ids,
+        sentence=np.array(clip.windows[SENTENCE], dtype=np.float32),
+        emotion=np.array(clip.windows[EMOTION], dtype=np.float32),
+        hop=hop, words=words)
+
+
+def ground_truth_motion(clip: CachedClip) -> Motion:
+    """The clip's recorded motion (poses, expressions, translation, betas)."""
+    return Motion(np.array(clip.poses), np.array(clip.expressions), np.array(clip.trans),
+                  np.array(clip.betas))
+
+
+def check_cache_features(cache: FeatureCache, features: dict[str, Any]) -> None:
+    """Refuse a cache whose features differ from a release's ``features.json``.
+
+    Raises:
+        semtalk.features.cache.CacheMismatchError: listing every difference.
+    """
+    speech = features["speech_feature"]
+    cache.require(audio_features={k: v for k, v in features["audio_features"].items()
+                                  if k in ("beat", speech)},
+                  window_features=features["window_features"],
+                  window=int(features["window"]), hop=int(features["hop"]))
+
+
+def load_eval_clips(cache: FeatureCache, split: str, speech: str,
+                    vocab: Vocabulary | None = None) -> list[EvalClip]:
+    """Every complete clip of ``split`` (manifest order) as an :class:`EvalClip`.
+
+    ``vocab``: the model's vocabulary; word ids are taken from the cache when it is the
+    cache's own (same fingerprint) and recomputed from the words otherwise.
+
+    Raises:
+        DataError: the split has no complete clip.
+    """
+    ids = cache.ids(split)
+    if not ids:
+        splits = sorted({c["split"] for c in cache.manifest["clips"]})
+        raise DataError(cache.path, f"no complete {split!r} clips to evaluate (the cache has "
+                                    f"splits {splits})")
+    remap = vocab if vocab is not None and vocab.fingerprint() != cache.vocab.fingerprint() \
+        else None
+    clips = []
+    for clip_id in ids:
+        clip = cache.load(clip_id)
+        clips.append(EvalClip(clip_id, int(clip.record["speaker_id"]),
+                              speech_features(clip, speech, cache.hop, remap),
+                              ground_truth_motion(clip),
+                              None if clip.semantic is None else np.array(clip.semantic)))
+    return clips
+
+
+def token_labels(semantic: np.ndarray, num_tokens: int,
+                 frames_per_token: int = FRAMES_PER_TOKEN) -> np.ndarray:
+    """Frame scores ``[T]`` -> token scores ``[num_tokens]``: the mean of each token's frames.
+
+    The last token may cover fewer than ``frames_per_token`` frames (``T`` not a multiple of
+    4); it averages the frames it has. A token is semantic when its score is > 0, i.e. when
+    any of its frames is (the training validation's rule).
+    """
+    scores = np.asarray(semantic, dtype=np.float64).reshape(-1)
+    needed = -(-scores.size // frames_per_token)
+    if num_tokens != needed:
+        raise ValueError(f"{scores.size} frames make {needed} tokens of {frames_per_token}, "
+                         f"got num_tokens={num_tokens}")
+    starts = np.arange(0, scores.size, frames_per_token)
+    counts = np.minimum(frames_per_token, scores.size - starts)
+    return np.add.reduceat(scores, starts) / counts
+
+
+def dataset_root(cache: FeatureCache, override: str | Path | None = None) -> Path:
+    """The BEAT2-layout dataset holding the cache's audio: ``override`` or ``source.root``.
+
+    Raises:
+        DataError: neither exists (the message says how to point at the dataset).
+    """
+    if override is not None:
+        root = Path(override)
+        if not root.is_dir():
+            raise DataError(root, "dataset root (--dataset) not found")
+        return root
+    source = cache.manifest.get("source", {}).get("root")
+    if source is None or not Path(source).is_dir():
+        raise DataError(cache.path, f"beat consistency needs the clips' audio, which a feature "
+                                    f"cache does not hold, and the dataset it was prepared "
+                                    f"from ({source}) is not there; pass --dataset ROOT (the "
+                                    f"BEAT2-layout folder with wave16k/)")
+    return Path(source)
+
+
+class ClipAudio:
+    """16 kHz audio of cached clips, read from their dataset and cropped like the cache.
+
+    Args:
+        cache: the feature cache (its manifest's ``crop`` mode is reused).
+        root: the dataset root (:func:`dataset_root`).
+    """
+
+    def __init__(self, cache: FeatureCache, root: Path) -> None:
+        self.root = root
+        self.dataset = Beat2Dataset(root, speakers=None, splits=None,
+                                    crop=cache.manifest.get("crop", "frames"),
+                                    max_duration_mismatch=None)
+
+    def load(self, clip_id: str, num_frames: int) -> np.ndarray:
+        """Mono float32 samples of ``clip_id``, exactly the ``num_frames`` the cache holds.
+
+        Raises:
+            DataError: the clip is not in the dataset, or the dataset's clip has another
+                length than the cached one (the dataset is not the one the cache was made of).
+        """
+        try:
+            info = self.dataset.info(clip_id)
+        except KeyError:
+            raise DataError(self.root, f"clip {clip_id} of the cache is not in this dataset; "
+                                       f"is it the one the cache was prepared from?") from None
+        clip = self.dataset.load(info)
+        if clip.num_frames != num_frames:
+            raise DataError(info.path("audio"), f"the dataset's clip has {clip.num_frames} "
+                                                f"frames but the cache's {num_frames}; is it the "
+                                                f"dataset the cache was prepared from?")
+        return clip.audio

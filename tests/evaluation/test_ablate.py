@@ -1,0 +1,125 @@
+"""``semtalk ablate``: variant definitions, shared stages, a fast two-variant run, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from semtalk.cli import main
+from semtalk.evaluation import ablate
+from semtalk.evaluation.ablate import (
+    ABLATION_JSON,
+    ABLATION_MD,
+    BASE_STAGES,
+    SPARSE_STAGES,
+    TABLE2,
+    TABLE3,
+    TOKENIZER_STAGES,
+    VARIANTS,
+    AblationConfig,
+    scale_solver,
+)
+from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.training.generator import load_generator_config
+from semtalk.training.solver import SolverConfig
+from semtalk.training.tokenizer import load_tokenizer_config
+
+
+def test_stages_are_shared_where_variants_agree() -> None:
+    for name in TABLE2:  # every sem-gate variant sits on the same tokenizer and base
+        assert (VARIANTS[name].tokenizer, VARIANTS[name].base) == ("rvq", "full")
+    for variant in VARIANTS.values():
+        assert BASE_STAGES[variant.base][0] == variant.tokenizer
+        if variant.sparse is not None:
+            assert SPARSE_STAGES[variant.sparse][0] == variant.base
+    assert [n for n, v in VARIANTS.items() if v.base_only] == ["no_se"]
+    for name in TABLE3:  # one component off per row, all on for the full model
+        off = [c for c, on in VARIANTS[name].components.items() if not on]
+        assert off == ([] if name == "full" else [{"no_rc": "RC", "no_se": "SE",
+                                                   "no_c2f": "C2F", "vq": "RVQ"}[name]])
+    with pytest.raises(ValueError, match="unknown"):
+        AblationConfig(variants=("full", "sag"))
+
+
+def test_variant_switches_reach_the_configs() -> None:
+    def sparse(key: str):  # the generator config a sparse stage trains with
+        base_key, extra = SPARSE_STAGES[key]
+        return load_generator_config("tiny", overrides=[*BASE_STAGES[base_key][1], *extra])
+
+    assert sparse("no_gate").sparse.gate == "none"
+    assert sparse("random_psi").sparse.gate == "random"
+    weighting = {k: (sparse(k).sparse.feature_weighting, sparse(k).sparse.loss_weighting)
+                 for k in ("full", "no_weighting", "wf_only", "wl_only")}
+    assert weighting == {"full": (True, "psi"), "no_weighting": (False, "none"),
+                         "wf_only": (True, "none"), "wl_only": (False, "psi")}
+    assert not sparse("no_rc").rhythmic_consistency and sparse("full").rhythmic_consistency
+    assert not sparse("no_c2f").use_coarse2fine
+    vq = load_tokenizer_config("tiny", overrides=list(TOKENIZER_STAGES["vq"]))
+    assert vq.model.quantizer.num_quantizers == 1
+
+
+def test_steps_scale() -> None:
+    solver = SolverConfig(max_steps=300, validate_every=100, checkpoint_every=100,
+                          lr_decay_steps=(240,), warmup_steps=10)
+    half = scale_solver(solver, 0.5)
+    assert (half.max_steps, half.validate_every, half.checkpoint_every) == (150, 50, 50)
+    assert half.lr_decay_steps == (120,) and half.warmup_steps == 5
+    tiny = scale_solver(solver, 0.001)
+    assert tiny.max_steps == 1 and tiny.checkpoint_every == 1
+    assert scale_solver(solver, 1.0) is solver
+
+
+def test_two_variants_share_stages_and_resume(synth_cache: Path, fgd_encoder_dir: Path,
+                                             tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    tokenizer = MotionTokenizer.tiny().save_pretrained(tmp_path / "tokenizer")
+    out = tmp_path / "ablate"
+    argv = ["ablate", "--data", str(synth_cache), "--out", str(out), "--variants", "full",
+            "no_se", "--tokenizer", str(tokenizer), "--fgd-encoder", str(fgd_encoder_dir),
+            "--generator-set", "solver.max_steps=2", "solver.batch_size=4",
+            "solver.validate_every=2", "solver.checkpoint_every=2", "--quiet"]
+    assert main(argv) == 0
+    report = json.loads((out / ABLATION_JSON).read_text())
+    assert list(report["variants"]) == ["full", "no_se"]
+    assert set(report["stage_seconds"]) == {"tokenizer-rvq", "base-full", "sparse-full"}
+    full, no_se = report["variants"]["full"], report["variants"]["no_se"]
+    assert no_se["stages"] == {"tokenizer": "tokenizer-rvq", "base": "base-full"}
+    assert no_se["sparse_token_share"] == 0.0 and no_se["values"]["sem_accuracy"] is None
+    assert full["values"]["sem_accuracy"] is not None and full["values"]["fgd"] is not None
+    markdown = (out / ABLATION_MD).read_text()
+    assert "## Table 2: sem-gate" in markdown and "## Table 3: components" in markdown
+    assert "| ✓ | – | ✓ | ✓ |" in markdown  # w/o SE row
+    assert "## Run times" in markdown
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished stage or variant ran again")
+
+    for name in ("train_base", "train_sparse", "evaluate_release"):
+        monkeypatch.setattr(ablate, name, refuse)
+    assert main(argv) == 0
+    again = json.loads((out / ABLATION_JSON).read_text())
+    assert again["variants"] == report["variants"]
+
+
+def test_unknown_variant_is_a_clean_error(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ablate", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--variants", "sag"]) == 2
+    assert "unknown variant" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_full_tables_on_the_synthetic_speaker(synth_cache: Path, tmp_path: Path) -> None:
+    """Every variant of Tables 2 and 3, tiny preset at a tenth of its steps (minutes)."""
+    report = ablate.run_ablation(synth_cache, tmp_path, AblationConfig(steps_scale=0.1,
+                                                                       progress=False))
+    assert set(report["variants"]) == set(VARIANTS)
+    for name, result in report["variants"].items():
+        values = result["values"]
+        assert values["fgd"] is not None and values["div"] is not None, name
+        assert (values["sem_accuracy"] is None) == (name == "no_se"), name
+    markdown = (tmp_path / ABLATION_MD).read_text()
+    for name in VARIANTS:
+        assert VARIANTS[name].label in markdown
