@@ -4,7 +4,6 @@ score/predict split and generation skipping the sparse body branch when no token
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +31,6 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 SIZES = dataclasses.replace(GeneratorSizes.tiny(), face_layers=2, word_layers=2,
                             residual_layers=2, coarse2fine_layers=2, semantic_layers=2)
 """Tiny, but with stacks of two layers, so fused multi-layer weights are exercised."""
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _inputs(batch: int = 2, frames: int = 32) -> GeneratorInputs:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -18,14 +16,6 @@ from semtalk.modules.attention import (
 from semtalk.modules.code_heads import ResidualCodeHeads
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _decoder(layers: int = 3) -> nn.TransformerDecoder:
