@@ -273,3 +273,11 @@ def test_release_trained_on_local_models_needs_their_folders(tiny_release: Path,
     path.write_text(json.dumps(features))
     with pytest.raises(DataError, match=r"--sentence-model DIR"):
         SemTalk.from_pretrained(folder)
+
+
+def test_engine_without_featurizer_generates_from_features_only(tiny_release: Path) -> None:
+    """A release trained on local models' features evaluates from a cache without them."""
+    model = SemTalk(Release.load(tiny_release), None)
+    assert model.generate_features(_features(model, 70)).num_frames == 70
+    with pytest.raises(DataError, match="precomputed features only"):
+        model.generate(np.zeros(16000, np.float32), 16000)

@@ -26,14 +26,13 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from semtalk import __version__
-from semtalk.errors import DataError
 from semtalk.evaluation.data import EvalClip, check_cache_features, load_eval_clips
 from semtalk.evaluation.report import evaluation_markdown, paper_units, write_json, write_markdown
 from semtalk.evaluation.scoring import ScoredSet, Scorer, ScoringOptions
@@ -41,7 +40,6 @@ from semtalk.features.cache import FeatureCache
 from semtalk.fileio import atomic_path
 from semtalk.generation.engine import DEFAULT_BETA, SEED_FRAMES, SemTalk
 from semtalk.generation.release import STAGES, Release
-from semtalk.generation.speech import UtteranceFeaturizer
 from semtalk.motion import Motion
 
 GENERATED_DIR = "generated"
@@ -101,25 +99,12 @@ def release_fingerprint(folder: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-class _CachedFeaturesOnly:
-    """Stand-in feature extractor: evaluation reads every input from the feature cache, so a
-    release trained on features of local models (HuBERT, CLIP, emotion2vec) evaluates without
-    those model folders."""
-
-    def __init__(self, where: Path) -> None:
-        self.where = where
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise DataError(self.where, "evaluation generates from cached features only")
-
-
 def load_engine(release: str | Path, device: str = "cpu", *,
                 base_only: bool = False) -> SemTalk:
     """A :class:`SemTalk` for cached features; ``base_only`` fuses with β = 1 (no sparse
     codes)."""
     loaded = Release.load(release, device)
-    featurizer = cast(UtteranceFeaturizer, _CachedFeaturesOnly(loaded.folder))
-    return SemTalk(loaded, featurizer, device, BASE_ONLY_BETA if base_only else DEFAULT_BETA)
+    return SemTalk(loaded, None, device, BASE_ONLY_BETA if base_only else DEFAULT_BETA)
 
 
 def clip_seed(clip_id: str) -> int:

@@ -25,6 +25,7 @@ import torch
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.body import BodyPart
 from semtalk.data.audio import num_frames_for
+from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
@@ -170,8 +171,11 @@ class SemTalk:
     >>> result.save_npz("out.npz"); result.psi                        # doctest: +SKIP
     """
 
-    def __init__(self, release: Release, featurizer: UtteranceFeaturizer,
+    def __init__(self, release: Release, featurizer: UtteranceFeaturizer | None,
                  device: torch.device | str = "cpu", beta: float = DEFAULT_BETA) -> None:
+        """``featurizer`` None: an engine for precomputed features only (e.g. a cached dataset,
+        where the local models behind the release's features need not be present);
+        :meth:`generate` and :meth:`extract_features` then refuse."""
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         self.release = release
@@ -206,8 +210,6 @@ class SemTalk:
 
     def speaker_class(self, speaker: int | None) -> tuple[int, int]:
         """``(BEAT2 id, class)`` of ``speaker`` (a BEAT2 id; default: the release's first)."""
-        from semtalk.data.beat2 import speaker_class
-
         known = self.release.speakers
         if speaker is None:
             speaker = min(known.values()) if known else DEFAULT_SPEAKER_ID
@@ -233,6 +235,10 @@ class SemTalk:
             raise ValueError(f"audio of {len(mono)} samples is shorter than one motion frame "
                              f"(1/{MOTION_FPS} s)")
         padded = window_starts(frames, self.window)[-1] + self.window
+        if self.featurizer is None:
+            raise DataError(self.release.folder, "this engine generates from precomputed "
+                                                 "features only; load it with "
+                                                 "SemTalk.from_pretrained to use audio")
         features = self.featurizer(mono, AUDIO_SAMPLE_RATE, words, num_frames=padded,
                                    hop=self.window - SEED_FRAMES)
         return _trim(features, frames)
