@@ -10,6 +10,7 @@ validation loss. The selected model is released to ``OUT/best/`` and copied to
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,8 @@ class TokenizerModelConfig:
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
     def for_part(self, part: BodyPart) -> RVQVAEConfig:
-        return RVQVAEConfig(input_dim=part.dim, **{k: getattr(self, k) for k in (
-            "width", "code_dim", "down_t", "depth", "dilation_growth", "dropout", "quantizer")})
+        return RVQVAEConfig(input_dim=part.dim, **{
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
 @dataclass(frozen=True)
