@@ -281,3 +281,16 @@ def test_engine_without_featurizer_generates_from_features_only(tiny_release: Pa
     assert model.generate_features(_features(model, 70)).num_frames == 70
     with pytest.raises(DataError, match="precomputed features only"):
         model.generate(np.zeros(16000, np.float32), 16000)
+
+
+def test_emphasis_tokens_cover_the_frames_the_report_gives_the_word() -> None:
+    """A word ending at 124/30 s (4.133333333333334 * 30 = 124.00000000000001) ends at frame 124,
+    as the JSON report says, so its emphasis stops at token 31 instead of reaching token 31's
+    successor through float rounding."""
+    from semtalk.data.textgrid import frame_span
+
+    word = Word("up", 4.0, 124 / 30)
+    assert frame_span(word.start, word.end, 30, 200) == (120, 124)
+    edit = psi_edit(Emphasis(emphasize=("up",)), [word], 50)
+    assert edit.record["emphasize"][0]["tokens"] == [30, 31]
+    assert (edit.floor[30:31] == 0.9).all() and (edit.floor[31:] == 0).all()

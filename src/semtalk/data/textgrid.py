@@ -6,6 +6,7 @@ interval with empty text, as in BEAT2's Montreal-Forced-Aligner output.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,16 @@ class Word:
     text: str
     start: float
     end: float
+
+
+def frame_span(start: float, end: float, fps: int, num_frames: int) -> tuple[int, int]:
+    """``[first, stop)`` frames a span of seconds touches, within ``[0, num_frames]``.
+
+    Products within 1e-6 of a whole frame count as that frame (0.7 s * 30 = 20.999999...).
+    """
+    first = min(max(math.floor(start * fps + 1e-6), 0), num_frames)
+    stop = min(max(math.ceil(end * fps - 1e-6), first), num_frames)
+    return first, stop
 
 
 _TOKEN = re.compile(r'"((?:[^"]|"")*)"|([^\s=\[\]:]+)')

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from semtalk import MOTION_FPS
-from semtalk.data.textgrid import Word
+from semtalk.data.textgrid import Word, frame_span
 from semtalk.features.text import normalize_word
 
 
@@ -88,9 +88,9 @@ def phrase_matches(words: list[Word], phrase: str) -> list[tuple[float, float, s
 
 def _token_span(start: float, end: float, frames_per_token: int, fps: int,
                 num_tokens: int) -> tuple[int, int]:
-    first = math.floor(start * fps) // frames_per_token
-    last = -(-math.ceil(end * fps) // frames_per_token)
-    return max(0, first), min(num_tokens, max(last, first + 1))
+    first, stop = frame_span(start, end, fps, num_tokens * frames_per_token)
+    first //= frames_per_token
+    return first, min(num_tokens, max(-(-stop // frames_per_token), first + 1))
 
 
 @dataclass

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from semtalk import __version__
+from semtalk.data.textgrid import frame_span
 from semtalk.fileio import atomic_path, write_text_atomic
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
 
@@ -61,16 +62,6 @@ def write_npz(gen: Generation, path: str | Path) -> Path:
 
 
 # --- the ψ report --------------------------------------------------------------------------------
-def _frame_span(start: float, end: float, fps: int, num_frames: int) -> list[int]:
-    """``[first, stop)`` frames a span of seconds touches, within ``[0, num_frames]``.
-
-    Products within 1e-6 of a whole frame count as that frame (0.7 s * 30 = 20.999999...).
-    """
-    first = min(max(math.floor(start * fps + 1e-6), 0), num_frames)
-    stop = min(max(math.ceil(end * fps - 1e-6), first), num_frames)
-    return [first, stop]
-
-
 def _jsonable(value: Any) -> Any:
     """Numpy scalars/arrays, tuples and paths as plain JSON values."""
     if isinstance(value, dict):
@@ -130,7 +121,7 @@ def generation_json(gen: Generation) -> dict[str, Any]:
         for k, (p, m, s) in enumerate(zip(_scores(gen.token_psi), _scores(gen.token_psi_model),
                                           sparse, strict=True))]
     words = [{"text": w.text, "start": round(float(w.start), 4), "end": round(float(w.end), 4),
-              "frames": _frame_span(w.start, w.end, fps, num_frames)} for w in gen.words]
+              "frames": list(frame_span(w.start, w.end, fps, num_frames))} for w in gen.words]
     return {
         "format": JSON_FORMAT,
         "format_version": JSON_FORMAT_VERSION,
