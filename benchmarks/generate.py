@@ -186,34 +186,63 @@ def end_to_end(model: Any, audio: np.ndarray, words: list[Word], emphasis: Any) 
     return stages
 
 
-def per_window(model: Any, features: Any, emphasis: Any) -> Stages:
-    """One generation with the base, sparse and seed-decode calls timed."""
+def per_window(model: Any, features: Any, emphasis: Any) -> tuple[Stages, Any]:
+    """One generation with the windows' model calls and seed decodes timed, and its result.
+
+    With one lane the model calls split into base (encoder + code heads) and sparse (ψ, body
+    branch, blend, code heads); with two lanes they overlap, and only their sum is timed.
+    """
     stages = Stages()
     release = model.release
     with contextlib.ExitStack() as stack:
-        stack.enter_context(instrumented(release.base, "forward", stages["base"]))
-        # the engine calls score + predict (forward before the speed work; never both)
-        for method in ("forward", "score", "predict"):
-            if hasattr(release.sparse, method):
+        if model.parallel:
+            stack.enter_context(instrumented(model, "_window", stages["models"]))
+        else:
+            for method in ("encode", "predict_codes"):
+                stack.enter_context(instrumented(release.base, method, stages["base"]))
+            for method in ("score", "encode", "blend_base", "predict_codes"):
                 stack.enter_context(instrumented(release.sparse, method, stages["sparse"]))
         stack.enter_context(instrumented(model, "_next_seed", stages["seed decode"]))
         stack.enter_context(instrumented(release.tokenizer, "detokenize",
                                          stages["detokenize"]))
         with stages["generate"].running():
-            model.generate_features(features, emphasis=emphasis)
-    return stages
+            result = model.generate_features(features, emphasis=emphasis)
+    return stages, result
 
 
 def window_line(runs: list[Stages], windows: int) -> str:
     """Per-window milliseconds of the best run."""
     run = best(runs, "generate")
     loop = run["generate"].wall - run["detokenize"].wall
-    glue = loop - run["base"].wall - run["sparse"].wall - run["seed decode"].wall
-    parts = {"base": run["base"].wall, "sparse": run["sparse"].wall,
-             "seed decode": run["seed decode"].wall, "glue": glue}
+    names = ("models",) if "models" in run.clocks else ("base", "sparse")
+    parts = {name: run[name].wall for name in (*names, "seed decode")}
+    parts["glue"] = loop - sum(parts.values())
     cpu = run["generate"].cpu - run["detokenize"].cpu
     return (", ".join(f"{k} {1000 * v / windows:.1f}" for k, v in parts.items())
             + f"; total {1000 * loop / windows:.1f} ms (cpu {1000 * cpu / windows:.1f} ms)")
+
+
+def mixed_emphasis(words: list[Word], every: int = 4) -> Any:
+    """ψ 0 everywhere but on every ``every``-th word, where it is 0.9: about one token in
+    five semantic, spread over the windows like real speech (the synthetic test clip's
+    trained release takes 15 % of its tokens from the sparse model)."""
+    from semtalk.generation.emphasis import Emphasis
+
+    chosen = tuple(sorted({normalize_word(w.text) for w in words[::every]} - {""}))
+    return Emphasis(emphasize=chosen, scale=0.0)
+
+
+def semantic_share(result: Any, window: int) -> str:
+    """How many tokens, and windows, take sparse codes; how many windows need both models."""
+    from semtalk.generation.engine import window_starts
+
+    tokens = result.sparse_tokens
+    starts = window_starts(result.num_frames, window)
+    spans = [tokens[s // 4:(s + window) // 4] for s in starts]
+    some = sum(bool(span.any()) for span in spans)
+    both = sum(bool(span.any()) and not bool(span.all()) for span in spans)
+    return (f"{100 * tokens.mean():.0f} % of tokens semantic; {some} of {len(spans)} windows "
+            f"run the sparse model, {both} need both models' body heads")
 
 
 def megabytes_rss() -> float:
@@ -242,7 +271,12 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
     print(f"== preset {args.preset}: tokenizer {parameters(release.tokenizer)}, base "
           f"{parameters(release.base)}, sparse {parameters(release.sparse)} parameters "
           f"(random weights), vocabulary {len(release.vocab)}")
-    print(f"   torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+    model.parallel = {"auto": None, "on": True, "off": False}[args.lanes]
+    lanes = (model.parallel if model.parallel is not None
+             else torch.get_num_threads() >= 2)
+    model.parallel = lanes
+    print(f"   torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
+          f"{'two lanes' if lanes else 'one lane'}"
           + ("; decoder fast path OFF" if args.plain else ""))
     model.extract_features(audio[:AUDIO_SAMPLE_RATE], AUDIO_SAMPLE_RATE, [])  # build extractors
 
@@ -255,8 +289,10 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
         runs = [end_to_end(model, audio, words, every) for _ in range(args.repeat)]
         features = model.extract_features(audio, AUDIO_SAMPLE_RATE, words)
         windows = len(window_starts(features.num_frames, model.window))
-        timed = [per_window(model, features, every) for _ in range(args.repeat)]
-        sparse_off = [per_window(model, features, none) for _ in range(args.repeat)]
+        cases = {"every token semantic": every, "mixed": mixed_emphasis(words),
+                 "no token semantic": none}
+        timed = {name: [per_window(model, features, emphasis) for _ in range(args.repeat)]
+                 for name, emphasis in cases.items()}
 
     print(f"   audio: {duration:.1f} s of synthetic speech, {len(words)} words, "
           f"{features.num_frames} frames, {windows} windows of {model.window} frames "
@@ -270,10 +306,13 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
           f"{top['features'].wall / duration:.3f} + generator "
           f"{top['generate'].wall / duration:.3f}); generator per window "
           f"{1000 * (top['generate'].wall - top['detokenize'].wall) / windows:.1f} ms")
-    print(f"   per window, every token semantic, ms (best of {args.repeat}): "
-          f"{window_line(timed, windows)}; detokenize "
-          f"{1000 * best(timed, 'generate')['detokenize'].wall:.0f} ms per utterance")
-    print(f"   per window, no token semantic, ms: {window_line(sparse_off, windows)}")
+    for name, runs_of_case in timed.items():
+        stages = [stages for stages, _ in runs_of_case]
+        print(f"   per window, {name}, ms (best of {args.repeat}): "
+              f"{window_line(stages, windows)}")
+        print(f"      {semantic_share(runs_of_case[0][1], model.window)}")
+    detokenize = best([s for s, _ in timed["every token semantic"]], "generate")["detokenize"]
+    print(f"   detokenize {1000 * detokenize.wall:.0f} ms per utterance")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"   memory: peak RSS {peak:.0f} MB (after building the models {built_rss:.0f} MB)")
     load_after = os.getloadavg()
@@ -293,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder for the tiny feature cache (kept; default temporary)")
     parser.add_argument("--plain", action="store_true",
                         help="PyTorch's own decoder layers (no inference fast path)")
+    parser.add_argument("--lanes", choices=("auto", "on", "off"), default="auto",
+                        help="two CPU lanes per window (auto: with two or more threads)")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.repeat < 1 or args.seconds <= 0:
         parser.error("--threads and --repeat must be >= 1 and --seconds > 0")
@@ -310,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _passed_on(args: argparse.Namespace) -> list[str]:
     flags = ["--seconds", str(args.seconds), "--threads", str(args.threads), "--repeat",
-             str(args.repeat), "--vocab", str(args.vocab)]
+             str(args.repeat), "--vocab", str(args.vocab), "--lanes", args.lanes]
     return flags + ["--plain"] * args.plain
 
 

@@ -171,13 +171,13 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
 
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     base = model.release.base
-    original = base.forward
+    original = base.encode
 
     def spy(inputs, use_word=True):  # type: ignore[no-untyped-def]
         seen.append((inputs.motion.clone(), inputs.mask.clone()))
         return original(inputs, use_word=use_word)
 
-    monkeypatch.setattr(base, "forward", spy)
+    monkeypatch.setattr(base, "encode", spy)
     poses = np.zeros((6, 165), np.float32)
     poses[:, 16 * 3 + 2] = -1.2  # shoulders down
     poses[:, 17 * 3 + 2] = 1.2

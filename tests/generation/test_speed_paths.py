@@ -20,11 +20,13 @@ from semtalk.generation.engine import (
     fuse_codes,
     window_starts,
 )
+from semtalk.generation.lanes import Lanes
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
 from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput, GeneratorSizes
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 from semtalk.modules.attention import plain_inference
+from semtalk.modules.temporal import TemporalDownsample
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
@@ -137,9 +139,14 @@ def _features(model: SemTalk, frames: int) -> SpeechFeatures:
         words=WORDS)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("scale", [1.0, 0.0, 1e6])
-def test_window_skips_the_sparse_body_only_when_no_token_uses_it(
-        tiny_release: Path, monkeypatch: pytest.MonkeyPatch, scale: float) -> None:
+def test_window_runs_only_the_heads_fusion_reads(
+        tiny_release: Path, monkeypatch: pytest.MonkeyPatch, scale: float,
+        parallel: bool) -> None:
+    """The sparse body branch and heads run only when a token takes the sparse codes, the base
+    body heads only when a token keeps them; the fused codes are those of both models in full,
+    on one lane or two."""
     model = SemTalk.from_pretrained(tiny_release)
     sparse, base = model.release.sparse, model.release.base
     features = _features(model, 100)
@@ -150,16 +157,22 @@ def test_window_skips_the_sparse_body_only_when_no_token_uses_it(
     seed = _seed_features(model._neutral, 4)
     speaker = torch.tensor([1])
     batches: list[GeneratorInputs] = []
-    predicted: list[int] = []
-    score, predict = sparse.score, sparse.predict
+    sparse_encoded: list[int] = []
+    heads: dict[str, list[BodyPart]] = {"base": [], "sparse": []}
+    score, encode = sparse.score, sparse.encode
+    base_codes, sparse_codes = base.predict_codes, sparse.predict_codes
     monkeypatch.setattr(sparse, "score", lambda batch, psi_edit=None: (
         batches.append(batch), score(batch, psi_edit=psi_edit))[1])
-    monkeypatch.setattr(sparse, "predict", lambda *args, **kwargs: (
-        predicted.append(1), predict(*args, **kwargs))[1])
-    with torch.inference_mode():
-        fused, psi, raw = model._window(inputs, 60, seed, speaker, edit, 15)
-        predictions = len(predicted)
-        # the reference: both models in full, then E(q^b, q^s; ψ)
+    monkeypatch.setattr(sparse, "encode", lambda *args, **kwargs: (
+        sparse_encoded.append(1), encode(*args, **kwargs))[1])
+    monkeypatch.setattr(base, "predict_codes", lambda encoding, parts=None: (
+        heads["base"].extend(parts), base_codes(encoding, parts))[1])
+    monkeypatch.setattr(sparse, "predict_codes", lambda features, sc, parts=None: (
+        heads["sparse"].extend(parts), sparse_codes(features, sc, parts))[1])
+    with torch.inference_mode(), Lanes(parallel) as lanes:
+        fused, psi, raw = model._window(inputs, 60, seed, speaker, edit, 15, lanes)
+    monkeypatch.undo()
+    with torch.inference_mode():  # the reference: both models in full, then E(q^b, q^s; ψ)
         batch = batches[0]
         base_out = base(batch)
         full = sparse(batch, base_features=base_out.features,
@@ -171,9 +184,59 @@ def test_window_skips_the_sparse_body_only_when_no_token_uses_it(
         assert torch.equal(fused[part], expected[part])
     np.testing.assert_array_equal(psi, full.psi[0].numpy())
     np.testing.assert_allclose(psi, np.clip(scale * raw, 0, 1), rtol=1e-6)  # ψ' from ψ
-    used = bool((full.psi[0] > model.beta).any())
-    assert predictions == int(used)
-    assert used == (scale != 0.0)  # random weights: some token above β; scale 0: none
+    chosen = full.psi[0] > model.beta
+    assert bool(chosen.any()) == (scale != 0.0)  # random weights: some token above β
+    assert len(sparse_encoded) == int(bool(chosen.any()))
+    assert sorted(heads["sparse"]) == (sorted(sparse.parts) if chosen.any() else [])
+    body_kept = not bool(chosen.all())
+    assert sorted(heads["base"]) == sorted(base.parts if body_kept else [BodyPart.FACE])
+    assert body_kept == (scale != 1e6)
+
+
+def test_fusion_without_base_body_codes_needs_every_token_sparse() -> None:
+    codes = {part: torch.full((3, 2), k) for k, part in enumerate(BodyPart)}
+    sparse = {part: codes[part] + 10 for part in (BodyPart.UPPER, BodyPart.HANDS,
+                                                  BodyPart.LOWER)}
+    face_only = {BodyPart.FACE: codes[BodyPart.FACE]}
+    fused = fuse_codes(face_only, sparse, torch.tensor([0.9, 0.8, 0.7]))
+    assert torch.equal(fused[BodyPart.FACE], codes[BodyPart.FACE])
+    assert all(torch.equal(fused[p], sparse[p]) for p in sparse)
+    with pytest.raises(ValueError, match="a token keeps them"):
+        fuse_codes(face_only, sparse, torch.tensor([0.9, 0.2, 0.7]))
+    with pytest.raises(ValueError, match="none given"):
+        fuse_codes({BodyPart.UPPER: codes[BodyPart.UPPER]}, {}, torch.tensor([0.9, 0.2, 0.7]))
+
+
+def test_two_lanes_give_the_same_motion(tiny_release: Path) -> None:
+    model = SemTalk.from_pretrained(tiny_release)
+    features = _features(model, 190)
+    threads = torch.get_num_threads()
+    for scale in (1.0, 1e6):
+        model.parallel = False
+        one = model.generate_features(features, emphasis=Emphasis(scale=scale))
+        model.parallel = True
+        two = model.generate_features(features, emphasis=Emphasis(scale=scale))
+        assert torch.get_num_threads() == threads
+        np.testing.assert_array_equal(one.token_psi, two.token_psi)
+        np.testing.assert_array_equal(one.sparse_tokens, two.sparse_tokens)
+        np.testing.assert_array_equal(one.motion.poses, two.motion.poses)
+        np.testing.assert_array_equal(one.motion.trans, two.motion.trans)
+
+
+def test_downsample_fast_path_is_the_stride_two_conv() -> None:
+    torch.manual_seed(0)
+    layer = TemporalDownsample(24).eval()
+    x = torch.randn(3, 24, 16).transpose(1, 2)  # [3, 16, 24], not contiguous
+    with torch.inference_mode():
+        fast = layer(x)
+        with plain_inference():
+            plain = layer(x)
+    torch.testing.assert_close(fast, plain, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fast[:, 2], layer.conv(x[:, 4:6].transpose(1, 2))[..., 0])
+    with torch.no_grad():  # a changed weight rebuilds the cached one
+        layer.conv.weight.mul_(2)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), layer.conv(x.transpose(1, 2)).transpose(1, 2))
 
 
 def test_generation_fast_path_gives_the_plain_motion(tiny_release: Path) -> None:

@@ -15,6 +15,7 @@ tail that does not fill a window).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
+from semtalk.generation.lanes import Lanes, lanes_available
 from semtalk.generation.release import Release
 from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer, mono_16k
 from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs
@@ -172,16 +174,23 @@ class SemTalk:
     """
 
     def __init__(self, release: Release, featurizer: UtteranceFeaturizer | None,
-                 device: torch.device | str = "cpu", beta: float = DEFAULT_BETA) -> None:
+                 device: torch.device | str = "cpu", beta: float = DEFAULT_BETA,
+                 parallel: bool | None = None) -> None:
         """``featurizer`` None: an engine for precomputed features only (e.g. a cached dataset,
         where the local models behind the release's features need not be present);
-        :meth:`generate` and :meth:`extract_features` then refuse."""
+        :meth:`generate` and :meth:`extract_features` then refuse.
+
+        ``parallel``: run each window's independent jobs on two CPU lanes (see
+        :mod:`semtalk.generation.lanes`; the outputs are the same). None: on a CPU with at
+        least two torch threads. During generation the torch thread count is halved per lane
+        and restored afterwards."""
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         self.release = release
         self.featurizer = featurizer
         self.device = torch.device(device)
         self.beta = beta
+        self.parallel = parallel
         self.window = release.base.config.window
         self._neutral = neutral_seed(release.tokenizer)
 
@@ -190,17 +199,18 @@ class SemTalk:
                         hubert_model: str | Path | None = None,
                         sentence_model: str | Path | None = None,
                         emotion_model: str | Path | None = None,
-                        beta: float = DEFAULT_BETA) -> SemTalk:
+                        beta: float = DEFAULT_BETA, parallel: bool | None = None) -> SemTalk:
         """Load a release folder (see :mod:`semtalk.generation.release`).
 
         ``hubert_model`` / ``sentence_model`` / ``emotion_model``: local folders of the models
-        the release's features were computed with, when it used any.
+        the release's features were computed with, when it used any. ``beta`` and
+        ``parallel``: as in the constructor.
         """
         release = Release.load(path, device)
         featurizer = UtteranceFeaturizer(
             release.features, release.vocab, Path(path), hubert_model=hubert_model,
             sentence_model=sentence_model, emotion_model=emotion_model, device=str(device))
-        return cls(release, featurizer, device, beta)
+        return cls(release, featurizer, device, beta, parallel)
 
     # ------------------------------------------------------------------------- speakers
     @property
@@ -291,18 +301,21 @@ class SemTalk:
         psi_used, psi_model = np.zeros(tokens, np.float32), np.zeros(tokens, np.float32)
         chosen = np.zeros(tokens, bool)
         speaker_t = torch.tensor([speaker_cls], device=device)
-        for k, start in enumerate(starts):
-            first_token = start // FRAMES_PER_TOKEN
-            window_codes, psi, raw = self._window(inputs, start, seed_rows, speaker_t, edit,
-                                                  first_token)
-            keep = slice(0 if k == 0 else 1, None)  # the seed token came from the last window
-            span = slice(first_token + keep.start, first_token + window_codes_len(window_codes))
-            psi_used[span], psi_model[span] = psi[keep], raw[keep]
-            chosen[span] = psi[keep] > self.beta
-            for part in BodyPart:
-                codes[part].append(window_codes[part][keep])
-            if k + 1 < len(starts):
-                seed_rows = self._next_seed(window_codes)
+        parallel = lanes_available(device) if self.parallel is None else self.parallel
+        with Lanes(parallel) as lanes:
+            for k, start in enumerate(starts):
+                first_token = start // FRAMES_PER_TOKEN
+                window_codes, psi, raw = self._window(inputs, start, seed_rows, speaker_t, edit,
+                                                      first_token, lanes)
+                keep = slice(0 if k == 0 else 1, None)  # the seed token came from the last one
+                span = slice(first_token + keep.start,
+                             first_token + window_codes_len(window_codes))
+                psi_used[span], psi_model[span] = psi[keep], raw[keep]
+                chosen[span] = psi[keep] > self.beta
+                for part in BodyPart:
+                    codes[part].append(window_codes[part][keep])
+                if k + 1 < len(starts):
+                    seed_rows = self._next_seed(window_codes, lanes)
         full = {part: torch.cat(chunks) for part, chunks in codes.items()}
         start_xz = seed_motion.trans[0, [0, 2]] if seed is not None else None
         motion = release.tokenizer.detokenize(full, num_frames=frames, start_xz=start_xz,
@@ -318,13 +331,20 @@ class SemTalk:
             speaker_class=speaker_cls, release=str(release.folder), audio=audio)
 
     def _window(self, inputs: dict[str, torch.Tensor], start: int, seed_rows: torch.Tensor,
-                speaker: torch.Tensor, edit: PsiEdit, first_token: int
+                speaker: torch.Tensor, edit: PsiEdit, first_token: int, lanes: Lanes
                 ) -> tuple[dict[BodyPart, torch.Tensor], np.ndarray, np.ndarray]:
-        """Fused codes ``{part: [n, Q]}``, used ψ ``[n]`` and model ψ ``[n]`` of one window."""
+        """Fused codes ``{part: [n, Q]}``, used ψ ``[n]`` and model ψ ``[n]`` of one window.
+
+        ψ comes first (cheap) and decides what else runs: the sparse body branch and heads
+        only when a token takes their codes (ψ > β), the base body heads only when a token
+        keeps them (ψ <= β); the base face always. The base encoder and the sparse body branch,
+        then the code heads, run as independent jobs on ``lanes``.
+        """
         release, device = self.release, self.device
+        base_model, sparse_model = release.base, release.sparse
         frames = slice(start, start + self.window)
         row = start // int(inputs["hop"])
-        motion_dim = release.base.config.motion_dim
+        motion_dim = base_model.config.motion_dim
         motion = torch.zeros(1, self.window, motion_dim, device=device)
         motion[0, :SEED_FRAMES] = seed_rows
         mask = torch.ones(1, self.window, motion_dim, dtype=torch.bool, device=device)
@@ -333,30 +353,54 @@ class SemTalk:
             speech=inputs["speech"][None, frames], beat=inputs["beat"][None, frames],
             motion=motion, mask=mask, speaker=speaker, word_ids=inputs["word_ids"][None, frames],
             sentence=inputs["sentence"][None, row], emotion=inputs["emotion"][None, row])
-        base = release.base(batch, use_word=True)
         raw: list[torch.Tensor] = []
 
         def edit_psi(psi: torch.Tensor) -> torch.Tensor:
             raw.append(psi)
             return edit.apply(psi, first_token)
 
-        # ψ first (cheap); the sparse body branch and heads only when a token takes their
-        # codes (ψ > β): a window without one fuses to the base codes whatever they predict.
-        score = release.sparse.score(batch, psi_edit=edit_psi)
+        score = sparse_model.score(batch, psi_edit=edit_psi)
         psi = score.psi[0]
-        sparse_codes: dict[BodyPart, torch.Tensor] = {}
-        if bool((psi > self.beta).any()):
-            sparse = release.sparse.predict(batch, score, base_features=base.features,
-                                            use_word=True)
-            sparse_codes = {p: c[0] for p, c in sparse.codes().items()}
-        fused = fuse_codes({p: c[0] for p, c in base.codes().items()}, sparse_codes, psi,
-                           self.beta)
+        chosen = psi > self.beta
+        sparse_parts = tuple(sparse_model.parts) if bool(chosen.any()) else ()
+        base_parts = tuple(p for p in base_model.parts
+                           if p not in sparse_parts or not bool(chosen.all()))
+        trunks: list[Any] = [lambda: base_model.encode(batch, use_word=True)]
+        if sparse_parts:
+            trunks.append(lambda: sparse_model.encode(batch, score, use_word=True))
+        encoded = lanes.run(trunks)
+        encoding = encoded[0]
+        sparse_features = encoded[1] if sparse_parts else {}
+        if sparse_parts and sparse_model.blend is not None:
+            sparse_features = sparse_model.blend_base(sparse_features, encoding.features,
+                                                      score.psi)
+
+        def base_head(part: BodyPart) -> Callable[[], torch.Tensor]:
+            return lambda: base_model.predict_codes(encoding, (part,))[0][part]
+
+        def sparse_head(part: BodyPart) -> Callable[[], torch.Tensor]:
+            return lambda: sparse_model.predict_codes(sparse_features, score, (part,))[0][part]
+
+        logits = lanes.run([base_head(p) for p in base_parts]
+                           + [sparse_head(p) for p in sparse_parts])
+        base_codes = {p: x[0].argmax(dim=-1) for p, x in zip(base_parts, logits, strict=False)}
+        sparse_codes = {p: x[0].argmax(dim=-1)
+                        for p, x in zip(sparse_parts, logits[len(base_parts):], strict=True)}
+        fused = fuse_codes(base_codes, sparse_codes, psi, self.beta)
         return fused, psi.float().cpu().numpy(), raw[0][0].float().cpu().numpy()
 
-    def _next_seed(self, codes: dict[BodyPart, torch.Tensor]) -> torch.Tensor:
-        """``[4, 337]`` seed for the next window: this window's last frames, decoded."""
-        parts = self.release.tokenizer.decode_parts({p: c[None] for p, c in codes.items()})
-        parts = {p: x[0].float() for p, x in parts.items()}
+    def _next_seed(self, codes: dict[BodyPart, torch.Tensor],
+                   lanes: Lanes | None = None) -> torch.Tensor:
+        """``[4, 337]`` seed for the next window: this window's last frames, decoded (the
+        four part decoders as independent jobs on ``lanes``)."""
+        tokenizer = self.release.tokenizer
+
+        def decode(part: BodyPart) -> Callable[[], torch.Tensor]:
+            return lambda: tokenizer.decode_parts({part: codes[part][None]})[part][0].float()
+
+        order = list(codes)
+        decoded = (lanes or Lanes(False)).run([decode(p) for p in order])
+        parts = dict(zip(order, decoded, strict=True))
         poses, _, trans = tokenizer_parts_to_motion(parts)
         contacts = parts[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)
         rows = motion_to_seed_features(poses, trans, contacts)
@@ -368,14 +412,25 @@ def fuse_codes(base: dict[BodyPart, torch.Tensor], sparse: dict[BodyPart, torch.
     """E(q^b, q^s; ψ): per token, the sparse codes where ψ > β, else the base codes.
 
     Args:
-        base: ``{part: [N, Q]}`` codes of all four parts.
+        base: ``{part: [N, Q]}`` codes of all four parts; a body part may be missing when
+            every token takes the sparse codes (generation then skips its base heads).
         sparse: ``{part: [N, Q]}`` codes of the parts the sparse model predicts (the body);
             parts it lacks (the face) always come from ``base``.
         psi: ``[N]`` semantic score.
     """
     chosen = psi > beta
-    return {part: torch.where(chosen[:, None], sparse[part], codes) if part in sparse
-            else codes for part, codes in base.items()}
+    fused = {}
+    for part in BodyPart:
+        if part in base and part in sparse:
+            fused[part] = torch.where(chosen[:, None], sparse[part], base[part])
+        elif part in base:
+            fused[part] = base[part]
+        elif part in sparse and bool(chosen.all()):  # every token takes the sparse codes
+            fused[part] = sparse[part]
+        else:
+            raise ValueError(f"fusion needs the base codes of {part.value}: "
+                             f"{'a token keeps them' if part in sparse else 'none given'}")
+    return fused
 
 
 def window_codes_len(codes: dict[BodyPart, torch.Tensor]) -> int:

@@ -20,6 +20,7 @@ Inputs are speech features γ_h, beat features γ_b, a masked seed-motion window
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -35,6 +36,7 @@ from semtalk.models.generator_common import (
     GeneratorSizes,
     check_inputs,
     generator_config_problems,
+    run_code_heads,
 )
 from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.attention import (
@@ -139,6 +141,23 @@ class FaceBranch(nn.Module):
         return self.out(run_decoder(self.decoder, query, memory, self.memory))
 
 
+@dataclass
+class BaseEncoding:
+    """What :meth:`BaseMotionGenerator.encode` computes before the code heads.
+
+    Attributes:
+        features: ``{part: [B, N, L]}`` of all four parts, after Coarse2Fine (the features the
+            code heads read and the sparse model blends).
+        conditions: ``{part: [B, T, L]}`` the per-frame condition each part's code heads attend
+            to (the fused face audio for the face, the fused body audio otherwise).
+        rhythm: the rhythmic consistency pairs (see :attr:`GeneratorOutput.rhythm`).
+    """
+
+    features: dict[BodyPart, torch.Tensor]
+    conditions: dict[BodyPart, torch.Tensor]
+    rhythm: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
 def _projection_head(latent: int, enabled: bool) -> nn.Module:
     return MLP(latent, latent, latent) if enabled else nn.Identity()
 
@@ -182,7 +201,15 @@ class BaseMotionGenerator(PretrainedModel):
 
         ``use_word`` False drops the body's audio word-hints decoder (the official "self"
         pass: body parts from seed and speaker only; the code heads still read the audio).
+        ``forward`` is :meth:`encode` then :meth:`predict_codes` of every part.
         """
+        encoding = self.encode(inputs, use_word)
+        logits, latents = self.predict_codes(encoding)
+        return GeneratorOutput(logits=logits, latents=latents, features=encoding.features,
+                               rhythm=encoding.rhythm)
+
+    def encode(self, inputs: GeneratorInputs, use_word: bool = True) -> BaseEncoding:
+        """Steps 1-6: everything before the code heads (arguments as in :meth:`forward`)."""
         config = self.config
         check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
                      num_speakers=config.num_speakers, beat_dim=config.beat_dim)
@@ -197,10 +224,15 @@ class BaseMotionGenerator(PretrainedModel):
                   for part in RHYTHM_PARTS}
         if self.coarse2fine is not None:
             features = self.coarse2fine(features)
-        logits, latents = {}, {}
-        for part in self.parts:
-            cond = face_audio if part is FACE else body_audio
-            logits[part], latents[part] = self.code_heads[part.value](features[part], cond)
-        return GeneratorOutput(logits=logits, latents=latents,
-                               features={part: features[part] for part in self.parts},
-                               rhythm=rhythm)
+        return BaseEncoding(
+            features={part: features[part] for part in self.parts},
+            conditions={part: face_audio if part is FACE else body_audio for part in self.parts},
+            rhythm=rhythm)
+
+    def predict_codes(self, encoding: BaseEncoding,
+                      parts: Sequence[BodyPart] | None = None
+                      ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
+        """Step 7, the residual code heads of ``parts`` (default all four): ``(logits, latents)``
+        as in :class:`GeneratorOutput`. Generation skips the parts it will not use."""
+        return run_code_heads(self.code_heads, encoding.features, encoding.conditions,
+                              self.parts if parts is None else parts)

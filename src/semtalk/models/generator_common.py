@@ -7,6 +7,7 @@ tokens, ``Q`` RVQ layers, ``K`` codes per layer, ``D`` code/latent channels.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +196,17 @@ class GeneratorOutput:
     def codes(self) -> dict[BodyPart, torch.Tensor]:
         """Most likely code of every layer: ``{part: [B, N, Q]}`` long."""
         return {part: logits.argmax(dim=-1) for part, logits in self.logits.items()}
+
+
+def run_code_heads(heads: nn.ModuleDict, features: Mapping[BodyPart, torch.Tensor],
+                   conditions: Mapping[BodyPart, torch.Tensor], parts: Iterable[BodyPart]
+                   ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
+    """``(logits, latents)`` of the residual code heads ``heads[part]`` of every part in
+    ``parts``, each reading ``features[part]`` and attending to ``conditions[part]``."""
+    logits, latents = {}, {}
+    for part in parts:
+        logits[part], latents[part] = heads[part.value](features[part], conditions[part])
+    return logits, latents
 
 
 def _describe(tensor: object) -> str:

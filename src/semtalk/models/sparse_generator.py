@@ -34,7 +34,7 @@ Semantic accuracy for the "random" gate is computed from ``psi > 0.5`` (the lear
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -51,6 +51,7 @@ from semtalk.models.generator_common import (
     GeneratorSizes,
     check_inputs,
     generator_config_problems,
+    run_code_heads,
 )
 from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.attention import (
@@ -279,24 +280,39 @@ class SparseMotionGenerator(PretrainedModel):
                 base_features: Mapping[BodyPart, torch.Tensor] | None = None,
                 use_word: bool = True) -> GeneratorOutput:
         """Steps 5-7 on a :meth:`score` of the same inputs; :meth:`forward` is
-        ``predict(inputs, score(inputs))``."""
+        ``predict(inputs, score(inputs))``, and this is :meth:`encode`, :meth:`blend_base`
+        (with ``config.blend_base``) and :meth:`predict_codes`."""
+        features = self.encode(inputs, score, use_word)
+        if self.blend is not None:
+            features = self.blend_base(features, base_features, score.psi)
+        logits, latents = self.predict_codes(features, score)
+        return GeneratorOutput(logits=logits, latents=latents, features=features,
+                               gate_logits=score.gate_logits, psi=score.psi)
+
+    def encode(self, inputs: GeneratorInputs, score: SemanticScore,
+               use_word: bool = True) -> dict[BodyPart, torch.Tensor]:
+        """Steps 5-6, the body features ``{part: [B, N, L]}`` after Coarse2Fine (before the
+        Eq. 5 blend): they need no base model, so generation runs them beside it."""
         seed = self.seed_encoder(inputs.motion, inputs.mask)
         features = self.body(seed, inputs.speaker, score.semantic if use_word else None)
         if self.coarse2fine is not None:
             features = self.coarse2fine(features)
-        if self.blend is not None:
-            features = self._blend(features, base_features, score.psi)
-        logits, latents = {}, {}
-        for part in self.parts:
-            logits[part], latents[part] = self.code_heads[part.value](features[part],
-                                                                       score.semantic)
-        return GeneratorOutput(logits=logits, latents=latents, features=features,
-                               gate_logits=score.gate_logits, psi=score.psi)
+        return features
 
-    def _blend(self, sparse: dict[BodyPart, torch.Tensor],
-               base: Mapping[BodyPart, torch.Tensor] | None,
-               psi: torch.Tensor) -> dict[BodyPart, torch.Tensor]:
+    def predict_codes(self, features: Mapping[BodyPart, torch.Tensor], score: SemanticScore,
+                      parts: Sequence[BodyPart] | None = None
+                      ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
+        """Step 7, the code heads of ``parts`` (default all three), attending to f_t."""
+        parts = self.parts if parts is None else parts
+        return run_code_heads(self.code_heads, features,
+                              dict.fromkeys(parts, score.semantic), parts)
+
+    def blend_base(self, sparse: Mapping[BodyPart, torch.Tensor],
+                   base: Mapping[BodyPart, torch.Tensor] | None,
+                   psi: torch.Tensor) -> dict[BodyPart, torch.Tensor]:
         """Eq. 5: ``MLP(ψ f_s + (1 - ψ) f_b)`` per part."""
+        if self.blend is None:
+            raise ValueError("this sparse model has no Eq. 5 blend (config.blend_base is off)")
         if base is None:
             raise ValueError("blend_base is on (paper Eq. 5): pass base_features, the frozen "
                              "base model's output.features for the same inputs")
@@ -309,5 +325,5 @@ class SparseMotionGenerator(PretrainedModel):
                                  f"{tuple(sparse[part].shape)}, got "
                                  f"{None if f_b is None else tuple(f_b.shape)}")
             mixed = weight * sparse[part] + (1 - weight) * f_b.to(sparse[part].dtype)
-            blended[part] = self.blend[part.value](mixed)  # type: ignore[index]
+            blended[part] = self.blend[part.value](mixed)
         return blended

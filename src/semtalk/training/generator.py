@@ -376,8 +376,8 @@ class SparseSolver(_GeneratorSolver):
     def _forward(self, model: nn.Module, batch: dict[str, torch.Tensor], mask: torch.Tensor,
                  use_word: bool) -> GeneratorOutput:
         inputs = batch_inputs(batch, mask)
-        with torch.no_grad():
-            base_features = self.base(inputs, use_word=use_word).features
+        with torch.no_grad():  # the frozen base's features only: its code heads are not needed
+            base_features = self.base.encode(inputs, use_word=use_word).features
         return model(inputs, base_features=base_features, use_word=use_word)
 
     def _labels(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
