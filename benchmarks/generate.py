@@ -1,7 +1,7 @@
 """Generation speed: real-time factor of speech -> motion, time per window, peak memory.
 
 Run: ``python benchmarks/generate.py [--preset tiny|paper|both] [--seconds 60] [--threads 2]
-[--repeat 3] [--work DIR] [--plain]``.
+[--repeat 3] [--work DIR] [--plain] [--lanes auto|on|off]``.
 
 Builds a random-weight release of the preset in memory (tokenizer, base and sparse models;
 the default offline features as ``semtalk prepare`` makes them without optional models:
@@ -14,23 +14,27 @@ word timings):
   the final detokenize; rendering is not included;
 - end to end: features + generate, as the real-time factor RTF = processing time / audio
   duration (below 1 = faster than real time);
-- per window (instrumented): base, sparse, seed decode (the next window's seed from this
-  window's codes) and glue (inputs, fusion, bookkeeping).
-
-Random weights give an arbitrary ψ, and the engine skips the sparse model's body branch and
-code heads in a window where no token takes the sparse codes (ψ <= β). So every run forces ψ:
-the emphasis scale 10^6 makes every token semantic (both models in full in every window: the
-most work a window can take, used for the end-to-end figures), and one more per-window line
-with the emphasis scale 0 (no token semantic) shows the least.
+- per window (instrumented): the model calls of the windows (with one lane split into base:
+  encoder + code heads, and sparse: ψ, body branch, blend, code heads; with two lanes they
+  overlap and only their sum is timed), the seed decode (the next window's seed from this
+  window's codes) and glue (inputs, fusion, bookkeeping);
 - peak resident memory of the process (``ru_maxrss``; each preset runs in its own process).
+
+Random weights give an arbitrary ψ, and the engine runs only what fusion reads: the sparse body
+branch and heads in a window where a token takes the sparse codes (ψ > β), the base body heads
+where a token keeps them. So every run forces ψ with emphasis: the scale 10^6 makes every token
+semantic (the end-to-end figures); per window, three cases are timed: every token semantic,
+*mixed* (ψ 0.9 on every 8th word and 0 elsewhere: about one token in six semantic, spread over
+the windows like real speech, so nearly every window needs both models in full: the most work a
+window can take) and no token semantic (the base model alone).
 
 Wall-clock figures are the best of ``--repeat`` runs, with the process CPU time of that run
 beside them (other programs on the machine inflate CPU time much less than wall time; with
 several threads it adds up the threads). The load average before and after is printed.
-``--plain`` switches the decoders' inference fast path off (PyTorch's own layers). The script
-also runs on the code before the speed work (``PYTHONPATH=OLD/src``), for before/after
-figures. The feature cache that defines the feature identities (a 6-second synthetic clip) is
-built in ``--work`` (a temporary folder by default).
+``--plain`` switches the decoders' inference fast path off (PyTorch's own layers); ``--lanes
+off`` runs each window on one lane (see :mod:`semtalk.generation.lanes`). The feature cache
+that defines the feature identities (a 6-second synthetic clip) is built in ``--work`` (a
+temporary folder by default).
 """
 
 from __future__ import annotations
@@ -222,9 +226,9 @@ def window_line(runs: list[Stages], windows: int) -> str:
             + f"; total {1000 * loop / windows:.1f} ms (cpu {1000 * cpu / windows:.1f} ms)")
 
 
-def mixed_emphasis(words: list[Word], every: int = 4) -> Any:
+def mixed_emphasis(words: list[Word], every: int = 8) -> Any:
     """ψ 0 everywhere but on every ``every``-th word, where it is 0.9: about one token in
-    five semantic, spread over the windows like real speech (the synthetic test clip's
+    six semantic, spread over the windows like real speech (the synthetic test clip's
     trained release takes 15 % of its tokens from the sparse model)."""
     from semtalk.generation.emphasis import Emphasis
 
