@@ -250,3 +250,43 @@ def test_generation_fast_path_gives_the_plain_motion(tiny_release: Path) -> None
     np.testing.assert_allclose(fast.motion.poses, plain.motion.poses, rtol=1e-4, atol=1e-5)
     off = model.generate_features(features, emphasis=Emphasis(scale=0.0))
     assert not off.sparse_tokens.any()
+
+
+def test_stacked_code_heads_are_the_per_part_heads() -> None:
+    from semtalk.modules.code_heads import ResidualCodeHeads
+    from semtalk.modules.stacked_heads import can_stack, run_stacked, stack_weights
+
+    torch.manual_seed(0)
+    heads = [ResidualCodeHeads(16, 24, 10, 4, 2, 4, 32, 0.1).eval() for _ in range(3)]
+    x, cond = torch.randn(3, 2, 5, 16), torch.randn(3, 2, 12, 16)
+    assert can_stack(heads)
+    assert not can_stack(heads[:1])
+    assert not can_stack([*heads, ResidualCodeHeads(16, 24, 10, 3, 2, 4, 32, 0.1)])
+    with torch.inference_mode():
+        logits, latents = run_stacked(stack_weights(heads), x, cond)
+        with plain_inference():
+            expected = [head(x[k], cond[k]) for k, head in enumerate(heads)]
+    assert logits.shape == (3, 2, 5, 4, 10) and latents.shape == (3, 2, 4, 5, 16)
+    for k, (want_logits, want_latents) in enumerate(expected):
+        torch.testing.assert_close(logits[k], want_logits, **TOLERANCE)
+        torch.testing.assert_close(latents[k], want_latents, **TOLERANCE)
+        assert torch.equal(logits[k].argmax(-1), want_logits.argmax(-1))
+
+
+def test_generator_heads_stack_in_inference_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import semtalk.models.generator_common as common
+
+    base, _ = _models()
+    inputs = _inputs()
+    calls: list[int] = []
+    stacked = common.run_stacked
+    monkeypatch.setattr(common, "run_stacked", lambda *a: (calls.append(1), stacked(*a))[1])
+    base.eval()
+    with torch.inference_mode():
+        base(inputs)
+        base.predict_codes(base.encode(inputs), (BodyPart.FACE,))  # one part: nothing to stack
+    assert calls == [1]
+    base.train()
+    with torch.no_grad():
+        base(inputs)
+    assert calls == [1]

@@ -338,7 +338,7 @@ class SemTalk:
         ψ comes first (cheap) and decides what else runs: the sparse body branch and heads
         only when a token takes their codes (ψ > β), the base body heads only when a token
         keeps them (ψ <= β); the base face always. The base encoder and the sparse body branch,
-        then the code heads, run as independent jobs on ``lanes``.
+        then the two models' code heads, run as independent jobs on ``lanes``.
         """
         release, device = self.release, self.device
         base_model, sparse_model = release.base, release.sparse
@@ -375,17 +375,15 @@ class SemTalk:
             sparse_features = sparse_model.blend_base(sparse_features, encoding.features,
                                                       score.psi)
 
-        def base_head(part: BodyPart) -> Callable[[], torch.Tensor]:
-            return lambda: base_model.predict_codes(encoding, (part,))[0][part]
-
-        def sparse_head(part: BodyPart) -> Callable[[], torch.Tensor]:
-            return lambda: sparse_model.predict_codes(sparse_features, score, (part,))[0][part]
-
-        logits = lanes.run([base_head(p) for p in base_parts]
-                           + [sparse_head(p) for p in sparse_parts])
-        base_codes = {p: x[0].argmax(dim=-1) for p, x in zip(base_parts, logits, strict=False)}
-        sparse_codes = {p: x[0].argmax(dim=-1)
-                        for p, x in zip(sparse_parts, logits[len(base_parts):], strict=True)}
+        jobs: list[Callable[[], dict[BodyPart, torch.Tensor]]] = [
+            lambda: base_model.predict_codes(encoding, base_parts)[0]]
+        if sparse_parts:
+            jobs.append(lambda: sparse_model.predict_codes(sparse_features, score,
+                                                           sparse_parts)[0])
+        logits = lanes.run(jobs)
+        base_codes = {p: x[0].argmax(dim=-1) for p, x in logits[0].items()}
+        sparse_codes = ({p: x[0].argmax(dim=-1) for p, x in logits[1].items()}
+                        if sparse_parts else {})
         fused = fuse_codes(base_codes, sparse_codes, psi, self.beta)
         return fused, psi.float().cpu().numpy(), raw[0][0].float().cpu().numpy()
 

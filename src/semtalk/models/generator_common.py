@@ -16,6 +16,8 @@ from torch import nn
 
 from semtalk.body import BodyPart
 from semtalk.models.rvqvae import RVQVAEConfig
+from semtalk.modules.attention import uses_fast_path
+from semtalk.modules.stacked_heads import can_stack, run_stacked, stacked_weights
 
 FRAMES_PER_TOKEN = 4
 """The generators halve the frame rate twice (two stride-2 convs), so a token is 4 frames."""
@@ -202,7 +204,20 @@ def run_code_heads(heads: nn.ModuleDict, features: Mapping[BodyPart, torch.Tenso
                    conditions: Mapping[BodyPart, torch.Tensor], parts: Iterable[BodyPart]
                    ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
     """``(logits, latents)`` of the residual code heads ``heads[part]`` of every part in
-    ``parts``, each reading ``features[part]`` and attending to ``conditions[part]``."""
+    ``parts``, each reading ``features[part]`` and attending to ``conditions[part]``.
+
+    In inference (:func:`~semtalk.modules.attention.uses_fast_path`) several parts run as one
+    stacked pass (:mod:`semtalk.modules.stacked_heads`; equal up to float rounding)."""
+    parts = tuple(parts)
+    modules = [heads[part.value] for part in parts]
+    if len(parts) > 1 and uses_fast_path(heads) and can_stack(modules):
+        name = "stacked_" + "_".join(part.value for part in parts)
+        stacked_logits, stacked_latents = run_stacked(
+            stacked_weights(heads, name, modules),
+            torch.stack([features[part] for part in parts]),
+            torch.stack([conditions[part] for part in parts]))
+        return ({part: stacked_logits[k] for k, part in enumerate(parts)},
+                {part: stacked_latents[k] for k, part in enumerate(parts)})
     logits, latents = {}, {}
     for part in parts:
         logits[part], latents[part] = heads[part.value](features[part], conditions[part])

@@ -1,0 +1,202 @@
+"""Several parts' residual code heads in one pass (inference): weights stacked along a new axis.
+
+A window's code heads are small: 16 tokens through ``(Q - 1) x layers`` decoder layers per part.
+Run one part at a time, each product is a 16-row matrix product and each layer a dozen small
+operators, so a head runs far below the CPU's (or GPU's) peak. With the weights of ``P`` heads
+stacked (``[P, in, out]``), every step runs once for all parts as a batched product
+(``baddbmm``) and one attention call over ``P x B`` sequences: on 2 CPU cores the four
+parts of the paper-size base model take about two thirds of the time of four separate heads.
+
+The math is :class:`~semtalk.modules.code_heads.ResidualCodeHeads` with the decoder fast path
+(:func:`~semtalk.modules.attention.decode_with_memory`: post-norm, ReLU, no dropout); outputs
+equal the per-part heads' up to float rounding (tests compare both). The stacked weights are a
+copy (for the paper sizes about 68 MB per part), built on first use and kept on the owner
+until a parameter changes (:func:`~semtalk.modules.attention.cached`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semtalk.modules.attention import cached
+from semtalk.modules.code_heads import ResidualCodeHeads
+
+Linear = tuple[torch.Tensor, torch.Tensor]
+"""Stacked ``(weight [P, in, out], bias [P, 1, out])``."""
+
+
+@dataclass
+class _Layer:
+    self_qkv: Linear
+    self_out: Linear
+    cross_query: Linear
+    cross_out: Linear
+    feedforward_in: Linear
+    feedforward_out: Linear
+    norms: tuple[Linear, Linear, Linear]  # (weight [P, 1, D], bias [P, 1, D]) each
+    eps: tuple[float, float, float]
+
+
+@dataclass
+class StackedWeights:
+    """The weights of ``P`` identically shaped heads, stacked for batched products."""
+
+    first_logits: tuple[Linear, Linear]
+    mixers: list[Linear]
+    layers: list[list[_Layer]]  # [residual layer k - 1][decoder layer]
+    memory: Linear  # keys and values of every decoder layer: [P, D, n_layers * 2D]
+    logits: list[tuple[Linear, Linear]]
+    heads: int
+    dim: int
+
+
+def _stack_linear(modules: Sequence[nn.Linear]) -> Linear:
+    weight = torch.stack([m.weight.detach().t() for m in modules]).contiguous()
+    bias = torch.stack([m.bias.detach()[None] for m in modules]).contiguous()
+    return weight, bias
+
+
+def _stack_rows(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]) -> Linear:
+    """A Linear from rows of packed projections (``weight [out, in]``, ``bias [out]``)."""
+    return (torch.stack([w.detach().t() for w in weights]).contiguous(),
+            torch.stack([b.detach()[None] for b in biases]).contiguous())
+
+
+def _stack_norm(norms: Sequence[nn.LayerNorm]) -> Linear:
+    return (torch.stack([n.weight.detach()[None] for n in norms]).contiguous(),
+            torch.stack([n.bias.detach()[None] for n in norms]).contiguous())
+
+
+def _shape_signature(head: ResidualCodeHeads) -> list[tuple[str, tuple[int, ...]]]:
+    return [(name, tuple(p.shape)) for name, p in head.named_parameters()]
+
+
+def can_stack(heads: Sequence[ResidualCodeHeads]) -> bool:
+    """True when the heads have the same layout (sizes and layer counts), so they stack."""
+    if len(heads) < 2:
+        return False
+    first = heads[0]
+    if len(first.decoders) == 0:
+        return False
+    signature = _shape_signature(first)
+    head_count = first.decoders[0].layers[0].self_attn.num_heads
+    return all(_shape_signature(h) == signature
+               and h.decoders[0].layers[0].self_attn.num_heads == head_count for h in heads[1:])
+
+
+def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
+    """Stack the weights of ``heads`` (see :func:`can_stack`)."""
+    first = heads[0]
+    attention = first.decoders[0].layers[0].self_attn
+    dim = attention.embed_dim
+    layers, memory_rows, memory_bias = [], [[] for _ in heads], [[] for _ in heads]
+    for k, decoder in enumerate(first.decoders):
+        stack_k = []
+        for index in range(len(decoder.layers)):
+            per_head = [h.decoders[k].layers[index] for h in heads]
+            cross = [layer.multihead_attn for layer in per_head]
+            stack_k.append(_Layer(
+                self_qkv=_stack_rows([la.self_attn.in_proj_weight for la in per_head],
+                                     [la.self_attn.in_proj_bias for la in per_head]),
+                self_out=_stack_linear([la.self_attn.out_proj for la in per_head]),
+                cross_query=_stack_rows([a.in_proj_weight[:dim] for a in cross],
+                                        [a.in_proj_bias[:dim] for a in cross]),
+                cross_out=_stack_linear([a.out_proj for a in cross]),
+                feedforward_in=_stack_linear([la.linear1 for la in per_head]),
+                feedforward_out=_stack_linear([la.linear2 for la in per_head]),
+                norms=(_stack_norm([la.norm1 for la in per_head]),
+                       _stack_norm([la.norm2 for la in per_head]),
+                       _stack_norm([la.norm3 for la in per_head])),
+                eps=(per_head[0].norm1.eps, per_head[0].norm2.eps, per_head[0].norm3.eps)))
+            for p, attention_p in enumerate(cross):
+                memory_rows[p].append(attention_p.in_proj_weight[dim:])
+                memory_bias[p].append(attention_p.in_proj_bias[dim:])
+        layers.append(stack_k)
+    memory = _stack_rows([torch.cat(rows) for rows in memory_rows],
+                         [torch.cat(bias) for bias in memory_bias])
+    return StackedWeights(
+        first_logits=(_stack_linear([h.first_logits[0] for h in heads]),
+                      _stack_linear([h.first_logits[2] for h in heads])),
+        mixers=[_stack_linear([h.mixers[i] for h in heads]) for i in range(len(first.mixers))],
+        layers=layers, memory=memory,
+        logits=[(_stack_linear([h.logits[i][0] for h in heads]),
+                 _stack_linear([h.logits[i][2] for h in heads]))
+                for i in range(len(first.logits))],
+        heads=attention.num_heads, dim=dim)
+
+
+def _linear(x: torch.Tensor, weights: Linear) -> torch.Tensor:
+    """``x [P, M, in] -> [P, M, out]``."""
+    return torch.baddbmm(weights[1], x, weights[0])
+
+
+def _mlp(x: torch.Tensor, weights: tuple[Linear, Linear]) -> torch.Tensor:
+    """The heads' :class:`~semtalk.modules.fusion.MLP`: Linear, LeakyReLU(0.2), Linear."""
+    return _linear(F.leaky_relu(_linear(x, weights[0]), 0.2), weights[1])
+
+
+def _norm(x: torch.Tensor, weights: Linear, eps: float) -> torch.Tensor:
+    return torch.addcmul(weights[1], F.layer_norm(x, x.shape[-1:], eps=eps), weights[0])
+
+
+def run_stacked(weights: StackedWeights, x: torch.Tensor,
+                cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x [P, B, N, D]``, ``cond [P, B, T, D]`` -> logits ``[P, B, N, Q, K]`` and latents
+    ``[P, B, Q, N, D]`` (each head's :meth:`ResidualCodeHeads.forward`, stacked)."""
+    parts, batch, tokens, dim = x.shape
+    frames = cond.shape[2]
+    heads, head_dim = weights.heads, dim // weights.heads
+
+    def split(t: torch.Tensor, length: int) -> torch.Tensor:
+        """``[P, B*L, D] -> [P*B, heads, L, D/heads]``."""
+        return (t.reshape(parts, batch, length, heads, head_dim).permute(0, 1, 3, 2, 4)
+                .reshape(parts * batch, heads, length, head_dim))
+
+    def merge(t: torch.Tensor) -> torch.Tensor:
+        """``[P*B, heads, N, D/heads] -> [P, B*N, D]``."""
+        return (t.reshape(parts, batch, heads, tokens, head_dim).permute(0, 1, 3, 2, 4)
+                .reshape(parts, batch * tokens, dim))
+
+    n_layers = sum(len(stack) for stack in weights.layers)
+    memory = _linear(cond.reshape(parts, batch * frames, dim), weights.memory)
+    memory = memory.view(parts, batch * frames, n_layers, 2, dim)
+    flat = x.reshape(parts, batch * tokens, dim)
+    latents, logits = [flat], [_mlp(flat, weights.first_logits)]
+    index = 0
+    for k, stack in enumerate(weights.layers, 1):
+        query = flat if k == 1 else _linear(torch.cat(latents, dim=-1), weights.mixers[k - 2])
+        y = query
+        for layer in stack:
+            q, key, value = _linear(y, layer.self_qkv).split(dim, dim=-1)
+            attended = F.scaled_dot_product_attention(split(q, tokens), split(key, tokens),
+                                                      split(value, tokens))
+            y = _norm(y + _linear(merge(attended), layer.self_out), layer.norms[0],
+                      layer.eps[0])
+            q = split(_linear(y, layer.cross_query), tokens)
+            attended = F.scaled_dot_product_attention(
+                q, split(memory[:, :, index, 0], frames), split(memory[:, :, index, 1], frames))
+            y = _norm(y + _linear(merge(attended), layer.cross_out), layer.norms[1],
+                      layer.eps[1])
+            hidden = F.relu(_linear(y, layer.feedforward_in))
+            y = _norm(y + _linear(hidden, layer.feedforward_out), layer.norms[2], layer.eps[2])
+            index += 1
+        z = y + query
+        latents.append(z)
+        logits.append(_mlp(z, weights.logits[k - 1]))
+    codes = logits[0].shape[-1]
+    stacked_logits = torch.stack(logits, dim=2).view(parts, batch, tokens, len(logits), codes)
+    stacked_latents = torch.stack(latents, dim=1).view(parts, len(latents), batch, tokens, dim)
+    return stacked_logits, stacked_latents.transpose(1, 2)
+
+
+def stacked_weights(owner: nn.Module, name: str,
+                    heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
+    """The stacked weights of ``heads``, kept on ``owner`` as ``name`` until a parameter of
+    theirs changes (:func:`~semtalk.modules.attention.cached`)."""
+    sources = [p for head in heads for p in head.parameters()]
+    return cached(owner, name, sources, lambda: stack_weights(heads))
