@@ -1,4 +1,5 @@
-"""Shared fixtures: the real BEAT2 sample clip (when ../shared is present) and tmp roots."""
+"""Shared fixtures: the real BEAT2 sample clip (when ../shared is present), tmp roots, a tiny
+release and a stand-in SMPL-X model file."""
 
 from __future__ import annotations
 
@@ -95,3 +96,24 @@ def tiny_release(synth_cache: Path, tmp_path_factory: pytest.TempPathFactory) ->
     sparse_solver.save_release(sparse_solver.build_model().eval(), work / "sparse")
     return assemble_release(work / "release", tokenizer=work / "tokenizer", base=work / "base",
                             sparse=work / "sparse", speakers=cache_speakers(synth_cache))
+
+
+@pytest.fixture(scope="session")
+def tiny_smplx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in ``smplx/SMPLX_NEUTRAL_2020.npz``: the built-in skeleton dressed in tubes
+    (:mod:`semtalk.data.synthetic.body_model`; ~10.7k vertices, ~21k faces), ``beta[0] = 1``
+    scaling the body by 10 % and expression 0 pushing the face forward."""
+    pytest.importorskip("smplx")
+    from semtalk.data.synthetic.body_model import write_synthetic_smplx
+
+    folder = tmp_path_factory.mktemp("smplx") / "smplx"
+    folder.mkdir()
+    return write_synthetic_smplx(folder / "SMPLX_NEUTRAL_2020.npz", scale_beta0=0.1)
+
+
+@pytest.fixture(scope="session")
+def tiny_smplx_model(tiny_smplx: Path):  # type: ignore[no-untyped-def]
+    """:class:`~semtalk.skeleton.SMPLXBodyModel` of :func:`tiny_smplx` (loaded once)."""
+    from semtalk.skeleton import SMPLXBodyModel
+
+    return SMPLXBodyModel(tiny_smplx)

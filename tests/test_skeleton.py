@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from semtalk.body import FOOT_JOINTS, HEAD, JOINT_NAMES, NUM_JOINTS, PARENTS
+from semtalk.data.synthetic.body_model import write_synthetic_smplx
 from semtalk.skeleton import (
     BUILTIN_REST_JOINTS,
     BodyModel,
@@ -87,39 +88,6 @@ def test_real_clip_joints_are_plausible(beat2_sample):
     assert 0.6 < contacts.mean() < 0.99  # mostly standing, some steps
 
 
-def write_tiny_smplx(path, shape_components: int = 400, scale_beta0: float = 0.0):
-    """A synthetic SMPLX_NEUTRAL_2020.npz whose rest joints are the built-in skeleton's."""
-    n_verts, n_faces = 9930, 64  # smplx indexes vertices up to 9929
-    rng = np.random.default_rng(0)
-    v_template = rng.normal(0, 0.3, (n_verts, 3)).astype(np.float32)
-    v_template[:NUM_JOINTS] = BUILTIN_REST_JOINTS
-    j_regressor = np.zeros((NUM_JOINTS, n_verts), np.float32)
-    j_regressor[np.arange(NUM_JOINTS), np.arange(NUM_JOINTS)] = 1.0
-    weights = np.zeros((n_verts, NUM_JOINTS), np.float32)
-    weights[np.arange(n_verts), np.arange(n_verts) % NUM_JOINTS] = 1.0
-    shapedirs = np.zeros((n_verts, 3, shape_components), np.float32)
-    shapedirs[:, :, 0] = scale_beta0 * v_template
-    kintree = np.array([[4294967295, *PARENTS[1:]], list(range(NUM_JOINTS))], np.int64)
-    np.savez_compressed(
-        path, v_template=v_template, f=rng.integers(0, n_verts, (n_faces, 3)).astype(np.uint32),
-        J_regressor=j_regressor, kintree_table=kintree, weights=weights,
-        posedirs=np.zeros((n_verts, 3, 486), np.float32), shapedirs=shapedirs,
-        hands_componentsl=np.eye(45, dtype=np.float32),
-        hands_componentsr=np.eye(45, dtype=np.float32),
-        hands_meanl=np.zeros(45, np.float32), hands_meanr=np.zeros(45, np.float32),
-        lmk_faces_idx=np.zeros(51, np.int64), lmk_bary_coords=np.full((51, 3), 1 / 3,
-                                                                      np.float32))
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_smplx(tmp_path_factory):
-    pytest.importorskip("smplx")
-    folder = tmp_path_factory.mktemp("smplx") / "smplx"
-    folder.mkdir()
-    return write_tiny_smplx(folder / "SMPLX_NEUTRAL_2020.npz", scale_beta0=0.1)
-
-
 def test_smplx_path_matches_builtin_fk_on_the_same_skeleton(tiny_smplx):
     model = load_body_model(tiny_smplx.parent)
     assert isinstance(model, SMPLXBodyModel) and isinstance(model, BodyModel)
@@ -144,7 +112,7 @@ def test_smplx_path_uses_all_300_betas(tiny_smplx):
 
 def test_smplx_model_without_expression_space_is_rejected(tmp_path):
     pytest.importorskip("smplx")
-    path = write_tiny_smplx(tmp_path / "SMPLX_NEUTRAL_2020.npz", shape_components=20)
+    path = write_synthetic_smplx(tmp_path / "SMPLX_NEUTRAL_2020.npz", shape_components=20)
     with pytest.raises(ValueError, match="300 \\+ 100 shape components"):
         SMPLXBodyModel(path)
 

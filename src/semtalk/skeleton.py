@@ -243,6 +243,11 @@ class SMPLXBodyModel:
         """``[F, 3]`` triangle indices of the mesh."""
         return np.asarray(self.model.faces, dtype=np.int64)
 
+    @property
+    def skinning_weights(self) -> np.ndarray:
+        """``[V, 55]`` linear-blend-skinning weights of each vertex on each joint."""
+        return self.model.lbs_weights.detach().cpu().numpy()
+
     def _forward(self, poses: torch.Tensor, trans: torch.Tensor | None,
                  betas: torch.Tensor | None, expressions: torch.Tensor | None) -> Any:
         n = poses.shape[0]

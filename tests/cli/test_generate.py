@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from semtalk.cli import main
-from semtalk.cli.generate import Job, batch_jobs
+from semtalk.cli.generate import Job, batch_jobs, choose_preview
 from semtalk.config import ConfigError
 from semtalk.data.audio import num_frames_for, resample, write_wav
 from semtalk.data.textgrid import Word, words_to_intervals, write_textgrid
@@ -219,9 +219,10 @@ def test_existing_outputs_are_kept_unless_overwrite(speech, tiny_release, tmp_pa
     Motion(np.zeros((5, 165)), np.zeros((5, 100)), np.zeros((5, 3))).save_npz(seed)
     code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
                           "--textgrid", _grid(speech, tmp_path), "--no-video", "--overwrite",
-                          "--seed-pose", seed)
+                          "--seed-pose", seed, "--precision", "bf16")
     assert code == 0, stderr
     doc = json.loads((out / "speech.json").read_text())
+    assert doc["precision"] == "bf16"
     assert doc["input"]["seed_pose"] == str(seed)
     assert doc["input"]["words_source"] == "textgrid"
 
@@ -236,6 +237,9 @@ def _grid(speech, folder: Path) -> Path:
     (["--emphasis-scale", "-1"], "must be a finite number >= 0"),
     (["--emphasize", "!!!"], "holds no word"),
     (["--device", "gpu7"], "--device"),
+    (["--preview", "mesh"], "--preview mesh needs --body-model SMPLX_FILE"),
+    (["--preview", "wire"], "invalid choice: 'wire'"),
+    (["--precision", "fp16"], "invalid choice: 'fp16'"),
 ])
 def test_bad_flags_are_refused_before_any_work(args, says, speech, tiny_release,
                                                tmp_path) -> None:
@@ -243,6 +247,53 @@ def test_bad_flags_are_refused_before_any_work(args, says, speech, tiny_release,
                           tmp_path / "out", *args)
     assert code == 2 and says in stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_preview_choices_match_the_library() -> None:
+    from semtalk.cli.generate import PREVIEWS
+    from semtalk.generation.outputs import PREVIEWS as LIBRARY_PREVIEWS
+
+    assert PREVIEWS == LIBRARY_PREVIEWS
+
+
+def test_body_model_gives_a_mesh_preview_by_default(tiny_release, tiny_smplx,
+                                                     tmp_path) -> None:
+    pytest.importorskip("pyrender")
+    from semtalk.render.mesh import mesh_support_error
+
+    if mesh_support_error() is not None:
+        pytest.skip(f"no headless OpenGL context here: {mesh_support_error()}")
+    audio = write_wav(tmp_path / "quiet.wav", np.zeros(SR // 2, np.float32))
+    out = tmp_path / "out"
+    code, stdout, stderr = run("generate", audio, "--model", tiny_release, "--out", out,
+                               "--body-model", tiny_smplx)
+    assert code == 0, stderr
+    assert "quiet.mp4 (mesh preview)" in stdout
+    doc = json.loads((out / "quiet.json").read_text())
+    assert doc["preview"] == {"kind": "mesh", "body_model": "smplx", "size": [1280, 720]}
+    assert count_frames(out / "quiet.mp4") == 15
+    assert video_info(out / "quiet.mp4").audio_codec == "aac"
+
+
+def test_mesh_preview_without_the_render_extra_fails_before_any_work(
+        speech, tiny_release, tiny_smplx, tiny_smplx_model, tmp_path, monkeypatch) -> None:
+    error = ImportError("the mesh preview needs pyrender, which cannot be imported (No module "
+                        "named 'pyrender'); install it with: pip install 'semtalk[render]'")
+    monkeypatch.setattr("semtalk.render.mesh.mesh_support_error", lambda: error)
+    out = tmp_path / "out"
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--body-model", tiny_smplx, "--preview", "mesh")
+    assert code == 2, stderr
+    assert stderr.startswith("semtalk generate: error: --preview mesh: the mesh preview needs "
+                             "pyrender")
+    assert "pip install 'semtalk[render]'" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    # auto falls back to the stick figure and says so
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert choose_preview("auto", tiny_smplx_model) == "stick"
+    assert err.getvalue().startswith("semtalk generate: warning: drawing a stick figure "
+                                     "instead of the SMPL-X mesh: the mesh preview needs")
 
 
 def test_batch_jobs_pick_audio_files_and_their_word_files(tmp_path) -> None:

@@ -19,6 +19,7 @@ from semtalk.generation.outputs import (
     format_json,
     generation_json,
     motion_joints,
+    preview_kind,
     save_outputs,
     write_json,
     write_npz,
@@ -187,6 +188,47 @@ def test_video_has_every_frame_and_the_audio(tmp_path) -> None:
     info = video_info(out)
     assert (info.width, info.height, info.fps, info.audio_codec) == (*SIZE, 30.0, "aac")
     assert count_frames(out) == 12 and calls[-1] == 12
+
+
+def _no_render_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = ImportError("the mesh preview needs pyrender, which cannot be imported (No module "
+                        "named 'pyrender'); install it with: pip install 'semtalk[render]'")
+    monkeypatch.setattr("semtalk.render.mesh.mesh_support_error", lambda: error)
+
+
+def test_preview_kind_picks_the_mesh_only_when_it_can(tiny_smplx_model, monkeypatch) -> None:
+    builtin = BuiltinSkeleton()
+    assert preview_kind("auto", None) == preview_kind("auto", builtin) == "stick"
+    assert preview_kind("stick", tiny_smplx_model) == "stick"
+    with pytest.raises(ValueError, match="needs an SMPL-X body model"):
+        preview_kind("mesh", builtin)
+    with pytest.raises(ValueError, match="one of auto, stick, mesh"):
+        preview_kind("wireframe", None)
+    _no_render_extra(monkeypatch)
+    with pytest.warns(UserWarning, match=r"stick figure instead .*semtalk\[render\]"):
+        assert preview_kind("auto", tiny_smplx_model) == "stick"
+    with pytest.raises(ImportError, match=r"pip install 'semtalk\[render\]'"):
+        preview_kind("mesh", tiny_smplx_model)
+
+
+def test_mesh_video_of_a_generation_records_its_kind(tiny_smplx_model, tmp_path) -> None:
+    pytest.importorskip("pyrender")
+    from semtalk.render.mesh import mesh_support_error
+
+    if mesh_support_error() is not None:
+        pytest.skip(f"no headless OpenGL context here: {mesh_support_error()}")
+    gen = make_generation(num_frames=8, audio=True)
+    paths = save_outputs(gen, tmp_path, "clip", body_model=tiny_smplx_model, size=SIZE)
+    doc = json.loads(paths["json"].read_text())
+    assert doc["preview"] == {"kind": "mesh", "body_model": "smplx", "size": list(SIZE)}
+    info = video_info(paths["video"])
+    assert (info.width, info.height, info.audio_codec) == (*SIZE, "aac")
+    assert count_frames(paths["video"]) == 8
+    stick = save_outputs(gen, tmp_path / "stick", "clip", body_model=tiny_smplx_model,
+                         preview="stick", size=SIZE)
+    assert json.loads(stick["json"].read_text())["preview"]["kind"] == "stick"
+    bare = save_outputs(gen, tmp_path / "bare", "clip", video=False)
+    assert "preview" not in json.loads(bare["json"].read_text())
 
 
 # --- all or none ---------------------------------------------------------------------------------

@@ -290,3 +290,23 @@ def test_generator_heads_stack_in_inference_only(monkeypatch: pytest.MonkeyPatch
     with torch.no_grad():
         base(inputs)
     assert calls == [1]
+
+
+def test_bf16_precision_is_opt_in_and_close(tiny_release: Path) -> None:
+    """bf16 changes the output (it is not a speed path): the default stays float32, and bf16
+    runs every window and stays close to it."""
+    exact = SemTalk.from_pretrained(tiny_release)
+    assert exact.precision == "fp32"
+    assert next(exact.release.base.parameters()).dtype == torch.float32
+    fast = SemTalk.from_pretrained(tiny_release, precision="bf16")
+    assert next(fast.release.sparse.parameters()).dtype == torch.bfloat16
+    assert next(fast.release.tokenizer.parameters()).dtype == torch.float32
+    features = _features(exact, 190)
+    a = exact.generate_features(features)
+    b = fast.generate_features(features)
+    assert b.num_frames == a.num_frames == 190 and b.psi.dtype == np.float32
+    assert np.isfinite(b.motion.poses).all()
+    np.testing.assert_allclose(b.token_psi_model, a.token_psi_model, atol=0.03)
+    assert not np.array_equal(b.motion.poses, a.motion.poses)  # it really ran in bf16
+    with pytest.raises(ValueError, match="precision must be one of"):
+        SemTalk.from_pretrained(tiny_release, precision="fp8")

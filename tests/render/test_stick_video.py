@@ -117,7 +117,7 @@ def fake_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> N
 @pytest.mark.parametrize(("body", "audio"), [
     ("echo 'simulated encoder failure' >&2; exit 3", None),
     # encoding works, muxing the audio fails
-    (f"case \"$*\" in *-shortest*) echo 'simulated mux failure' >&2; exit 1;; esac\n"
+    (f"case \"$*\" in *-c:a*) echo 'simulated mux failure' >&2; exit 1;; esac\n"
      f"exec {imageio_ffmpeg.get_ffmpeg_exe()} \"$@\"", np.zeros(16_000, np.float32)),
 ], ids=["encode", "mux"])
 def test_ffmpeg_failure_reports_stderr_and_leaves_no_file(tmp_path, monkeypatch, body, audio):

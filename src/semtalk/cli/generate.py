@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from semtalk.motion import Motion
     from semtalk.skeleton import BodyModel
 
+PREVIEWS = ("auto", "stick", "mesh")
+"""--preview choices (semtalk.generation.outputs.PREVIEWS, without importing torch here)."""
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 """Files batch mode picks up (case-insensitive)."""
 DEFAULT_OUT = Path("semtalk-output")
@@ -65,8 +67,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="multiply the semantic score ψ everywhere (default 1)")
     parser.add_argument("--no-video", action="store_true", help="skip the preview video")
     parser.add_argument("--body-model", type=Path, default=None, metavar="SMPLX_FILE",
-                        help="SMPLX_NEUTRAL_2020.npz (or its folder) for exact joints in the "
-                             "video (needs the smplx extra; default: built-in skeleton)")
+                        help="SMPLX_NEUTRAL_2020.npz (or its folder) for the video: its mesh, "
+                             "or exact joints for the stick figure (needs the smplx extra; "
+                             "default: built-in skeleton)")
+    parser.add_argument("--preview", choices=PREVIEWS, default="auto",
+                        help="how the video draws the body: 'mesh' (the SMPL-X surface; needs "
+                             "--body-model and pip install 'semtalk[render]'), 'stick' (a stick "
+                             "figure), 'auto' (default: mesh when both are there, else stick)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="generator precision: fp32 (default, the models as trained) or "
+                             "bf16 (about 1.5x faster on CPUs with AVX-512 BF16/AMX and on "
+                             "GPUs; slightly different motion)")
     parser.add_argument("--hubert", type=Path, default=None, metavar="DIR",
                         help="local HuBERT model folder (releases trained on HuBERT features)")
     parser.add_argument("--sentence-model", type=Path, default=None, metavar="DIR",
@@ -206,6 +217,25 @@ def load_body(path: Path | None) -> BodyModel | None:
         raise DataError(path, f"cannot use this SMPL-X body model: {exc}") from exc
 
 
+def choose_preview(preview: str, body: BodyModel | None) -> str:
+    """``mesh`` or ``stick`` for ``--preview``; ConfigError when ``mesh`` cannot be drawn."""
+    from semtalk.generation.outputs import preview_kind
+    from semtalk.render.mesh import MeshRenderError
+
+    if preview == "mesh" and body is None:
+        raise ConfigError("--preview mesh needs --body-model SMPLX_FILE: the mesh is the SMPL-X "
+                          "model's surface (the built-in skeleton has none)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            kind = preview_kind(preview, body)
+        except (ImportError, MeshRenderError, ValueError) as exc:
+            raise ConfigError(f"--preview {preview}: {exc}") from exc
+    for warning in caught:
+        print(f"semtalk generate: warning: {warning.message}", file=sys.stderr)
+    return kind
+
+
 def check_outputs_free(job: Job, args: argparse.Namespace) -> None:
     from semtalk.generation.outputs import output_paths
 
@@ -288,12 +318,15 @@ def generate_one(job: Job, model: SemTalk, args: argparse.Namespace, setup: Setu
     with tqdm(total=gen.num_frames, desc=f"video {job.stem}", unit="frame", leave=False,
               file=sys.stderr, disable=True if args.no_video else None) as bar:
         paths = save_outputs(gen, args.out, job.stem, video=not args.no_video,
-                             body_model=setup.body, extra={"input": inputs},
+                             body_model=setup.body, preview=setup.preview,
+                             extra={"input": inputs},
                              progress=lambda done, total: bar.update(done - bar.n))
     fused = int(gen.sparse_tokens.sum())
+    video = "" if args.no_video else f" ({setup.preview} preview)"
     summary = (f"{job.audio.name}: {gen.num_frames} frames ({gen.num_frames / gen.fps:.2f} s), "
                f"{len(gen.words)} words ({utterance.words_source}), ψ > β on {fused} of "
-               f"{len(gen.sparse_tokens)} tokens -> {', '.join(p.name for p in paths.values())}")
+               f"{len(gen.sparse_tokens)} tokens -> {', '.join(p.name for p in paths.values())}"
+               f"{video}")
     return paths, summary
 
 
@@ -306,6 +339,8 @@ class Setup:
     body: BodyModel | None
     speaker: int | None
     """BEAT2 speaker id (None: the release's first)."""
+    preview: str = "stick"
+    """How the video draws the body: ``mesh`` or ``stick`` (already checked)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -320,12 +355,14 @@ def run(args: argparse.Namespace) -> int:
         check_outputs_free(jobs[0], args)
     seed = load_seed(args.seed_pose)
     body = None if args.no_video else load_body(args.body_model)
+    preview = "stick" if args.no_video else choose_preview(args.preview, body)
     model = SemTalk.from_pretrained(args.model, args.device, hubert_model=args.hubert,
                                     sentence_model=args.sentence_model,
-                                    emotion_model=args.emotion_model)
+                                    emotion_model=args.emotion_model,
+                                    precision=args.precision)
     with hint(model.release.folder, "pass one of them to --speaker, or leave it out"):
         model.speaker_class(args.speaker)  # an unknown id fails here, before any audio is read
-    setup = Setup(emphasis, seed, body, args.speaker)
+    setup = Setup(emphasis, seed, body, args.speaker, preview)
     if batch:
         return run_batch(jobs, model, args, setup)
     _, summary = generate_one(jobs[0], model, args, setup, lambda m: print(m, file=sys.stderr))

@@ -6,8 +6,9 @@
                   Blender add-on's animation import
 ``STEM.json``     the semantic-score report (:func:`generation_json`)
 ``STEM_psi.png``  ψ over time with the words
-``STEM.mp4``      preview: front-view stick figure (built-in skeleton or SMPL-X joints),
-                  current word, ψ, with the audio
+``STEM.mp4``      preview: front view of the body, current word, ψ, with the audio; the
+                  SMPL-X mesh when a model file and the ``render`` extra are there, else
+                  a stick figure (built-in skeleton or SMPL-X joints)
 ================  ==================================================================
 
 :func:`save_outputs` writes them all or none: each file goes to a temporary name next to its
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +36,10 @@ from semtalk.models.generator_common import FRAMES_PER_TOKEN
 
 if TYPE_CHECKING:
     from semtalk.generation.engine import Generation
+    from semtalk.render.preview import BodyView
     from semtalk.skeleton import BodyModel
+
+logger = logging.getLogger(__name__)
 
 JSON_FORMAT = "semtalk-generation"
 JSON_FORMAT_VERSION = 1
@@ -41,6 +47,9 @@ DIGITS = 6
 """Decimals kept for ψ values in the JSON."""
 
 ProgressFn = Callable[[int, int], None]
+PREVIEWS = ("auto", "stick", "mesh")
+"""How the video draws the body: ``mesh`` (the SMPL-X surface; needs a model file and the
+``render`` extra), ``stick`` (joints as bones), ``auto`` (the mesh when both are there)."""
 
 
 def output_paths(out_dir: str | Path, stem: str, *, video: bool = True,
@@ -102,7 +111,8 @@ def generation_json(gen: Generation) -> dict[str, Any]:
     """The semantic-score report of a generation, as a JSON-ready dict.
 
     Keys: ``format``/``format_version``, ``semtalk_version``, ``release``, ``speaker`` (BEAT2
-    id), ``speaker_class`` (its embedding row), ``beta`` (the fusion threshold β), ``fps``,
+    id), ``speaker_class`` (its embedding row), ``beta`` (the fusion threshold β),
+    ``precision`` (the generators' float format), ``fps``,
     ``num_frames``, ``duration`` (s), ``frames_per_token``, ``num_tokens``, ``summary``
     (mean/max ψ, fused token count and fraction), ``words`` (``text``, ``start``, ``end`` in
     seconds, ``frames`` = ``[first, stop)``), ``emphasis`` (what was asked and what changed),
@@ -130,6 +140,7 @@ def generation_json(gen: Generation) -> dict[str, Any]:
         "speaker": int(gen.speaker),
         "speaker_class": int(gen.speaker_class),
         "beta": float(gen.beta),
+        "precision": gen.precision,
         "fps": fps,
         "num_frames": num_frames,
         "duration": round(num_frames / fps, 6),
@@ -197,6 +208,13 @@ def write_psi_plot(gen: Generation, path: str | Path, *,
                                title=f"semantic score ψ — {_caption(gen)}", size=size)
 
 
+def _body(body_model: BodyModel | str | Path | None) -> BodyModel:
+    """``body_model`` itself if it is a model, else the one its path names (or built-in)."""
+    from semtalk.skeleton import load_body_model
+
+    return body_model if hasattr(body_model, "joints") else load_body_model(body_model)
+
+
 def motion_joints(gen: Generation, body_model: BodyModel | str | Path | None = None
                   ) -> np.ndarray:
     """``[T, 55, 3]`` joint positions (metres) of the generated motion.
@@ -207,9 +225,7 @@ def motion_joints(gen: Generation, body_model: BodyModel | str | Path | None = N
             or folder (exact joints, honouring betas and expressions; needs the ``smplx``
             extra), or ``None`` for the built-in skeleton.
     """
-    from semtalk.skeleton import load_body_model
-
-    body = body_model if hasattr(body_model, "joints") else load_body_model(body_model)
+    body = _body(body_model)
     motion = gen.motion
     with torch.no_grad():
         joints = body.joints(torch.from_numpy(motion.poses).double(),
@@ -219,27 +235,90 @@ def motion_joints(gen: Generation, body_model: BodyModel | str | Path | None = N
     return joints.detach().cpu().numpy().astype(np.float64)
 
 
+def preview_kind(preview: str, body_model: object) -> str:
+    """``"mesh"`` or ``"stick"``: how the video of ``preview`` draws the body.
+
+    Args:
+        preview: one of :data:`PREVIEWS`.
+        body_model: a loaded body model or ``None`` (a mesh needs an SMPL-X model).
+
+    Raises:
+        ValueError: ``mesh`` without a body model that has a mesh.
+        ImportError: ``mesh`` without the ``render`` extra; MeshRenderError: ``mesh`` where
+            no OpenGL context can be created (each says what is missing).
+    """
+    from semtalk.render.mesh import has_mesh, mesh_support_error
+
+    if preview not in PREVIEWS:
+        raise ValueError(f"preview must be one of {', '.join(PREVIEWS)}, got {preview!r}")
+    if preview == "stick":
+        return "stick"
+    mesh = body_model is not None and has_mesh(body_model)
+    if preview == "mesh" and not mesh:
+        raise ValueError("the mesh preview needs an SMPL-X body model file (body_model=..., "
+                         "the CLI's --body-model); the built-in skeleton has no surface")
+    if not mesh:
+        return "stick"
+    problem = mesh_support_error()
+    if problem is None:
+        return "mesh"
+    if preview == "mesh":
+        raise type(problem)(str(problem))
+    warnings.warn(f"drawing a stick figure instead of the SMPL-X mesh: {problem}",
+                  stacklevel=2)
+    return "stick"
+
+
 def write_video(gen: Generation, path: str | Path, *,
-                body_model: BodyModel | str | Path | None = None,
+                body_model: BodyModel | str | Path | None = None, preview: str = "auto",
                 size: tuple[int, int] = (1280, 720), progress: ProgressFn | None = None) -> Path:
     """The preview video (H.264 mp4): front view of the body, current word, ψ, and the audio.
 
-    Headless and CPU only (matplotlib Agg + the bundled ffmpeg). The body is drawn as a stick
-    figure of the 55 SMPL-X joints, computed by ``body_model`` (see :func:`motion_joints`).
+    Headless and CPU only (matplotlib Agg, pyrender through EGL for the mesh, the bundled
+    ffmpeg). ``preview`` (see :func:`preview_kind`) picks the drawing: the SMPL-X mesh of
+    ``body_model`` (poses, translation, betas and expressions) or a stick figure of the 55
+    joints ``body_model`` computes (see :func:`motion_joints`). ``auto`` draws the mesh when
+    ``body_model`` is an SMPL-X model and the ``render`` extra works here, and warns when it
+    falls back to the stick figure for want of the extra; the choice is logged (INFO).
     """
-    from semtalk.render.stick import render_video
+    from semtalk.render.preview import render_preview
 
-    joints = motion_joints(gen, body_model)
+    body = _body(body_model)
+    kind = preview_kind(preview, body)
+    logger.info("preview video %s: %s of the %s body model", path, kind,
+                getattr(body, "name", type(body).__name__))
     audio = gen.audio if gen.audio is not None and np.size(gen.audio) else None
-    return render_video(joints, path, fps=gen.fps, audio=audio, sample_rate=gen.sample_rate,
-                        words=gen.words, psi=np.asarray(gen.psi), size=size,
-                        title=_caption(gen), progress=progress)
+    return render_preview(_view(gen, body, kind), path, fps=gen.fps, audio=audio,
+                          sample_rate=gen.sample_rate, words=gen.words,
+                          psi=np.asarray(gen.psi), size=size, title=_caption(gen),
+                          progress=progress)
+
+
+def _view(gen: Generation, body: BodyModel, kind: str) -> BodyView:
+    if kind == "mesh":
+        from semtalk.render.mesh import MeshView
+
+        motion = gen.motion
+        return MeshView.from_motion(body, motion.poses, motion.trans, motion.betas,
+                                    motion.expressions)
+    from semtalk.render.stick import StickView, check_joints
+
+    joints = motion_joints(gen, body)
+    check_joints(joints)
+    return StickView(joints)
+
+
+def preview_record(kind: str, body_model: object, size: tuple[int, int]) -> dict[str, Any]:
+    """What the JSON says about the video: ``{"kind", "body_model", "size"}``."""
+    return {"kind": kind, "body_model": getattr(body_model, "name", None),
+            "size": [int(size[0]), int(size[1])]}
 
 
 # --- everything at once --------------------------------------------------------------------------
 def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool = True,
                  plot: bool = True, body_model: BodyModel | str | Path | None = None,
-                 size: tuple[int, int] = (1280, 720), extra: dict[str, Any] | None = None,
+                 preview: str = "auto", size: tuple[int, int] = (1280, 720),
+                 extra: dict[str, Any] | None = None,
                  progress: ProgressFn | None = None) -> dict[str, Path]:
     """Write the npz, JSON, ψ plot and video of ``gen`` into ``out_dir``, all or none.
 
@@ -253,7 +332,9 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
         out_dir: the output folder (created if needed).
         stem: file name stem (``STEM.npz``, ``STEM.json``, ``STEM_psi.png``, ``STEM.mp4``).
         video, plot: write the preview video / the ψ plot.
-        body_model: for the video, see :func:`motion_joints`.
+        body_model: for the video, see :func:`write_video`.
+        preview: ``auto``, ``stick`` or ``mesh``, see :func:`preview_kind`; the JSON's
+            ``preview`` key records what the video shows (kind, body model, size).
         size: video frame size ``(width, height)``, even.
         extra: more top-level JSON keys (e.g. the input files and how the words were found).
         progress: video progress callback ``progress(frames_done, T)``.
@@ -262,14 +343,18 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
         ``{kind: path}`` for kinds among ``npz``, ``json``, ``plot``, ``video``.
     """
     out = Path(out_dir)
+    if video:  # decide (and load the body model) once, before any file is written
+        body_model = _body(body_model)
+        preview = preview_kind(preview, body_model)
+        extra = {"preview": preview_record(preview, body_model, size), **(extra or {})}
     missing = [d for d in (out, *out.parents) if not d.exists()]  # folders this call creates
     paths = output_paths(out, stem, video=video, plot=plot)
     writers: dict[str, Callable[[Path], Path]] = {
         "npz": lambda p: write_npz(gen, p),
         "json": lambda p: write_json(gen, p, extra=extra),
         "plot": lambda p: write_psi_plot(gen, p),
-        "video": lambda p: write_video(gen, p, body_model=body_model, size=size,
-                                       progress=progress),
+        "video": lambda p: write_video(gen, p, body_model=body_model, preview=preview,
+                                       size=size, progress=progress),
     }
     try:
         with contextlib.ExitStack() as stack:

@@ -114,16 +114,20 @@ class H264Writer:
             self._stderr.close()
 
 
-def mux_audio(video: str | Path, wav: str | Path, out: str | Path) -> Path:
+def mux_audio(video: str | Path, wav: str | Path, out: str | Path,
+              duration: float | None = None) -> Path:
     """Copy ``video``'s H.264 stream and add ``wav`` as AAC into ``out`` (mp4).
 
-    Stops at the shorter stream (``-shortest``): pass audio at least as long as the video to
-    keep every frame.
+    ``duration`` (seconds): the output's length (``-t``); pass the video's own, with audio at
+    least that long, to keep every frame. None stops at the shorter stream (``-shortest``),
+    which may drop the last video frame when both end together (it did, now and then, with
+    audio cut to exactly the video's duration).
     """
+    length = ["-shortest"] if duration is None else ["-t", f"{duration:.6f}"]
     command = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
         "-i", str(video), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0",
-        "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", "-shortest",
+        "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", *length,
         "-movflags", "+faststart", "-f", "mp4", str(out),
     ]
     result = subprocess.run(command, capture_output=True, check=False)

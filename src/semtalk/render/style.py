@@ -9,6 +9,7 @@ DPI = 100
 BACKGROUND = "#f7f7f5"
 TEXT_COLOUR = "#222222"
 MUTED_COLOUR = "#8a8a8a"
+FLOOR_COLOUR = "#cfcfca"
 EMPHASIS_COLOUR = "#d1495b"
 """Marks semantic emphasis: ψ above the threshold."""
 PSI_THRESHOLD = 0.5
