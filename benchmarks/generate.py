@@ -1,7 +1,7 @@
 """Generation speed: real-time factor of speech -> motion, time per window, peak memory.
 
 Run: ``python benchmarks/generate.py [--preset tiny|paper|both] [--seconds 60] [--threads 2]
-[--repeat 3] [--work DIR] [--plain] [--lanes auto|on|off]``.
+[--repeat 3] [--work DIR] [--plain] [--lanes auto|on|off] [--precision fp32|bf16]``.
 
 Builds a random-weight release of the preset in memory (tokenizer, base and sparse models;
 the default offline features as ``semtalk prepare`` makes them without optional models:
@@ -275,12 +275,16 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
     print(f"== preset {args.preset}: tokenizer {parameters(release.tokenizer)}, base "
           f"{parameters(release.base)}, sparse {parameters(release.sparse)} parameters "
           f"(random weights), vocabulary {len(release.vocab)}")
+    if args.precision != "fp32":
+        from semtalk.generation.engine import SemTalk
+
+        model = SemTalk(model.release, model.featurizer, precision=args.precision)
     model.parallel = {"auto": None, "on": True, "off": False}[args.lanes]
     lanes = (model.parallel if model.parallel is not None
              else torch.get_num_threads() >= 2)
     model.parallel = lanes
     print(f"   torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
-          f"{'two lanes' if lanes else 'one lane'}"
+          f"{'two lanes' if lanes else 'one lane'}, generators in {args.precision}"
           + ("; decoder fast path OFF" if args.plain else ""))
     model.extract_features(audio[:AUDIO_SAMPLE_RATE], AUDIO_SAMPLE_RATE, [])  # build extractors
 
@@ -336,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder for the tiny feature cache (kept; default temporary)")
     parser.add_argument("--plain", action="store_true",
                         help="PyTorch's own decoder layers (no inference fast path)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="generator precision (bf16 changes the output; see SemTalk)")
     parser.add_argument("--lanes", choices=("auto", "on", "off"), default="auto",
                         help="two CPU lanes per window (auto: with two or more threads)")
     args = parser.parse_args(argv)
@@ -355,7 +361,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _passed_on(args: argparse.Namespace) -> list[str]:
     flags = ["--seconds", str(args.seconds), "--threads", str(args.threads), "--repeat",
-             str(args.repeat), "--vocab", str(args.vocab), "--lanes", args.lanes]
+             str(args.repeat), "--vocab", str(args.vocab), "--lanes", args.lanes,
+             "--precision", args.precision]
     return flags + ["--plain"] * args.plain
 
 

@@ -76,8 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "figure), 'auto' (default: mesh when both are there, else stick)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="generator precision: fp32 (default, the models as trained) or "
-                             "bf16 (about 1.5x faster on CPUs with AVX-512 BF16/AMX and on "
-                             "GPUs; slightly different motion)")
+                             "bf16 (about 1.5x faster on CPUs with AVX-512 BF16 or AMX; "
+                             "slightly different motion)")
     parser.add_argument("--hubert", type=Path, default=None, metavar="DIR",
                         help="local HuBERT model folder (releases trained on HuBERT features)")
     parser.add_argument("--sentence-model", type=Path, default=None, metavar="DIR",

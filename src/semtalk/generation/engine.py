@@ -191,9 +191,9 @@ class SemTalk:
 
         ``precision``: ``"fp32"`` (default: the models as trained), or ``"bf16"``, which casts
         the base and sparse generators to bfloat16 (the tokenizer stays float32): about 1.5x
-        faster on CPUs with AVX-512 BF16 or AMX and on GPUs, at the price of slightly
-        different codes (measured in the README). Unlike every other speed path, it changes
-        the output."""
+        faster on CPUs with AVX-512 BF16 or AMX (other CPUs emulate it and may be slower), at
+        the price of slightly different codes (measured in the README). Unlike every other
+        speed path, it changes the output."""
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         self.release = release
