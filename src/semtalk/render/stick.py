@@ -117,21 +117,9 @@ def render_video(
         joints: ``[T, 55, 3]`` joint positions in metres (y up, x towards the body's left, as
             from :mod:`semtalk.skeleton`). Shown from the front (x right, y up); the camera is
             fixed and frames the whole clip, including the root's travel.
-        out_path: the ``.mp4`` to write; it appears whole or not at all.
-        fps: frame rate; the video has exactly ``T`` frames at this rate.
-        audio: ``[N]`` mono float audio at ``sample_rate``; trimmed or zero-padded to the
-            video's duration ``T / fps`` and muxed in as AAC.
-        sample_rate: of ``audio``.
-        words: ``(text, start_s, end_s)`` tuples (or :class:`~semtalk.data.textgrid.Word`);
-            the word being spoken is shown under the figure.
-        psi: ``[T]`` frame-level semantic score; drawn as a strip with a cursor and a bar
-            holding the current value, highlighted while above 0.5.
-        size: ``(width, height)`` in pixels, both even.
-        title: caption at the top left.
-        progress: called as ``progress(frames_done, T)`` after every frame.
-
-    Returns:
-        ``out_path`` as a :class:`~pathlib.Path`.
+        out_path, fps, audio, sample_rate, words, psi, size, title, progress: as in
+            :func:`~semtalk.render.preview.render_preview` (the video has exactly ``T``
+            frames; it appears whole or not at all).
 
     Raises:
         ValueError: bad inputs (checked before anything is written).
