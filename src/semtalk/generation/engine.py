@@ -405,8 +405,7 @@ class SemTalk:
         fused = fuse_codes(base_codes, sparse_codes, psi, self.beta)
         return fused, psi.float().cpu().numpy(), raw[0][0].float().cpu().numpy()
 
-    def _next_seed(self, codes: dict[BodyPart, torch.Tensor],
-                   lanes: Lanes | None = None) -> torch.Tensor:
+    def _next_seed(self, codes: dict[BodyPart, torch.Tensor], lanes: Lanes) -> torch.Tensor:
         """``[4, 337]`` seed for the next window: this window's last frames, decoded (the
         four part decoders as independent jobs on ``lanes``)."""
         tokenizer = self.release.tokenizer
@@ -415,7 +414,7 @@ class SemTalk:
             return lambda: tokenizer.decode_parts({part: codes[part][None]})[part][0].float()
 
         order = list(codes)
-        decoded = (lanes or Lanes(False)).run([decode(p) for p in order])
+        decoded = lanes.run([decode(p) for p in order])
         parts = dict(zip(order, decoded, strict=True))
         poses, _, trans = tokenizer_parts_to_motion(parts)
         contacts = parts[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)

@@ -219,8 +219,8 @@ def run_code_heads(heads: nn.ModuleDict, features: Mapping[BodyPart, torch.Tenso
         return ({part: stacked_logits[k] for k, part in enumerate(parts)},
                 {part: stacked_latents[k] for k, part in enumerate(parts)})
     logits, latents = {}, {}
-    for part in parts:
-        logits[part], latents[part] = heads[part.value](features[part], conditions[part])
+    for part, module in zip(parts, modules, strict=True):
+        logits[part], latents[part] = module(features[part], conditions[part])
     return logits, latents
 
 

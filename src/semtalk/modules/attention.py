@@ -130,7 +130,7 @@ def _check_fast_layout(decoder: nn.TransformerDecoder) -> None:
                              "builds (post-norm, ReLU, batch-first, packed biased projections)")
 
 
-def _memory_weights(decoders: Sequence[nn.TransformerDecoder],
+def memory_weights(decoders: Sequence[nn.TransformerDecoder],
                     projection: nn.Linear | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Key/value projections of every layer of ``decoders`` stacked: ``[n * 2D, Din]``, ``[n * 2D]``
     (``n`` layers in all), with ``projection`` folded in (in float64, then rounded once)."""
@@ -174,7 +174,7 @@ def memory_keys_values(owner: nn.Module, decoders: Sequence[nn.TransformerDecode
     if projection is not None:
         sources += [p for p in (projection.weight, projection.bias) if p is not None]
     weight, bias = cached(owner, "memory_weights", sources,
-                          lambda: _memory_weights(decoders, projection))
+                          lambda: memory_weights(decoders, projection))
     first = decoders[0].layers[0].multihead_attn
     heads, dim = first.num_heads, first.embed_dim
     batch, length = memory.shape[:2]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.attention import cached
+from semtalk.modules.attention import cached, memory_weights
 from semtalk.modules.code_heads import ResidualCodeHeads
 
 Linear = tuple[torch.Tensor, torch.Tensor]
@@ -52,19 +52,17 @@ class StackedWeights:
     memory: Linear  # keys and values of every decoder layer: [P, D, n_layers * 2D]
     logits: list[tuple[Linear, Linear]]
     heads: int
-    dim: int
-
-
-def _stack_linear(modules: Sequence[nn.Linear]) -> Linear:
-    weight = torch.stack([m.weight.detach().t() for m in modules]).contiguous()
-    bias = torch.stack([m.bias.detach()[None] for m in modules]).contiguous()
-    return weight, bias
 
 
 def _stack_rows(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]) -> Linear:
-    """A Linear from rows of packed projections (``weight [out, in]``, ``bias [out]``)."""
+    """One stacked Linear from each head's ``weight [out, in]`` and ``bias [out]`` (a module's
+    own, or rows of a packed projection)."""
     return (torch.stack([w.detach().t() for w in weights]).contiguous(),
             torch.stack([b.detach()[None] for b in biases]).contiguous())
+
+
+def _stack_linear(modules: Sequence[nn.Linear]) -> Linear:
+    return _stack_rows([m.weight for m in modules], [m.bias for m in modules])
 
 
 def _stack_norm(norms: Sequence[nn.LayerNorm]) -> Linear:
@@ -94,7 +92,11 @@ def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
     first = heads[0]
     attention = first.decoders[0].layers[0].self_attn
     dim = attention.embed_dim
-    layers, memory_rows, memory_bias = [], [[] for _ in heads], [[] for _ in heads]
+    # every decoder layer's memory keys and values, as the per-head fast path packs them (its
+    # layout check included: post-norm, ReLU, packed biased projections)
+    memory = _stack_rows(*zip(*(memory_weights(list(h.decoders), None) for h in heads),
+                              strict=True))
+    layers = []
     for k, decoder in enumerate(first.decoders):
         stack_k = []
         for index in range(len(decoder.layers)):
@@ -113,12 +115,7 @@ def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
                        _stack_norm([la.norm2 for la in per_head]),
                        _stack_norm([la.norm3 for la in per_head])),
                 eps=(per_head[0].norm1.eps, per_head[0].norm2.eps, per_head[0].norm3.eps)))
-            for p, attention_p in enumerate(cross):
-                memory_rows[p].append(attention_p.in_proj_weight[dim:])
-                memory_bias[p].append(attention_p.in_proj_bias[dim:])
         layers.append(stack_k)
-    memory = _stack_rows([torch.cat(rows) for rows in memory_rows],
-                         [torch.cat(bias) for bias in memory_bias])
     return StackedWeights(
         first_logits=(_stack_linear([h.first_logits[0] for h in heads]),
                       _stack_linear([h.first_logits[2] for h in heads])),
@@ -127,7 +124,7 @@ def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
         logits=[(_stack_linear([h.logits[i][0] for h in heads]),
                  _stack_linear([h.logits[i][2] for h in heads]))
                 for i in range(len(first.logits))],
-        heads=attention.num_heads, dim=dim)
+        heads=attention.num_heads)
 
 
 def _linear(x: torch.Tensor, weights: Linear) -> torch.Tensor:
