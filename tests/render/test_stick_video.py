@@ -72,6 +72,19 @@ def test_audio_is_muxed_and_short_audio_keeps_every_frame(tmp_path):
     assert count_frames(out) == T
 
 
+def test_mux_with_the_video_duration_keeps_every_frame_and_cuts_longer_audio(tmp_path):
+    from semtalk.data.audio import write_wav
+    from semtalk.render.ffmpeg import mux_audio
+
+    video = render_video(raised_left_arm(), tmp_path / "silent.mp4", size=SIZE)  # T frames
+    wav = write_wav(tmp_path / "long.wav", np.zeros(3 * 16_000, np.float32), 16_000)  # 3 s
+    out = mux_audio(video, wav, tmp_path / "talk.mp4", duration=T / 30)
+    info = video_info(out)
+    assert info.audio_codec == "aac"
+    assert count_frames(out) == T
+    assert info.duration_s == pytest.approx(T / 30, abs=0.05)  # not the audio's 3 s
+
+
 def test_moving_arm_changes_pixels_on_its_side_only(tmp_path):
     out = render_video(raised_left_arm(), tmp_path / "arm.mp4", size=SIZE)
     frames = decode(out)

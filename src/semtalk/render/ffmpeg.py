@@ -119,7 +119,8 @@ def mux_audio(video: str | Path, wav: str | Path, out: str | Path,
     """Copy ``video``'s H.264 stream and add ``wav`` as AAC into ``out`` (mp4).
 
     ``duration`` (seconds): the output's length (``-t``); pass the video's own, with audio at
-    least that long, to keep every frame. None stops at the shorter stream (``-shortest``),
+    least that long, to keep every frame (the video is copied, so a shorter ``duration`` cuts
+    it at a packet boundary, not an exact frame). None stops at the shorter stream (``-shortest``),
     which may drop the last video frame when both end together (it did, now and then, with
     audio cut to exactly the video's duration).
     """
