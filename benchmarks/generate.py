@@ -14,10 +14,10 @@ word timings):
   the final detokenize; rendering is not included;
 - end to end: features + generate, as the real-time factor RTF = processing time / audio
   duration (below 1 = faster than real time);
-- per window (instrumented): the model calls of the windows (with one lane split into base:
-  encoder + code heads, and sparse: ψ, body branch, blend, code heads; with two lanes they
-  overlap and only their sum is timed), the seed decode (the next window's seed from this
-  window's codes) and glue (inputs, fusion, bookkeeping);
+- per window (instrumented): the seed-independent work computed ahead for several windows at
+  once (ψ and f_t, the base audio latents; "ahead"), each window's task graph (both models,
+  fusion and the next window's seed decode, on one or two lanes; "window graph") and glue
+  (bookkeeping between windows);
 - peak resident memory of the process (``ru_maxrss``; each preset runs in its own process).
 
 Random weights give an arbitrary ψ, and the engine runs only what fusion reads: the sparse body
@@ -191,22 +191,15 @@ def end_to_end(model: Any, audio: np.ndarray, words: list[Word], emphasis: Any) 
 
 
 def per_window(model: Any, features: Any, emphasis: Any) -> tuple[Stages, Any]:
-    """One generation with the windows' model calls and seed decodes timed, and its result.
-
-    With one lane the model calls split into base (encoder + code heads) and sparse (ψ, body
-    branch, blend, code heads); with two lanes they overlap, and only their sum is timed.
-    """
+    """One generation with the windows timed, and its result: the seed-independent inputs
+    computed ahead for several windows at once (ψ and f_t, the base audio latents), and each
+    window's task graph (both models, fusion and the next window's seed decode)."""
     stages = Stages()
     release = model.release
     with contextlib.ExitStack() as stack:
-        if model.parallel:
-            stack.enter_context(instrumented(model, "_window", stages["models"]))
-        else:
-            for method in ("encode", "predict_codes"):
-                stack.enter_context(instrumented(release.base, method, stages["base"]))
-            for method in ("score", "encode", "blend_base", "predict_codes"):
-                stack.enter_context(instrumented(release.sparse, method, stages["sparse"]))
-        stack.enter_context(instrumented(model, "_next_seed", stages["seed decode"]))
+        stack.enter_context(instrumented(release.sparse, "score", stages["ahead"]))
+        stack.enter_context(instrumented(release.base, "encode_audio", stages["ahead"]))
+        stack.enter_context(instrumented(model, "_window", stages["window graph"]))
         stack.enter_context(instrumented(release.tokenizer, "detokenize",
                                          stages["detokenize"]))
         with stages["generate"].running():
@@ -218,8 +211,7 @@ def window_line(runs: list[Stages], windows: int) -> str:
     """Per-window milliseconds of the best run."""
     run = best(runs, "generate")
     loop = run["generate"].wall - run["detokenize"].wall
-    names = ("models",) if "models" in run.clocks else ("base", "sparse")
-    parts = {name: run[name].wall for name in (*names, "seed decode")}
+    parts = {name: run[name].wall for name in ("ahead", "window graph")}
     parts["glue"] = loop - sum(parts.values())
     cpu = run["generate"].cpu - run["detokenize"].cpu
     return (", ".join(f"{k} {1000 * v / windows:.1f}" for k, v in parts.items())

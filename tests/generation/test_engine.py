@@ -170,14 +170,14 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
     from semtalk.generation.engine import _seed_features
 
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    base = model.release.base
-    original = base.encode
+    encoder = model.release.base.seed_encoder
+    original = encoder.forward
 
-    def spy(inputs, use_word=True):  # type: ignore[no-untyped-def]
-        seen.append((inputs.motion.clone(), inputs.mask.clone()))
-        return original(inputs, use_word=use_word)
+    def spy(motion, mask):  # type: ignore[no-untyped-def]
+        seen.append((motion.clone(), mask.clone()))
+        return original(motion, mask)
 
-    monkeypatch.setattr(base, "encode", spy)
+    monkeypatch.setattr(encoder, "forward", spy)
     poses = np.zeros((6, 165), np.float32)
     poses[:, 16 * 3 + 2] = -1.2  # shoulders down
     poses[:, 17 * 3 + 2] = 1.2

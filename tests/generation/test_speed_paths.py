@@ -17,6 +17,7 @@ from semtalk.generation.engine import (
     SemTalk,
     _padded_inputs,
     _seed_features,
+    _seed_rows,
     fuse_codes,
     window_starts,
 )
@@ -26,6 +27,7 @@ from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerat
 from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput, GeneratorSizes
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 from semtalk.modules.attention import plain_inference
+from semtalk.modules.code_heads import ResidualCodeHeads
 from semtalk.modules.temporal import TemporalDownsample
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
@@ -156,33 +158,35 @@ def test_window_runs_only_the_heads_fusion_reads(
     edit = psi_edit(Emphasis(scale=scale), features.words, padded // 4)
     seed = _seed_features(model._neutral, 4)
     speaker = torch.tensor([1])
-    batches: list[GeneratorInputs] = []
     sparse_encoded: list[int] = []
     heads: dict[str, list[BodyPart]] = {"base": [], "sparse": []}
-    score, encode = sparse.score, sparse.encode
+    encode = sparse.encode_trunk
     base_codes, sparse_codes = base.predict_codes, sparse.predict_codes
-    monkeypatch.setattr(sparse, "score", lambda batch, psi_edit=None: (
-        batches.append(batch), score(batch, psi_edit=psi_edit))[1])
-    monkeypatch.setattr(sparse, "encode", lambda *args, **kwargs: (
+    monkeypatch.setattr(sparse, "encode_trunk", lambda *args, **kwargs: (
         sparse_encoded.append(1), encode(*args, **kwargs))[1])
     monkeypatch.setattr(base, "predict_codes", lambda encoding, parts=None: (
         heads["base"].extend(parts), base_codes(encoding, parts))[1])
     monkeypatch.setattr(sparse, "predict_codes", lambda features, sc, parts=None: (
         heads["sparse"].extend(parts), sparse_codes(features, sc, parts))[1])
     with torch.inference_mode(), Lanes(parallel) as lanes:
-        fused, psi, raw = model._window(inputs, 60, seed, speaker, edit, 15, lanes)
+        seedless = list(model._seedless(inputs, starts, speaker, edit))[1]  # window at 60
+        fused, psi, raw, next_seed = model._window(seedless, seed, lanes, next_seed=True)
     monkeypatch.undo()
     with torch.inference_mode():  # the reference: both models in full, then E(q^b, q^s; ψ)
-        batch = batches[0]
+        batch = seedless.inputs
+        assert torch.equal(batch.motion[0, :4], seed) and not batch.motion[0, 4:].any()
         base_out = base(batch)
         full = sparse(batch, base_features=base_out.features,
                       psi_edit=lambda p: edit.apply(p, 15))
-    expected = fuse_codes({p: c[0] for p, c in base_out.codes().items()},
-                          {p: c[0] for p, c in full.codes().items()}, full.psi[0], model.beta)
+        expected = fuse_codes({p: c[0] for p, c in base_out.codes().items()},
+                              {p: c[0] for p, c in full.codes().items()}, full.psi[0],
+                              model.beta)
+        decoded = model.release.tokenizer.decode_parts({p: c[None] for p, c in expected.items()})
     assert fused.keys() == expected.keys()
     for part in fused:
         assert torch.equal(fused[part], expected[part])
-    np.testing.assert_array_equal(psi, full.psi[0].numpy())
+    torch.testing.assert_close(next_seed, _seed_rows({p: x[0] for p, x in decoded.items()}))
+    np.testing.assert_allclose(psi, full.psi[0].numpy(), atol=1e-6)  # ψ of 16 windows at once
     np.testing.assert_allclose(psi, np.clip(scale * raw, 0, 1), rtol=1e-6)  # ψ' from ψ
     chosen = full.psi[0] > model.beta
     assert bool(chosen.any()) == (scale != 0.0)  # random weights: some token above β
@@ -253,7 +257,6 @@ def test_generation_fast_path_gives_the_plain_motion(tiny_release: Path) -> None
 
 
 def test_stacked_code_heads_are_the_per_part_heads() -> None:
-    from semtalk.modules.code_heads import ResidualCodeHeads
     from semtalk.modules.stacked_heads import can_stack, run_stacked, stack_weights
 
     torch.manual_seed(0)
@@ -271,6 +274,28 @@ def test_stacked_code_heads_are_the_per_part_heads() -> None:
         torch.testing.assert_close(logits[k], want_logits, **TOLERANCE)
         torch.testing.assert_close(latents[k], want_latents, **TOLERANCE)
         assert torch.equal(logits[k].argmax(-1), want_logits.argmax(-1))
+
+
+def test_stacked_heads_of_some_parts_are_taken_from_one_stack() -> None:
+    """Any subset of a model's heads runs from the one cached stack of all of them: a view
+    for neighbours, a copy otherwise, with the same results as those heads alone."""
+    from semtalk.modules.stacked_heads import run_stacked, stack_weights, take_heads
+
+    torch.manual_seed(1)
+    heads = [ResidualCodeHeads(16, 24, 10, 3, 1, 4, 32, 0.1).eval() for _ in range(4)]
+    x, cond = torch.randn(4, 1, 5, 16), torch.randn(4, 1, 12, 16)
+    every = stack_weights(heads)
+    with torch.inference_mode():
+        for index in ([1, 2, 3], [3, 0], [2]):
+            taken = take_heads(every, index)
+            shares = taken.memory[0].data_ptr() == every.memory[0][index[0]].data_ptr()
+            assert shares == (index == list(range(index[0], index[0] + len(index))))
+            logits, _ = run_stacked(taken, x[index], cond[index])
+            alone, _ = run_stacked(stack_weights([heads[k] for k in index]), x[index],
+                                   cond[index])
+            torch.testing.assert_close(logits, alone, **TOLERANCE)
+        with pytest.raises(ValueError, match="at least one"):
+            take_heads(every, [])
 
 
 def test_generator_heads_stack_in_inference_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,3 +335,25 @@ def test_bf16_precision_is_opt_in_and_close(tiny_release: Path) -> None:
     assert not np.array_equal(b.motion.poses, a.motion.poses)  # it really ran in bf16
     with pytest.raises(ValueError, match="precision must be one of"):
         SemTalk.from_pretrained(tiny_release, precision="fp8")
+
+
+def test_seed_independent_work_in_any_batch_size_gives_the_same_motion(
+        tiny_release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ψ, f_t and the base audio latents are computed ahead for several windows at once; the
+    batch size (here 2 and 16 over 5 windows) changes nothing but float rounding."""
+    import semtalk.generation.engine as engine
+
+    model = SemTalk.from_pretrained(tiny_release)
+    features = _features(model, 250)
+    assert len(window_starts(features.num_frames, model.window)) == 5
+    whole = model.generate_features(features)
+    monkeypatch.setattr(engine, "SEEDLESS_BATCH", 2)
+    batches: list[int] = []
+    score = model.release.sparse.score
+    monkeypatch.setattr(model.release.sparse, "score", lambda batch, psi_edit=None: (
+        batches.append(batch.speech.shape[0]), score(batch, psi_edit=psi_edit))[1])
+    pairs = model.generate_features(features)
+    assert batches == [2, 2, 1]
+    np.testing.assert_allclose(pairs.token_psi, whole.token_psi, atol=1e-6)
+    np.testing.assert_array_equal(pairs.sparse_tokens, whole.sparse_tokens)
+    np.testing.assert_allclose(pairs.motion.poses, whole.motion.poses, atol=1e-4)

@@ -127,3 +127,36 @@ def test_positional_encoding_slice_equals_the_periodic_index() -> None:
         index = torch.arange(frames) % 6
         torch.testing.assert_close(pe(torch.zeros(2, frames, 8)),
                                    pe.table[index].expand(2, frames, 8), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dilation", [1, 3, 9])
+def test_dilated_conv_fast_path_is_the_conv(dilation: int) -> None:
+    """In inference a residual block's dilated conv runs as one product over shifted copies;
+    it equals the conv (also for sequences shorter than the dilation and for batches), follows
+    a changed weight, and training keeps the conv."""
+    from semtalk.modules.conv import ResConv1DBlock
+
+    torch.manual_seed(dilation)
+    block = ResConv1DBlock(8, dilation=dilation).eval()
+    convs: list[int] = []
+    block.dilated.register_forward_hook(lambda *_: convs.append(1))
+    for shape in ((1, 8, 16), (3, 8, 5)):
+        x = torch.randn(shape)
+        with torch.inference_mode():
+            fast = block(x)
+            with plain_inference():
+                plain = block(x)
+        torch.testing.assert_close(fast, plain, **TOLERANCE)
+    assert len(convs) == (4 if dilation == 1 else 2)  # the fast path skips the conv module
+    with torch.no_grad():
+        block.dilated.weight.mul_(-2.0)
+    x = torch.randn(2, 8, 12)
+    with torch.inference_mode():
+        fast = block(x)
+        with plain_inference():
+            plain = block(x)
+    torch.testing.assert_close(fast, plain, **TOLERANCE)
+    block.train()
+    before = len(convs)
+    block(x)
+    assert len(convs) == before + 1

@@ -15,7 +15,7 @@ tail that does not fill a window).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,13 @@ from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
-from semtalk.generation.lanes import Lanes, lanes_available
+from semtalk.generation.lanes import Lanes, Task, lanes_available
 from semtalk.generation.release import Release
 from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer, mono_16k
+from semtalk.models.base_generator import BaseAudio
+from semtalk.models.body_branch import BODY_PARTS
 from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs
+from semtalk.models.sparse_generator import SemanticScore
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.motion import Motion
 from semtalk.motion_repr import (
@@ -52,6 +55,18 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 """Generator precisions (:class:`SemTalk`'s ``precision``)."""
 DEFAULT_SPEAKER_ID = 2
 """BEAT2 speaker 2 (Scott), the paper's protocol speaker (and the synthetic speaker's id)."""
+SEEDLESS_BATCH = 16
+"""Windows whose seed-independent inputs (ψ, f_t, audio latents) are computed together."""
+
+
+@dataclass
+class _Seedless:
+    """One window's inputs and what is computed from them before its seed is known."""
+
+    inputs: GeneratorInputs
+    score: SemanticScore
+    raw_psi: torch.Tensor
+    audio: BaseAudio
 
 
 @dataclass
@@ -319,11 +334,12 @@ class SemTalk:
         chosen = np.zeros(tokens, bool)
         speaker_t = torch.tensor([speaker_cls], device=device)
         parallel = lanes_available(device) if self.parallel is None else self.parallel
+        windows = self._seedless(inputs, starts, speaker_t, edit)
         with Lanes(parallel) as lanes:
-            for k, start in enumerate(starts):
+            for k, (start, seedless) in enumerate(zip(starts, windows, strict=True)):
                 first_token = start // FRAMES_PER_TOKEN
-                window_codes, psi, raw = self._window(inputs, start, seed_rows, speaker_t, edit,
-                                                      first_token, lanes)
+                window_codes, psi, raw, seed_rows = self._window(
+                    seedless, seed_rows, lanes, next_seed=k + 1 < len(starts))
                 keep = slice(0 if k == 0 else 1, None)  # the seed token came from the last one
                 span = slice(first_token + keep.start,
                              first_token + window_codes_len(window_codes))
@@ -331,8 +347,6 @@ class SemTalk:
                 chosen[span] = psi[keep] > self.beta
                 for part in BodyPart:
                     codes[part].append(window_codes[part][keep])
-                if k + 1 < len(starts):
-                    seed_rows = self._next_seed(window_codes, lanes)
         full = {part: torch.cat(chunks) for part, chunks in codes.items()}
         start_xz = seed_motion.trans[0, [0, 2]] if seed is not None else None
         motion = release.tokenizer.detokenize(full, num_frames=frames, start_xz=start_xz,
@@ -348,82 +362,172 @@ class SemTalk:
             speaker_class=speaker_cls, release=str(release.folder), audio=audio,
             precision=self.precision)
 
-    def _window(self, inputs: dict[str, torch.Tensor], start: int, seed_rows: torch.Tensor,
-                speaker: torch.Tensor, edit: PsiEdit, first_token: int, lanes: Lanes
-                ) -> tuple[dict[BodyPart, torch.Tensor], np.ndarray, np.ndarray]:
-        """Fused codes ``{part: [n, Q]}``, used ψ ``[n]`` and model ψ ``[n]`` of one window.
+    def _seedless(self, inputs: dict[str, Any], starts: list[int], speaker: torch.Tensor,
+                  edit: PsiEdit) -> Iterator[_Seedless]:
+        """What each window computes without its seed motion, in order: its inputs, ψ and f_t
+        (the sparse model's :meth:`score`) and the base model's audio latents.
 
-        ψ comes first (cheap) and decides what else runs: the sparse body branch and heads
-        only when a token takes their codes (ψ > β), the base body heads only when a token
-        keeps them (ψ <= β); the base face always. The base encoder and the sparse body branch,
-        then the two models' code heads, run as independent jobs on ``lanes``.
-        """
-        release, device = self.release, self.device
-        base_model, sparse_model = release.base, release.sparse
-        frames = slice(start, start + self.window)
-        row = start // int(inputs["hop"])
+        These run for up to :data:`SEEDLESS_BATCH` windows at once, on all threads (about 5 %
+        of a window's work, which would otherwise run on one lane while the other waits)."""
+        base_model, sparse_model = self.release.base, self.release.sparse
         motion_dim = base_model.config.motion_dim
-        motion = torch.zeros(1, self.window, motion_dim, device=device, dtype=self.dtype)
-        motion[0, :SEED_FRAMES] = seed_rows
-        mask = torch.ones(1, self.window, motion_dim, dtype=torch.bool, device=device)
-        mask[:, :SEED_FRAMES] = False
-        batch = GeneratorInputs(
-            speech=inputs["speech"][None, frames], beat=inputs["beat"][None, frames],
-            motion=motion, mask=mask, speaker=speaker, word_ids=inputs["word_ids"][None, frames],
-            sentence=inputs["sentence"][None, row], emotion=inputs["emotion"][None, row])
-        raw: list[torch.Tensor] = []
+        for first in range(0, len(starts), SEEDLESS_BATCH):
+            chunk = starts[first:first + SEEDLESS_BATCH]
+            frames = [slice(start, start + self.window) for start in chunk]
+            rows = [start // int(inputs["hop"]) for start in chunk]
+            count = len(chunk)
+            mask = torch.ones(count, self.window, motion_dim, dtype=torch.bool,
+                              device=self.device)
+            mask[:, :SEED_FRAMES] = False
+            batch = GeneratorInputs(
+                speech=torch.stack([inputs["speech"][f] for f in frames]),
+                beat=torch.stack([inputs["beat"][f] for f in frames]),
+                motion=torch.zeros(count, self.window, motion_dim, device=self.device,
+                                   dtype=self.dtype),
+                mask=mask, speaker=speaker.expand(count),
+                word_ids=torch.stack([inputs["word_ids"][f] for f in frames]),
+                sentence=inputs["sentence"][rows], emotion=inputs["emotion"][rows])
+            raw: list[torch.Tensor] = []
 
-        def edit_psi(psi: torch.Tensor) -> torch.Tensor:
-            raw.append(psi)
-            return edit.apply(psi, first_token)
+            def edit_psi(psi: torch.Tensor, chunk: list[int] = chunk,
+                         raw: list[torch.Tensor] = raw) -> torch.Tensor:
+                raw.append(psi)
+                return torch.cat([edit.apply(psi[i:i + 1], start // FRAMES_PER_TOKEN)
+                                  for i, start in enumerate(chunk)])
 
-        score = sparse_model.score(batch, psi_edit=edit_psi)
+            score = sparse_model.score(batch, psi_edit=edit_psi)
+            audio = base_model.encode_audio(batch)
+            for i in range(count):
+                one = slice(i, i + 1)
+                yield _Seedless(
+                    inputs=GeneratorInputs(
+                        speech=batch.speech[one], beat=batch.beat[one],
+                        motion=batch.motion[one].clone(), mask=mask[one],
+                        speaker=speaker, word_ids=batch.word_ids[one],  # type: ignore[index]
+                        sentence=batch.sentence[one],  # type: ignore[index]
+                        emotion=batch.emotion[one]),  # type: ignore[index]
+                    score=SemanticScore(psi=score.psi[one], semantic=score.semantic[one]),
+                    raw_psi=raw[0][i],
+                    audio=BaseAudio(**{name: getattr(audio, name)[one]
+                                       for name in ("face_speech", "face", "body_speech",
+                                                    "body")}))
+
+    def _window(self, seedless: _Seedless, seed_rows: torch.Tensor, lanes: Lanes,
+                next_seed: bool) -> tuple[dict[BodyPart, torch.Tensor], np.ndarray, np.ndarray,
+                                          torch.Tensor]:
+        """Fused codes ``{part: [n, Q]}``, used ψ ``[n]``, model ψ ``[n]`` of one window and
+        the next window's seed rows (``seed_rows`` again when ``next_seed`` is False).
+
+        The window's work runs as a task graph (:meth:`_window_tasks`) on ``lanes``.
+        """
+        seedless.inputs.motion[0, :SEED_FRAMES] = seed_rows
+        psi = seedless.score.psi[0]
+        done = lanes.run_graph(self._window_tasks(seedless, next_seed))
+        fused = {part: done[f"codes {part.value}"] for part in BodyPart}
+        if next_seed:
+            seed_rows = _seed_rows({part: done[f"decode {part.value}"] for part in BodyPart})
+        return (fused, psi.float().cpu().numpy(), seedless.raw_psi.float().cpu().numpy(),
+                seed_rows)
+
+    def _window_tasks(self, seedless: _Seedless, next_seed: bool) -> dict[str, Task]:
+        """The task graph of one window whose seed is in place.
+
+        ψ (computed ahead) decides what runs: the sparse body branch and heads only when a
+        token takes their codes (ψ > β), the base body heads only when a token keeps them
+        (ψ <= β); the base face always. Tasks: the seed encoders and body-branch trunks, the
+        base face branch, each body part's step (:meth:`BodyBranch.part`), Coarse2Fine (and
+        the Eq. 5 blend), the code heads, each part's fused codes (``"codes <part>"``) and,
+        with ``next_seed``, each part's decoded features (``"decode <part>"``) as soon as its
+        codes are known.
+        """
+        base_model, sparse_model = self.release.base, self.release.sparse
+        batch, score, audio = seedless.inputs, seedless.score, seedless.audio
         psi = score.psi[0]
         chosen = psi > self.beta
         sparse_parts = tuple(sparse_model.parts) if bool(chosen.any()) else ()
-        base_parts = tuple(p for p in base_model.parts
-                           if p not in sparse_parts or not bool(chosen.all()))
-        trunks: list[Any] = [lambda: base_model.encode(batch, use_word=True)]
+        base_body = tuple(p for p in BODY_PARTS
+                          if p not in sparse_parts or not bool(chosen.all()))
+        # the longest path first: a free lane takes the first ready task (the caller the base
+        # seed encoder, the worker, a moment later, the sparse trunk)
+        tasks = {"base seed": Task(lambda r: base_model.seed_encoder(batch.motion, batch.mask))}
         if sparse_parts:
-            trunks.append(lambda: sparse_model.encode(batch, score, use_word=True))
-        encoded = lanes.run(trunks)
-        encoding = encoded[0]
-        sparse_features = encoded[1] if sparse_parts else {}
-        if sparse_parts and sparse_model.blend is not None:
-            sparse_features = sparse_model.blend_base(sparse_features, encoding.features,
-                                                      score.psi)
-
-        jobs: list[Callable[[], dict[BodyPart, torch.Tensor]]] = [
-            lambda: base_model.predict_codes(encoding, base_parts)[0]]
+            tasks["sparse trunk"] = Task(lambda r: sparse_model.encode_trunk(batch, score))
+        tasks["base trunk"] = Task(
+            lambda r: base_model.body.trunk(r["base seed"], batch.speaker, audio.body),
+            ("base seed",))
+        tasks["base face"] = Task(
+            lambda r: base_model.face(r["base seed"], audio.face, batch.speaker), ("base seed",))
+        for part in BODY_PARTS:
+            tasks[f"base {part.value}"] = Task(
+                lambda r, part=part: base_model.body.part(r["base trunk"], part), ("base trunk",))
+        tasks["base refine"] = Task(
+            lambda r: base_model.refine({part: r[f"base {part.value}"] for part in
+                                         base_model.parts}, audio, rhythm=False),
+            tuple(f"base {part.value}" for part in base_model.parts))
+        # the base heads run as one stacked pass beside the sparse heads; without those, the
+        # face head runs beside the base body heads
+        groups = ({"base heads": (BodyPart.FACE, *base_body)} if sparse_parts
+                  else {"base heads": base_body, "face head": (BodyPart.FACE,)})
+        for name, parts in groups.items():
+            tasks[name] = Task(
+                lambda r, parts=parts: base_model.predict_codes(r["base refine"], parts)[0],
+                ("base refine",))
         if sparse_parts:
-            jobs.append(lambda: sparse_model.predict_codes(sparse_features, score,
-                                                           sparse_parts)[0])
-        logits = lanes.run(jobs)
-        base_codes = {p: x[0].argmax(dim=-1) for p, x in logits[0].items()}
-        sparse_codes = ({p: x[0].argmax(dim=-1) for p, x in logits[1].items()}
-                        if sparse_parts else {})
-        fused = fuse_codes(base_codes, sparse_codes, psi, self.beta)
-        return fused, psi.float().cpu().numpy(), raw[0][0].float().cpu().numpy()
+            for part in sparse_parts:
+                tasks[f"sparse {part.value}"] = Task(
+                    lambda r, part=part: sparse_model.body.part(r["sparse trunk"], part),
+                    ("sparse trunk",))
+            tasks["sparse refine"] = Task(lambda r: self._sparse_features(r, score),
+                                          (*(f"sparse {p.value}" for p in sparse_parts),
+                                           "base refine"))
+            tasks["sparse heads"] = Task(
+                lambda r: sparse_model.predict_codes(r["sparse refine"], score, sparse_parts)[0],
+                ("sparse refine",))
+        for part in BodyPart:
+            after = tuple(name for name, parts in groups.items() if part in parts) + (
+                ("sparse heads",) if part in sparse_parts else ())
+            tasks[f"codes {part.value}"] = Task(
+                lambda r, part=part, after=after: self._fused_part(part, r, after, psi), after)
+        if next_seed:
+            tokenizer = self.release.tokenizer
+            for part in BodyPart:
+                tasks[f"decode {part.value}"] = Task(
+                    lambda r, part=part: tokenizer.decode_parts(
+                        {part: r[f"codes {part.value}"][None]})[part][0].float(),
+                    (f"codes {part.value}",))
+        return tasks
 
-    def _next_seed(self, codes: dict[BodyPart, torch.Tensor], lanes: Lanes) -> torch.Tensor:
-        """``[4, 337]`` seed for the next window: this window's last frames, decoded (the
-        four part decoders as independent jobs on ``lanes``)."""
-        tokenizer = self.release.tokenizer
+    def _sparse_features(self, done: Mapping[str, Any],
+                         score: SemanticScore) -> dict[BodyPart, torch.Tensor]:
+        """The sparse model's refined body features, blended with the base ones (Eq. 5)."""
+        sparse_model = self.release.sparse
+        features = sparse_model.refine({part: done[f"sparse {part.value}"]
+                                        for part in sparse_model.parts})
+        if sparse_model.blend is None:
+            return features
+        return sparse_model.blend_base(features, done["base refine"].features, score.psi)
 
-        def decode(part: BodyPart) -> Callable[[], torch.Tensor]:
-            return lambda: tokenizer.decode_parts({part: codes[part][None]})[part][0].float()
+    def _fused_part(self, part: BodyPart, done: Mapping[str, Any], heads: tuple[str, ...],
+                    psi: torch.Tensor) -> torch.Tensor:
+        """E(q^b, q^s; ψ) of one part from the logits of the heads that ran for it."""
+        base_head = next((name for name in heads if name != "sparse heads"), None)
+        base = {part: done[base_head][part][0].argmax(dim=-1)} if base_head else {}
+        sparse = ({part: done["sparse heads"][part][0].argmax(dim=-1)}
+                  if "sparse heads" in heads else {})
+        return fuse_codes(base, sparse, psi, self.beta, parts=(part,))[part]
 
-        order = list(codes)
-        decoded = lanes.run([decode(p) for p in order])
-        parts = dict(zip(order, decoded, strict=True))
-        poses, _, trans = tokenizer_parts_to_motion(parts)
-        contacts = parts[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)
-        rows = motion_to_seed_features(poses, trans, contacts)
-        return rows[-SEED_FRAMES:].float()
+
+def _seed_rows(parts: dict[BodyPart, torch.Tensor]) -> torch.Tensor:
+    """``[4, 337]`` seed for the next window from a window's decoded parts (its last frames)."""
+    poses, _, trans = tokenizer_parts_to_motion(parts)
+    contacts = parts[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)
+    rows = motion_to_seed_features(poses, trans, contacts)
+    return rows[-SEED_FRAMES:].float()
 
 
 def fuse_codes(base: dict[BodyPart, torch.Tensor], sparse: dict[BodyPart, torch.Tensor],
-               psi: torch.Tensor, beta: float = DEFAULT_BETA) -> dict[BodyPart, torch.Tensor]:
+               psi: torch.Tensor, beta: float = DEFAULT_BETA,
+               parts: Sequence[BodyPart] = tuple(BodyPart)) -> dict[BodyPart, torch.Tensor]:
     """E(q^b, q^s; ψ): per token, the sparse codes where ψ > β, else the base codes.
 
     Args:
@@ -432,10 +536,11 @@ def fuse_codes(base: dict[BodyPart, torch.Tensor], sparse: dict[BodyPart, torch.
         sparse: ``{part: [N, Q]}`` codes of the parts the sparse model predicts (the body);
             parts it lacks (the face) always come from ``base``.
         psi: ``[N]`` semantic score.
+        parts: the parts to fuse (default all four).
     """
     chosen = psi > beta
     fused = {}
-    for part in BodyPart:
+    for part in parts:
         if part in base and part in sparse:
             fused[part] = torch.where(chosen[:, None], sparse[part], base[part])
         elif part in base:

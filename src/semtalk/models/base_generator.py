@@ -142,6 +142,22 @@ class FaceBranch(nn.Module):
 
 
 @dataclass
+class BaseAudio:
+    """Step 1, the audio latents (they do not depend on the seed motion).
+
+    Attributes:
+        face_speech, body_speech: ``[B, T, L]`` the speech latents of the face and body copies
+            of the rhythmic audio encoder (for the rhythmic consistency pairs).
+        face, body: ``[B, T, L]`` the same fused with the beat latent (the conditions).
+    """
+
+    face_speech: torch.Tensor
+    face: torch.Tensor
+    body_speech: torch.Tensor
+    body: torch.Tensor
+
+
+@dataclass
 class BaseEncoding:
     """What :meth:`BaseMotionGenerator.encode` computes before the code heads.
 
@@ -209,25 +225,39 @@ class BaseMotionGenerator(PretrainedModel):
                                rhythm=encoding.rhythm)
 
     def encode(self, inputs: GeneratorInputs, use_word: bool = True) -> BaseEncoding:
-        """Steps 1-6: everything before the code heads (arguments as in :meth:`forward`)."""
+        """Steps 1-6: everything before the code heads (arguments as in :meth:`forward`).
+
+        :meth:`encode_audio`, the seed encoder, the body and face branches, then
+        :meth:`refine`; generation runs these pieces as separate jobs."""
+        audio = self.encode_audio(inputs)
+        seed = self.seed_encoder(inputs.motion, inputs.mask)
+        features = self.body(seed, inputs.speaker, audio.body if use_word else None)
+        features[FACE] = self.face(seed, audio.face, inputs.speaker)
+        return self.refine(features, audio)
+
+    def encode_audio(self, inputs: GeneratorInputs) -> BaseAudio:
+        """Step 1 (after checking ``inputs``)."""
         config = self.config
         check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
                      num_speakers=config.num_speakers, beat_dim=config.beat_dim)
-        face_speech, face_audio = self.face_audio(inputs.speech, inputs.beat)
-        body_speech, body_audio = self.body_audio(inputs.speech, inputs.beat)
-        seed = self.seed_encoder(inputs.motion, inputs.mask)
-        features = self.body(seed, inputs.speaker, body_audio if use_word else None)
-        features[FACE] = self.face(seed, face_audio, inputs.speaker)
-        speech = {FACE: face_speech, HANDS: body_speech}
-        rhythm = {part.value: (self.rhythm_projection[part.value](features[part]),
+        face_speech, face = self.face_audio(inputs.speech, inputs.beat)
+        body_speech, body = self.body_audio(inputs.speech, inputs.beat)
+        return BaseAudio(face_speech=face_speech, face=face, body_speech=body_speech, body=body)
+
+    def refine(self, features: dict[BodyPart, torch.Tensor], audio: BaseAudio,
+               rhythm: bool = True) -> BaseEncoding:
+        """Steps 5-6 on the branches' features ``{part: [B, N, L]}`` of all four parts;
+        ``rhythm`` False skips the rhythmic consistency pairs (a training loss's inputs)."""
+        speech = {FACE: audio.face_speech, HANDS: audio.body_speech}
+        pairs = ({part.value: (self.rhythm_projection[part.value](features[part]),
                                frames_to_tokens(speech[part], FRAMES_PER_TOKEN))
-                  for part in RHYTHM_PARTS}
+                  for part in RHYTHM_PARTS} if rhythm else {})
         if self.coarse2fine is not None:
             features = self.coarse2fine(features)
         return BaseEncoding(
             features={part: features[part] for part in self.parts},
-            conditions={part: face_audio if part is FACE else body_audio for part in self.parts},
-            rhythm=rhythm)
+            conditions={part: audio.face if part is FACE else audio.body for part in self.parts},
+            rhythm=pairs)
 
     def predict_codes(self, encoding: BaseEncoding,
                       parts: Sequence[BodyPart] | None = None

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -27,6 +29,19 @@ from semtalk.modules.fusion import MLP
 from semtalk.modules.temporal import TemporalDownsample
 
 BODY_PARTS: tuple[BodyPart, ...] = (BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER)
+
+
+@dataclass
+class BodyTrunk:
+    """Steps 1-4 of :class:`BodyBranch`, what every part's step 5 reads.
+
+    Attributes:
+        speaker: ``[B, T/2, H]`` the downsampled speaker embedding.
+        lifted: ``{part: [B, T/2, H]}`` the body-part-aware MLP outputs ``l_p``.
+    """
+
+    speaker: torch.Tensor
+    lifted: dict[BodyPart, torch.Tensor]
 
 
 class BodyBranch(nn.Module):
@@ -63,7 +78,16 @@ class BodyBranch(nn.Module):
 
     def forward(self, seed: torch.Tensor, speaker: torch.Tensor,
                 memory: torch.Tensor | None = None) -> dict[BodyPart, torch.Tensor]:
-        """Part features ``{upper, hands, lower: [B, T/4, L]}``; ``memory`` None skips step 2."""
+        """Part features ``{upper, hands, lower: [B, T/4, L]}``; ``memory`` None skips step 2.
+
+        :meth:`trunk` then :meth:`part` of every part (generation runs the parts as separate
+        jobs)."""
+        trunk = self.trunk(seed, speaker, memory)
+        return {part: self.part(trunk, part) for part in BODY_PARTS}
+
+    def trunk(self, seed: torch.Tensor, speaker: torch.Tensor,
+              memory: torch.Tensor | None = None) -> BodyTrunk:
+        """Steps 1-4 (arguments as in :meth:`forward`)."""
         batch, frames = seed.shape[:2]
         spk = self.speaker(speaker)[:, None].expand(batch, frames, -1)  # [B, T, H]
         x = self.self_attention(self.position(self.seed(seed) + spk))
@@ -71,12 +95,13 @@ class BodyBranch(nn.Module):
             x = x + run_decoder(self.word_hints, self.position(x + spk), memory,
                                 self.word_memory)
         x = self.downsample(x)  # [B, T/2, H]
-        spk = self.speaker_downsample(spk)
-        lifted = {part: self.part_mlps[part.value](x) for part in BODY_PARTS}
-        features = {}
-        for part in BODY_PARTS:
-            others = sum(lifted[other] for other in BODY_PARTS if other != part)
-            attended = run_decoder(self.part_attention[part.value],
-                                   self.position(lifted[part] + spk), others)
-            features[part] = self.part_out[part.value](attended + lifted[part])
-        return features
+        return BodyTrunk(speaker=self.speaker_downsample(spk),
+                         lifted={part: self.part_mlps[part.value](x) for part in BODY_PARTS})
+
+    def part(self, trunk: BodyTrunk, part: BodyPart) -> torch.Tensor:
+        """Step 5 for one part: ``f_p [B, T/4, L]``."""
+        lifted = trunk.lifted
+        others = sum(lifted[other] for other in BODY_PARTS if other != part)
+        attended = run_decoder(self.part_attention[part.value],
+                               self.position(lifted[part] + trunk.speaker), others)
+        return self.part_out[part.value](attended + lifted[part])

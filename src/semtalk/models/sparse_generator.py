@@ -42,7 +42,7 @@ from torch import nn
 
 from semtalk.body import FULL_DIM, BodyPart
 from semtalk.models.base_generator import BaseGeneratorConfig
-from semtalk.models.body_branch import BODY_PARTS, BodyBranch
+from semtalk.models.body_branch import BODY_PARTS, BodyBranch, BodyTrunk
 from semtalk.models.generator_common import (
     FRAMES_PER_TOKEN,
     CodeSpec,
@@ -292,12 +292,22 @@ class SparseMotionGenerator(PretrainedModel):
     def encode(self, inputs: GeneratorInputs, score: SemanticScore,
                use_word: bool = True) -> dict[BodyPart, torch.Tensor]:
         """Steps 5-6, the body features ``{part: [B, N, L]}`` after Coarse2Fine (before the
-        Eq. 5 blend): they need no base model, so generation runs them beside it."""
+        Eq. 5 blend): they need no base model, so generation runs them beside it.
+
+        :meth:`encode_trunk`, the body branch's part step of every part, then :meth:`refine`
+        (generation runs these as separate jobs)."""
+        trunk = self.encode_trunk(inputs, score, use_word)
+        return self.refine({part: self.body.part(trunk, part) for part in self.parts})
+
+    def encode_trunk(self, inputs: GeneratorInputs, score: SemanticScore,
+                     use_word: bool = True) -> BodyTrunk:
+        """The seed encoder and the body branch's trunk (:meth:`BodyBranch.trunk`)."""
         seed = self.seed_encoder(inputs.motion, inputs.mask)
-        features = self.body(seed, inputs.speaker, score.semantic if use_word else None)
-        if self.coarse2fine is not None:
-            features = self.coarse2fine(features)
-        return features
+        return self.body.trunk(seed, inputs.speaker, score.semantic if use_word else None)
+
+    def refine(self, features: dict[BodyPart, torch.Tensor]) -> dict[BodyPart, torch.Tensor]:
+        """The body-only Coarse2Fine (identity when ``use_coarse2fine`` is off)."""
+        return features if self.coarse2fine is None else self.coarse2fine(features)
 
     def predict_codes(self, features: Mapping[BodyPart, torch.Tensor], score: SemanticScore,
                       parts: Sequence[BodyPart] | None = None

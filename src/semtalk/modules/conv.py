@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semtalk.modules.attention import cached, uses_fast_path
+
 
 class ResConv1DBlock(nn.Module):
     """``x + Dropout(Conv1x1(ReLU(DilatedConv3(ReLU(x)))))`` on ``[B, C, T]`` (length kept)."""
@@ -23,8 +25,25 @@ class ResConv1DBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, T] -> [B, C, T]``."""
-        hidden = self.pointwise(F.relu(self.dilated(F.relu(x))))
+        hidden = self.pointwise(F.relu(self._dilated(F.relu(x))))
         return x + self.dropout(hidden)
+
+    def _dilated(self, x: torch.Tensor) -> torch.Tensor:
+        """The dilated conv. In inference a dilated one runs as one product over the three
+        shifted copies of ``x`` (im2col): PyTorch's CPU kernel for dilated convs is about 3x
+        slower at the sequence lengths of generation. Equal up to float rounding."""
+        conv = self.dilated
+        dilation = conv.dilation[0]
+        if dilation == 1 or not uses_fast_path(self):
+            return conv(x)
+        weight = cached(self, "im2col_weight", [conv.weight],  # [C_out, (k, C_in)]
+                        lambda: conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1)
+                        .contiguous())
+        frames = x.shape[-1]
+        padded = F.pad(x, (dilation, dilation))
+        columns = torch.cat([padded[..., k * dilation:k * dilation + frames]
+                             for k in range(conv.kernel_size[0])], dim=1)  # [B, k C_in, T]
+        return torch.matmul(weight, columns) + conv.bias[:, None]
 
 
 class Resnet1D(nn.Sequential):

@@ -10,14 +10,17 @@ parts of the paper-size base model take about two thirds of the time of four sep
 The math is :class:`~semtalk.modules.code_heads.ResidualCodeHeads` with the decoder fast path
 (:func:`~semtalk.modules.attention.decode_with_memory`: post-norm, ReLU, no dropout); outputs
 equal the per-part heads' up to float rounding (tests compare both). The stacked weights are a
-copy (for the paper sizes about 68 MB per part), built on first use and kept on the owner
-until a parameter changes (:func:`~semtalk.modules.attention.cached`).
+copy of all of a model's heads (for the paper sizes about 68 MB per part), built on first use
+and kept on the owner until a parameter changes (:func:`~semtalk.modules.attention.cached`);
+a subset of the parts runs from a view of it (:func:`take_heads`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -125,6 +128,30 @@ def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
                  _stack_linear([h.logits[i][2] for h in heads]))
                 for i in range(len(first.logits))],
         heads=attention.num_heads)
+
+
+def take_heads(weights: StackedWeights, index: Sequence[int]) -> StackedWeights:
+    """The stacked weights of the heads ``index`` (positions in the stack, in that order): a
+    view when they are consecutive and increasing, else a copy."""
+    if not index:
+        raise ValueError("take_heads needs at least one head")
+    start = index[0]
+    if list(index) == list(range(start, start + len(index))):
+        rows: slice | torch.Tensor = slice(start, start + len(index))
+    else:
+        rows = torch.tensor(list(index), device=weights.memory[0].device)
+
+    def take(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value[rows]
+        if isinstance(value, (tuple, list)):
+            return type(value)(take(item) for item in value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.replace(value, **{
+                f.name: take(getattr(value, f.name)) for f in dataclasses.fields(value)})
+        return value  # numbers: eps, heads
+
+    return take(weights)
 
 
 def _linear(x: torch.Tensor, weights: Linear) -> torch.Tensor:
