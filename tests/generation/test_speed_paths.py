@@ -357,3 +357,25 @@ def test_seed_independent_work_in_any_batch_size_gives_the_same_motion(
     np.testing.assert_allclose(pairs.token_psi, whole.token_psi, atol=1e-6)
     np.testing.assert_array_equal(pairs.sparse_tokens, whole.sparse_tokens)
     np.testing.assert_allclose(pairs.motion.poses, whole.motion.poses, atol=1e-4)
+
+
+def test_head_groups_cover_each_models_parts_in_neighbouring_stacks() -> None:
+    """Every part a window needs gets its heads from exactly the models fusion reads, each
+    group a run of neighbouring parts (a view of the cached stack)."""
+    from semtalk.generation.engine import _head_groups
+
+    face, upper, hands, lower = BodyPart.FACE, BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
+    body = (upper, hands, lower)
+    cases = {"both": (body, body), "sparse only": ((), body), "base only": (body, ())}
+    orders = {"base": (face, *body), "sparse": body}
+    for name, (base_body, sparse_parts) in cases.items():
+        groups = _head_groups(base_body, sparse_parts)
+        covered: dict[str, list[BodyPart]] = {"base": [], "sparse": []}
+        for model, parts in groups.values():
+            order = orders[model]
+            first = order.index(parts[0])
+            assert parts == order[first:first + len(parts)], name  # neighbours
+            covered[model] += parts
+        assert sorted(covered["base"]) == sorted((face, *base_body)), name
+        assert sorted(covered["sparse"]) == sorted(sparse_parts), name
+        assert len(groups) == (2 if base_body and sparse_parts else 3 if sparse_parts else 2)

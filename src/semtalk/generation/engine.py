@@ -367,7 +367,7 @@ class SemTalk:
         """What each window computes without its seed motion, in order: its inputs, ψ and f_t
         (the sparse model's :meth:`score`) and the base model's audio latents.
 
-        These run for up to :data:`SEEDLESS_BATCH` windows at once, on all threads (about 5 %
+        These run for up to :data:`SEEDLESS_BATCH` windows at once, on all threads (a few per cent
         of a window's work, which would otherwise run on one lane while the other waits)."""
         base_model, sparse_model = self.release.base, self.release.sparse
         motion_dim = base_model.config.motion_dim
@@ -464,14 +464,12 @@ class SemTalk:
             lambda r: base_model.refine({part: r[f"base {part.value}"] for part in
                                          base_model.parts}, audio, rhythm=False),
             tuple(f"base {part.value}" for part in base_model.parts))
-        # the base heads run as one stacked pass beside the sparse heads; without those, the
-        # face head runs beside the base body heads
-        groups = ({"base heads": (BodyPart.FACE, *base_body)} if sparse_parts
-                  else {"base heads": base_body, "face head": (BodyPart.FACE,)})
-        for name, parts in groups.items():
-            tasks[name] = Task(
-                lambda r, parts=parts: base_model.predict_codes(r["base refine"], parts)[0],
-                ("base refine",))
+        heads = _head_groups(base_body, sparse_parts)
+        for name, (model, parts) in heads.items():
+            if model == "base":
+                tasks[name] = Task(
+                    lambda r, parts=parts: base_model.predict_codes(r["base refine"], parts)[0],
+                    ("base refine",))
         if sparse_parts:
             for part in sparse_parts:
                 tasks[f"sparse {part.value}"] = Task(
@@ -480,14 +478,16 @@ class SemTalk:
             tasks["sparse refine"] = Task(lambda r: self._sparse_features(r, score),
                                           (*(f"sparse {p.value}" for p in sparse_parts),
                                            "base refine"))
-            tasks["sparse heads"] = Task(
-                lambda r: sparse_model.predict_codes(r["sparse refine"], score, sparse_parts)[0],
-                ("sparse refine",))
+            for name, (model, parts) in heads.items():
+                if model == "sparse":
+                    tasks[name] = Task(
+                        lambda r, parts=parts: sparse_model.predict_codes(
+                            r["sparse refine"], score, parts)[0], ("sparse refine",))
         for part in BodyPart:
-            after = tuple(name for name, parts in groups.items() if part in parts) + (
-                ("sparse heads",) if part in sparse_parts else ())
+            sources = {model: name for name, (model, parts) in heads.items() if part in parts}
             tasks[f"codes {part.value}"] = Task(
-                lambda r, part=part, after=after: self._fused_part(part, r, after, psi), after)
+                lambda r, part=part, sources=sources: self._fused_part(part, r, sources, psi),
+                tuple(sources.values()))
         if next_seed:
             tokenizer = self.release.tokenizer
             for part in BodyPart:
@@ -507,14 +507,32 @@ class SemTalk:
             return features
         return sparse_model.blend_base(features, done["base refine"].features, score.psi)
 
-    def _fused_part(self, part: BodyPart, done: Mapping[str, Any], heads: tuple[str, ...],
+    def _fused_part(self, part: BodyPart, done: Mapping[str, Any], sources: Mapping[str, str],
                     psi: torch.Tensor) -> torch.Tensor:
-        """E(q^b, q^s; ψ) of one part from the logits of the heads that ran for it."""
-        base_head = next((name for name in heads if name != "sparse heads"), None)
-        base = {part: done[base_head][part][0].argmax(dim=-1)} if base_head else {}
-        sparse = ({part: done["sparse heads"][part][0].argmax(dim=-1)}
-                  if "sparse heads" in heads else {})
-        return fuse_codes(base, sparse, psi, self.beta, parts=(part,))[part]
+        """E(q^b, q^s; ψ) of one part from the logits of the heads that ran for it
+        (``sources``: ``{"base" | "sparse": task name}``)."""
+        codes = {model: {part: done[name][part][0].argmax(dim=-1)}
+                 for model, name in sources.items()}
+        return fuse_codes(codes.get("base", {}), codes.get("sparse", {}), psi, self.beta,
+                          parts=(part,))[part]
+
+
+def _head_groups(base_body: tuple[BodyPart, ...], sparse_parts: tuple[BodyPart, ...]
+                 ) -> dict[str, tuple[str, tuple[BodyPart, ...]]]:
+    """The code-head tasks of a window: ``{name: ("base" | "sparse", parts)}``, each a
+    stacked pass over neighbouring parts, sized so that two lanes finish them together.
+
+    Both models' body heads: the four base heads beside the three sparse ones. One model's
+    body heads only: its heads and the base face head in two groups of two.
+    """
+    face = (BodyPart.FACE,)
+    if base_body and sparse_parts:
+        return {"base heads": ("base", face + base_body), "sparse heads": ("sparse", sparse_parts)}
+    if sparse_parts:
+        return {"sparse heads": ("sparse", sparse_parts[:2]), "face head": ("base", face),
+                "sparse heads 2": ("sparse", sparse_parts[2:])}
+    every = face + base_body
+    return {"base heads": ("base", every[:2]), "base heads 2": ("base", every[2:])}
 
 
 def _seed_rows(parts: dict[BodyPart, torch.Tensor]) -> torch.Tensor:
