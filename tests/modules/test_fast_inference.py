@@ -160,3 +160,30 @@ def test_dilated_conv_fast_path_is_the_conv(dilation: int) -> None:
     before = len(convs)
     block(x)
     assert len(convs) == before + 1
+
+
+def test_cached_builds_once_when_two_threads_ask_together() -> None:
+    import threading
+    import time
+
+    from semtalk.modules.attention import cached
+
+    owner = nn.Linear(2, 2)
+    builds: list[int] = []
+
+    def build() -> int:
+        builds.append(1)
+        time.sleep(0.05)  # the other thread asks meanwhile
+        return len(builds)
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        cached(owner, "value", [owner.weight], build))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert builds == [1] and results == [1, 1]
+    with torch.no_grad():
+        owner.weight.add_(1.0)  # a changed parameter builds again
+    assert cached(owner, "value", [owner.weight], build) == 2

@@ -20,6 +20,7 @@ plain path.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
@@ -82,6 +83,7 @@ def transformer_encoder(dim: int, heads: int, feedforward: int, layers: int,
 
 # ----------------------------------------------------------------------------- inference path
 _fast_inference = True
+_building = threading.RLock()
 
 
 @contextmanager
@@ -114,9 +116,12 @@ def cached(owner: nn.Module, name: str, sources: Sequence[torch.Tensor],
     attribute = f"_fast_{name}"
     entry = owner.__dict__.get(attribute)
     if entry is None or entry[0] != key:
-        with torch.inference_mode(False), torch.no_grad():
-            entry = (key, build())
-        owner.__dict__[attribute] = entry
+        with _building:  # two generation lanes asking at once build it once
+            entry = owner.__dict__.get(attribute)
+            if entry is None or entry[0] != key:
+                with torch.inference_mode(False), torch.no_grad():
+                    entry = (key, build())
+                owner.__dict__[attribute] = entry
     return entry[1]
 
 
