@@ -379,3 +379,36 @@ def test_head_groups_cover_each_models_parts_in_neighbouring_stacks() -> None:
         assert sorted(covered["base"]) == sorted((face, *base_body)), name
         assert sorted(covered["sparse"]) == sorted(sparse_parts), name
         assert len(groups) == (2 if base_body and sparse_parts else 3 if sparse_parts else 2)
+
+
+def test_face_branch_keeps_its_first_layer_per_speaker() -> None:
+    """The face decoder's target (speaker + positions) is the same in every window: its first
+    layer's self-attention and query are computed once per speakers and length, give exactly
+    the per-window values, and follow a changed weight."""
+    from semtalk.modules.attention import decode_with_memory, memory_keys_values
+
+    base, _ = _models()
+    face = base.face.eval()
+    torch.manual_seed(5)
+    seed, audio = torch.randn(1, 16, 32), torch.randn(1, 16, 32)
+    layer = face.decoder.layers[0]
+    calls: list[int] = []
+    layer.self_attn.register_forward_hook(lambda *_: calls.append(1))
+    with torch.inference_mode():
+        outputs = {spk: face(seed, audio, torch.tensor([spk])) for spk in (0, 1, 0)}
+        assert len(calls) == 2  # once per speaker
+        memory = torch.cat([audio, face.seed(seed)], dim=-1)
+        keys_values = memory_keys_values(face.decoder, [face.decoder], memory, face.memory)[0]
+        fresh = face.out(decode_with_memory(face.decoder, face._query(torch.tensor([0]), 16),
+                                            keys_values))
+        assert torch.equal(outputs[0], fresh)  # the kept first layer is the computed one
+        assert not torch.allclose(outputs[0], outputs[1])
+        with plain_inference():
+            plain = face(seed, audio, torch.tensor([1]))
+        torch.testing.assert_close(outputs[1], plain, **TOLERANCE)
+        with torch.inference_mode(False), torch.no_grad():
+            layer.norm1.weight.mul_(0.5)
+        changed = face(seed, audio, torch.tensor([1]))
+        with plain_inference():
+            torch.testing.assert_close(changed, face(seed, audio, torch.tensor([1])), **TOLERANCE)
+    assert not torch.allclose(changed, outputs[1])

@@ -41,8 +41,14 @@ from semtalk.models.generator_common import (
 from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.attention import (
     PeriodicPositionalEncoding,
+    cached,
+    cross_query,
+    decode_with_memory,
+    memory_keys_values,
     run_decoder,
+    self_attended,
     transformer_decoder,
+    uses_fast_path,
 )
 from semtalk.modules.audio_encoder import RhythmAudioEncoder
 from semtalk.modules.coarse2fine import CoarseToFine
@@ -134,11 +140,39 @@ class FaceBranch(nn.Module):
 
     def forward(self, seed: torch.Tensor, audio: torch.Tensor,
                 speaker: torch.Tensor) -> torch.Tensor:
-        """f_e ``[B, T/4, L]``."""
-        batch, frames = seed.shape[:2]
-        query = self.position(self.speaker(speaker)[:, None].expand(batch, frames, -1))
+        """f_e ``[B, T/4, L]``.
+
+        The decoder's target is the speakers' embedding plus positions, the same in every
+        window, so in inference its first layer's self-attention and cross-attention query
+        are computed once per speakers and length and kept (exactly what each window would
+        compute)."""
         memory = torch.cat([audio, self.seed(seed)], dim=-1)  # [B, T, 2L], then Linear -> H
-        return self.out(run_decoder(self.decoder, query, memory, self.memory))
+        if uses_fast_path(self.decoder):
+            keys_values = memory_keys_values(self.decoder, [self.decoder], memory,
+                                             self.memory)[0]
+            first = self._first_layer(speaker, seed.shape[1], memory.dtype)
+            return self.out(decode_with_memory(self.decoder, first[0], keys_values, first))
+        return self.out(run_decoder(self.decoder, self._query(speaker, seed.shape[1]), memory,
+                                    self.memory))
+
+    def _query(self, speaker: torch.Tensor, frames: int) -> torch.Tensor:
+        """The decoder's target ``PE(spk)``: ``[B, T, H]``."""
+        return self.position(self.speaker(speaker)[:, None].expand(len(speaker), frames, -1))
+
+    def _first_layer(self, speaker: torch.Tensor, frames: int,
+                     dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first decoder layer's self-attended target and cross-attention query for these
+        speakers and length, kept until a parameter they read changes."""
+        layer = self.decoder.layers[0]
+        sources = [self.speaker.weight, *layer.self_attn.parameters(), *layer.norm1.parameters(),
+                   layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias]
+        known: dict[tuple[object, ...], tuple[torch.Tensor, torch.Tensor]] = cached(
+            self, "first_layer", sources, dict)
+        key = (tuple(speaker.tolist()), frames, dtype, speaker.device)
+        if key not in known:
+            attended = self_attended(layer, self._query(speaker, frames))
+            known[key] = (attended, cross_query(layer.multihead_attn, attended))
+        return known[key]
 
 
 @dataclass

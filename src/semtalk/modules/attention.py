@@ -197,29 +197,50 @@ def memory_keys_values(owner: nn.Module, decoders: Sequence[nn.TransformerDecode
 
 
 def _cross_attention(attention: nn.MultiheadAttention, x: torch.Tensor,
-                     keys_values: KeysValues) -> torch.Tensor:
-    """``attention(x, memory, memory)`` with the memory's keys and values given: ``[B, N, D]``."""
+                     keys_values: KeysValues, query: torch.Tensor | None = None) -> torch.Tensor:
+    """``attention(x, memory, memory)`` with the memory's keys and values given: ``[B, N, D]``
+    (``query``: ``x``'s query projection, when known)."""
     batch, length, dim = x.shape
     heads = attention.num_heads
-    query = F.linear(x, attention.in_proj_weight[:dim], attention.in_proj_bias[:dim])
+    if query is None:
+        query = cross_query(attention, x)
     query = query.view(batch, length, heads, dim // heads).transpose(1, 2)
     attended = F.scaled_dot_product_attention(query, *keys_values)  # [B, heads, N, D/heads]
     attended = attended.transpose(1, 2).reshape(batch, length, dim)
     return F.linear(attended, attention.out_proj.weight, attention.out_proj.bias)
 
 
+def cross_query(attention: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    """The query projection of a cross-attention: ``[B, N, D]``."""
+    dim = x.shape[-1]
+    return F.linear(x, attention.in_proj_weight[:dim], attention.in_proj_bias[:dim])
+
+
+def self_attended(layer: nn.TransformerDecoderLayer, x: torch.Tensor) -> torch.Tensor:
+    """A decoder layer's first step, ``norm1(x + SelfAttn(x))``."""
+    return layer.norm1(x + layer.self_attn(x, x, x, need_weights=False)[0])
+
+
 def decode_with_memory(decoder: nn.TransformerDecoder, tgt: torch.Tensor,
-                       keys_values: Sequence[KeysValues]) -> torch.Tensor:
+                       keys_values: Sequence[KeysValues],
+                       first: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """``decoder(tgt, memory)`` given each layer's memory keys and values (inference only).
 
     Same parameters and math as :class:`nn.TransformerDecoderLayer` (post-norm, ReLU, no
     dropout): ``x = norm1(x + SelfAttn(x))``, ``x = norm2(x + CrossAttn(x, memory))``,
     ``x = norm3(x + FF(x))``. ``tgt [B, N, D]`` -> ``[B, N, D]``.
+
+    ``first``: the first layer's :func:`self_attended` ``tgt`` and its :func:`cross_query`,
+    when the caller knows them (a target that does not change between calls); ``tgt`` is then
+    not read.
     """
     x = tgt
-    for layer, memory in zip(decoder.layers, keys_values, strict=True):
-        x = layer.norm1(x + layer.self_attn(x, x, x, need_weights=False)[0])
-        x = layer.norm2(x + _cross_attention(layer.multihead_attn, x, memory))
+    for index, (layer, memory) in enumerate(zip(decoder.layers, keys_values, strict=True)):
+        if index == 0 and first is not None:
+            x, query = first
+        else:
+            x, query = self_attended(layer, x), None
+        x = layer.norm2(x + _cross_attention(layer.multihead_attn, x, memory, query))
         x = layer.norm3(x + layer.linear2(F.relu(layer.linear1(x))))
     return x
 
