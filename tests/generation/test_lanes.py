@@ -1,5 +1,5 @@
-"""Two CPU lanes: jobs and task graphs keep their order, inputs, modes and errors; the thread
-count comes back."""
+"""Two CPU lanes: task graphs keep their order, inputs, modes and errors; the thread count
+comes back."""
 
 from __future__ import annotations
 
@@ -27,52 +27,55 @@ def two_threads():
     torch.set_num_threads(previous)
 
 
-def test_jobs_alternate_between_caller_and_worker_in_order(two_threads: None) -> None:
+def _independent(count: int) -> dict[str, Task]:
+    return {str(k): Task(lambda done, k=k: (time.sleep(0.02), _job(k))[1]) for k in range(count)}
+
+
+def test_graph_tasks_run_on_caller_and_worker_with_the_callers_mode(two_threads: None) -> None:
     caller = threading.get_ident()
     with torch.inference_mode(), Lanes(True) as lanes:
-        results = lanes.run([lambda k=k: _job(k) for k in range(5)])
-        single = lanes.run([lambda: _job(9)])
+        done = lanes.run_graph(_independent(5))
+    results = [done[str(k)] for k in range(5)]
     assert [r[0] for r in results] == list(range(5))
-    assert [r[1] == caller for r in results] == [True, False, True, False, True]
+    assert {r[1] == caller for r in results} == {True, False}  # both lanes took tasks
     assert all(r[2] and not r[3] for r in results)  # the worker took the caller's modes
     assert all(r[4] == 1 for r in results)  # each lane: half of the two threads
-    assert single[0][1] == caller and single[0][4] == 2  # one job keeps all threads
     assert torch.get_num_threads() == 2
 
 
 def test_grad_mode_reaches_the_worker(two_threads: None) -> None:
     with torch.no_grad(), Lanes(True) as lanes:
-        results = lanes.run([lambda: _job(0), lambda: _job(1)])
-    assert [r[3] for r in results] == [False, False] and not results[1][2]
+        results = list(lanes.run_graph(_independent(4)).values())
+    assert [r[3] for r in results] == [False] * 4 and not any(r[2] for r in results)
     with Lanes(True) as lanes:
-        results = lanes.run([lambda: _job(0), lambda: _job(1)])
-    assert [r[3] for r in results] == [True, True]
+        results = list(lanes.run_graph(_independent(4)).values())
+    assert [r[3] for r in results] == [True] * 4
 
 
 def test_disabled_lanes_run_everything_on_the_caller(two_threads: None) -> None:
     caller = threading.get_ident()
     with Lanes(False) as lanes:
-        results = lanes.run([lambda k=k: _job(k) for k in range(3)])
+        results = list(lanes.run_graph(_independent(3)).values())
     assert all(r[1] == caller and r[4] == 2 for r in results)
 
 
 def test_errors_surface_after_both_lanes_stop(two_threads: None) -> None:
-    finished = threading.Event()
+    started, finished = threading.Event(), threading.Event()
 
-    def slow() -> int:
+    def slow(done: Mapping[str, Any]) -> int:
+        started.set()
         time.sleep(0.2)
         finished.set()
         return 1
 
-    def fail() -> int:
-        raise RuntimeError("caller's job failed")
+    def fail(done: Mapping[str, Any]) -> int:
+        assert started.wait(10)  # the worker has taken the slow task
+        raise RuntimeError("a task failed")
 
     with Lanes(True) as lanes:
-        with pytest.raises(RuntimeError, match="caller's job failed"):
-            lanes.run([fail, slow])
+        with pytest.raises(RuntimeError, match="a task failed"):
+            lanes.run_graph({"fail": Task(fail), "slow": Task(slow)})
         assert finished.is_set()  # the worker was waited for
-        with pytest.raises(ValueError, match="worker's job failed"):
-            lanes.run([lambda: 0, lambda: (_ for _ in ()).throw(ValueError("worker's job failed"))])
     assert torch.get_num_threads() == 2
 
 
