@@ -150,7 +150,7 @@ class FaceBranch(nn.Module):
         if uses_fast_path(self.decoder):
             keys_values = memory_keys_values(self.decoder, [self.decoder], memory,
                                              self.memory)[0]
-            first = self._first_layer(speaker, seed.shape[1], memory.dtype)
+            first = self._first_layer(speaker, seed.shape[1])
             return self.out(decode_with_memory(self.decoder, first[0], keys_values, first))
         return self.out(run_decoder(self.decoder, self._query(speaker, seed.shape[1]), memory,
                                     self.memory))
@@ -159,16 +159,17 @@ class FaceBranch(nn.Module):
         """The decoder's target ``PE(spk)``: ``[B, T, H]``."""
         return self.position(self.speaker(speaker)[:, None].expand(len(speaker), frames, -1))
 
-    def _first_layer(self, speaker: torch.Tensor, frames: int,
-                     dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def _first_layer(self, speaker: torch.Tensor,
+                     frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first decoder layer's self-attended target and cross-attention query for these
-        speakers and length, kept until a parameter they read changes."""
+        speakers and length, kept until a parameter they read changes (its dtype and device
+        included)."""
         layer = self.decoder.layers[0]
         sources = [self.speaker.weight, *layer.self_attn.parameters(), *layer.norm1.parameters(),
                    layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias]
         known: dict[tuple[object, ...], tuple[torch.Tensor, torch.Tensor]] = cached(
             self, "first_layer", sources, dict)
-        key = (tuple(speaker.tolist()), frames, dtype, speaker.device)
+        key = (tuple(speaker.tolist()), frames)
         if key not in known:
             attended = self_attended(layer, self._query(speaker, frames))
             known[key] = (attended, cross_query(layer.multihead_attn, attended))

@@ -14,6 +14,15 @@ from torch import nn
 from semtalk.modules.attention import cached, uses_fast_path
 
 
+def unfolded_weight(owner: nn.Module, conv: nn.Conv1d) -> torch.Tensor:
+    """``conv``'s weight as one matrix ``[C_out, k * C_in]``, kernel tap major: the weight of
+    a product over the ``k`` shifted (or paired) input frames stacked along channels. Kept on
+    ``owner`` until the weight changes (:func:`~semtalk.modules.attention.cached`)."""
+    return cached(owner, "unfolded_weight", [conv.weight],
+                  lambda: conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1)
+                  .contiguous())
+
+
 class ResConv1DBlock(nn.Module):
     """``x + Dropout(Conv1x1(ReLU(DilatedConv3(ReLU(x)))))`` on ``[B, C, T]`` (length kept)."""
 
@@ -36,9 +45,7 @@ class ResConv1DBlock(nn.Module):
         dilation = conv.dilation[0]
         if dilation == 1 or not uses_fast_path(self):
             return conv(x)
-        weight = cached(self, "im2col_weight", [conv.weight],  # [C_out, (k, C_in)]
-                        lambda: conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1)
-                        .contiguous())
+        weight = unfolded_weight(self, conv)
         frames = x.shape[-1]
         padded = F.pad(x, (dilation, dilation))
         columns = torch.cat([padded[..., k * dilation:k * dilation + frames]
