@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from semtalk.body import FULL_DIM, BodyPart
 from semtalk.data.textgrid import Word
@@ -257,7 +258,12 @@ def test_generation_fast_path_gives_the_plain_motion(tiny_release: Path) -> None
 
 
 def test_stacked_code_heads_are_the_per_part_heads() -> None:
-    from semtalk.modules.stacked_heads import can_stack, run_stacked, stack_weights
+    from semtalk.modules.stacked_heads import (
+        can_stack,
+        run_stacked,
+        stack_weights,
+        stacked_weights,
+    )
 
     torch.manual_seed(0)
     heads = [ResidualCodeHeads(16, 24, 10, 4, 2, 4, 32, 0.1).eval() for _ in range(3)]
@@ -265,6 +271,11 @@ def test_stacked_code_heads_are_the_per_part_heads() -> None:
     assert can_stack(heads)
     assert not can_stack(heads[:1])
     assert not can_stack([*heads, ResidualCodeHeads(16, 24, 10, 3, 2, 4, 32, 0.1)])
+    owner = nn.Module()
+    assert stacked_weights(owner, "mixed", [*heads, ResidualCodeHeads(16, 24, 10, 3, 2, 4, 32,
+                                                                      0.1)]) is None
+    kept = stacked_weights(owner, "same", heads)
+    assert kept is not None and stacked_weights(owner, "same", heads) is kept
     with torch.inference_mode():
         logits, latents = run_stacked(stack_weights(heads), x, cond)
         with plain_inference():

@@ -17,7 +17,7 @@ from torch import nn
 from semtalk.body import BodyPart
 from semtalk.models.rvqvae import RVQVAEConfig
 from semtalk.modules.attention import uses_fast_path
-from semtalk.modules.stacked_heads import can_stack, run_stacked, stacked_weights, take_heads
+from semtalk.modules.stacked_heads import run_stacked, stacked_weights, take_heads
 
 FRAMES_PER_TOKEN = 4
 """The generators halve the frame rate twice (two stride-2 convs), so a token is 4 frames."""
@@ -209,12 +209,12 @@ def run_code_heads(heads: nn.ModuleDict, features: Mapping[BodyPart, torch.Tenso
     In inference (:func:`~semtalk.modules.attention.uses_fast_path`) several parts run as one
     stacked pass (:mod:`semtalk.modules.stacked_heads`; equal up to float rounding)."""
     parts = tuple(parts)
-    modules = [heads[part.value] for part in parts]
-    names = list(heads.keys())
-    if len(parts) > 1 and uses_fast_path(heads) and can_stack(list(heads.values())):
+    every = (stacked_weights(heads, "stacked_heads", list(heads.values()))
+             if len(parts) > 1 and uses_fast_path(heads) else None)
+    if every is not None:
         # one stack of all the model's heads, cached; the parts asked for are a view of it
         # (a copy when they are not neighbours in the module's order)
-        every = stacked_weights(heads, "stacked_heads", list(heads.values()))
+        names = list(heads.keys())
         stacked_logits, stacked_latents = run_stacked(
             take_heads(every, [names.index(part.value) for part in parts]),
             torch.stack([features[part] for part in parts]),
@@ -222,8 +222,8 @@ def run_code_heads(heads: nn.ModuleDict, features: Mapping[BodyPart, torch.Tenso
         return ({part: stacked_logits[k] for k, part in enumerate(parts)},
                 {part: stacked_latents[k] for k, part in enumerate(parts)})
     logits, latents = {}, {}
-    for part, module in zip(parts, modules, strict=True):
-        logits[part], latents[part] = module(features[part], conditions[part])
+    for part in parts:
+        logits[part], latents[part] = heads[part.value](features[part], conditions[part])
     return logits, latents
 
 

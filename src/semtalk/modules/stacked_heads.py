@@ -219,8 +219,10 @@ def run_stacked(weights: StackedWeights, x: torch.Tensor,
 
 
 def stacked_weights(owner: nn.Module, name: str,
-                    heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
-    """The stacked weights of ``heads``, kept on ``owner`` as ``name`` until a parameter of
-    theirs changes (:func:`~semtalk.modules.attention.cached`)."""
+                    heads: Sequence[ResidualCodeHeads]) -> StackedWeights | None:
+    """The stacked weights of ``heads``, or None when they do not stack (:func:`can_stack`),
+    kept on ``owner`` as ``name`` until a parameter of theirs changes
+    (:func:`~semtalk.modules.attention.cached`)."""
     sources = [p for head in heads for p in head.parameters()]
-    return cached(owner, name, sources, lambda: stack_weights(heads))
+    return cached(owner, name, sources,
+                  lambda: stack_weights(heads) if can_stack(heads) else None)
