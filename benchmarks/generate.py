@@ -282,7 +282,7 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
 
     with contextlib.ExitStack() as stack:
         if args.plain:
-            from semtalk.modules.attention import plain_inference
+            from semtalk.modules.inference import plain_inference
 
             stack.enter_context(plain_inference())
         every, none = Emphasis(scale=1e6), Emphasis(scale=0.0)  # ψ = 1 / 0 on every token

@@ -27,8 +27,8 @@ from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
 from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput, GeneratorSizes
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
-from semtalk.modules.attention import plain_inference
 from semtalk.modules.code_heads import ResidualCodeHeads
+from semtalk.modules.inference import plain_inference
 from semtalk.modules.temporal import TemporalDownsample
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
@@ -287,11 +287,19 @@ def test_stacked_code_heads_are_the_per_part_heads() -> None:
         assert torch.equal(logits[k].argmax(-1), want_logits.argmax(-1))
 
 
-def test_stacked_heads_of_some_parts_are_taken_from_one_stack() -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["batched", "packed"])
+def test_stacked_heads_of_some_parts_are_taken_from_one_stack(
+        packed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Any subset of a model's heads runs from the one cached stack of all of them: a view
-    for neighbours, a copy otherwise, with the same results as those heads alone."""
+    for neighbours, a copy otherwise, with the same results as those heads alone; the same
+    with per-head packed products (the packed weights shared, never copied)."""
+    from semtalk.modules import stacked_heads
+    from semtalk.modules.packed import packing_supported
     from semtalk.modules.stacked_heads import run_stacked, stack_weights, take_heads
 
+    if packed and not packing_supported():
+        pytest.skip("this PyTorch has no oneDNN packed linear")
+    monkeypatch.setattr(stacked_heads, "packing_supported", lambda: packed)
     torch.manual_seed(1)
     heads = [ResidualCodeHeads(16, 24, 10, 3, 1, 4, 32, 0.1).eval() for _ in range(4)]
     x, cond = torch.randn(4, 1, 5, 16), torch.randn(4, 1, 12, 16)
@@ -299,8 +307,16 @@ def test_stacked_heads_of_some_parts_are_taken_from_one_stack() -> None:
     with torch.inference_mode():
         for index in ([1, 2, 3], [3, 0], [2]):
             taken = take_heads(every, index)
-            shares = taken.memory[0].data_ptr() == every.memory[0][index[0]].data_ptr()
+            shares = taken.memory.bias.data_ptr() == every.memory.bias[index[0]].data_ptr()
             assert shares == (index == list(range(index[0], index[0] + len(index))))
+            if packed:
+                assert taken.memory.weight is None
+                assert all(p is every.memory.products[k]
+                           for p, k in zip(taken.memory.products, index, strict=True))
+            else:
+                assert taken.memory.products is None
+                assert (taken.memory.weight.data_ptr()
+                        == every.memory.weight[index[0]].data_ptr()) == shares
             logits, _ = run_stacked(taken, x[index], cond[index])
             alone, _ = run_stacked(stack_weights([heads[k] for k in index]), x[index],
                                    cond[index])
@@ -404,7 +420,7 @@ def test_face_branch_keeps_its_first_layer_per_speaker() -> None:
     seed, audio = torch.randn(1, 16, 32), torch.randn(1, 16, 32)
     layer = face.decoder.layers[0]
     calls: list[int] = []
-    layer.self_attn.register_forward_hook(lambda *_: calls.append(1))
+    layer.norm1.register_forward_hook(lambda *_: calls.append(1))  # closes the self-attention
     with torch.inference_mode():
         outputs = {spk: face(seed, audio, torch.tensor([spk])) for spk in (0, 1, 0)}
         assert len(calls) == 2  # once per speaker

@@ -8,12 +8,11 @@ from torch import nn
 
 from semtalk.modules.attention import (
     PeriodicPositionalEncoding,
-    plain_inference,
     run_decoder,
     transformer_decoder,
-    uses_fast_path,
 )
 from semtalk.modules.code_heads import ResidualCodeHeads
+from semtalk.modules.inference import plain_inference, uses_fast_path
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
@@ -166,7 +165,7 @@ def test_cached_builds_once_when_two_threads_ask_together() -> None:
     import threading
     import time
 
-    from semtalk.modules.attention import cached
+    from semtalk.modules.inference import cached
 
     owner = nn.Linear(2, 2)
     builds: list[int] = []

@@ -41,20 +41,20 @@ from semtalk.models.generator_common import (
 from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.attention import (
     PeriodicPositionalEncoding,
-    cached,
     cross_query,
     decode_with_memory,
     memory_keys_values,
     run_decoder,
     self_attended,
     transformer_decoder,
-    uses_fast_path,
 )
 from semtalk.modules.audio_encoder import RhythmAudioEncoder
 from semtalk.modules.coarse2fine import CoarseToFine
 from semtalk.modules.code_heads import ResidualCodeHeads
 from semtalk.modules.fusion import MLP
+from semtalk.modules.inference import cached, uses_fast_path
 from semtalk.modules.motion_encoder import SeedMotionEncoder
+from semtalk.modules.packed import Linear
 from semtalk.modules.temporal import TemporalDownsample, frames_to_tokens
 
 FACE, UPPER, HANDS, LOWER = BodyPart.FACE, BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
@@ -131,11 +131,11 @@ class FaceBranch(nn.Module):
         hidden, latent = sizes.hidden, sizes.latent
         self.speaker = nn.Embedding(num_speakers, hidden)
         self.seed = MLP(latent, hidden, latent)
-        self.memory = nn.Linear(2 * latent, hidden)
+        self.memory = Linear(2 * latent, hidden)
         self.position = PeriodicPositionalEncoding(hidden, period, dropout)
         self.decoder = transformer_decoder(hidden, sizes.heads, sizes.feedforward,
                                            sizes.face_layers, dropout)
-        self.out = nn.Sequential(nn.Linear(hidden, latent), TemporalDownsample(latent),
+        self.out = nn.Sequential(Linear(hidden, latent), TemporalDownsample(latent),
                                  MLP(latent, hidden, latent), TemporalDownsample(latent))
 
     def forward(self, seed: torch.Tensor, audio: torch.Tensor,

@@ -16,7 +16,7 @@ from torch import nn
 
 from semtalk.body import BodyPart
 from semtalk.models.rvqvae import RVQVAEConfig
-from semtalk.modules.attention import uses_fast_path
+from semtalk.modules.inference import uses_fast_path
 from semtalk.modules.stacked_heads import run_stacked, stacked_weights, take_heads
 
 FRAMES_PER_TOKEN = 4
@@ -206,7 +206,7 @@ def run_code_heads(heads: nn.ModuleDict, features: Mapping[BodyPart, torch.Tenso
     """``(logits, latents)`` of the residual code heads ``heads[part]`` of every part in
     ``parts``, each reading ``features[part]`` and attending to ``conditions[part]``.
 
-    In inference (:func:`~semtalk.modules.attention.uses_fast_path`) several parts run as one
+    In inference (:func:`~semtalk.modules.inference.uses_fast_path`) several parts run as one
     stacked pass (:mod:`semtalk.modules.stacked_heads`; equal up to float rounding)."""
     parts = tuple(parts)
     every = (stacked_weights(heads, "stacked_heads", list(heads.values()))

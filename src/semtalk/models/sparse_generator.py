@@ -65,6 +65,7 @@ from semtalk.modules.code_heads import ResidualCodeHeads
 from semtalk.modules.fusion import MLP, ChannelFusion
 from semtalk.modules.gate import GATE_MODES, SemanticGate
 from semtalk.modules.motion_encoder import SeedMotionEncoder
+from semtalk.modules.packed import Linear
 from semtalk.modules.temporal import tokens_to_frames
 
 UPPER, HANDS, LOWER = BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
@@ -175,9 +176,9 @@ class SemanticEncoder(nn.Module):
         super().__init__()
         sizes, latent = config.sizes, config.sizes.latent
         self.word_embedding = nn.Embedding(config.vocab_size, config.word_dim)
-        self.word_projection = nn.Linear(config.word_dim, latent)
-        self.sentence_projection = nn.Linear(config.sentence_dim, latent)
-        self.emotion_projection = nn.Linear(config.emotion_dim, latent)
+        self.word_projection = Linear(config.word_dim, latent)
+        self.sentence_projection = Linear(config.sentence_dim, latent)
+        self.emotion_projection = Linear(config.emotion_dim, latent)
         self.context_fusion = ChannelFusion(latent)
         self.position = PeriodicPositionalEncoding(latent, config.window, config.dropout)
         self.decoder = transformer_decoder(latent, sizes.latent_heads, sizes.latent_feedforward,

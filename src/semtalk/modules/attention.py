@@ -5,31 +5,33 @@ All stacks are PyTorch's own ``nn.TransformerEncoder`` / ``nn.TransformerDecoder
 defaults the official SemTalk code uses. A stack deep-copies its layer, so layers never share
 weights.
 
-Inference fast path (:func:`run_decoder`, :func:`memory_keys_values`, :func:`decode_with_memory`):
-in eval mode without autograd a decoder stack computes the cross-attention keys and values of
+Inference fast path (:func:`run_decoder`, :func:`run_encoder`, :func:`memory_keys_values`,
+:func:`decode_with_memory`; see :mod:`semtalk.modules.inference`): in eval mode without autograd
+a decoder stack computes the cross-attention keys and values of
 all its layers up front, from weights stacked once and cached on the module (rebuilt whenever a
 parameter changes); a ``nn.Linear`` applied to the memory before the stack is folded into them
 (``(m W_p^T + b_p) W_kv^T + b_kv = m (W_kv W_p)^T + (W_kv b_p + b_kv)``: the word-hints memory
 256 -> 768 wide, so its keys and values cost a third). The layers then run with the same
 parameters and the same math as PyTorch's layers, the cross-attention without re-projecting the
-memory. Results equal the plain path up to float rounding; :func:`plain_inference` switches the
-fast path off (tests compare both). Training (or any forward with autograd on) always takes the
+memory, and every product (projections, feed-forward) with its weight packed for the CPU's
+kernels (:mod:`semtalk.modules.packed`). Results equal the plain path up to float rounding;
+:func:`~semtalk.modules.inference.plain_inference` switches the fast path off (tests compare
+both). Training (or any forward with autograd on) always takes the
 plain path.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TypeVar
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-T = TypeVar("T")
+from semtalk.modules.inference import cached, uses_fast_path
+from semtalk.modules.packed import Product, linear, prepare, product
+
 KeysValues = tuple[torch.Tensor, torch.Tensor]
 """One layer's cross-attention keys and values, each ``[B, heads, M, D / heads]``."""
 
@@ -82,57 +84,16 @@ def transformer_encoder(dim: int, heads: int, feedforward: int, layers: int,
 
 
 # ----------------------------------------------------------------------------- inference path
-_fast_inference = True
-_building = threading.RLock()
-
-
-@contextmanager
-def plain_inference() -> Iterator[None]:
-    """Within the block every decoder stack runs PyTorch's own layers (the reference path)."""
-    global _fast_inference
-    previous, _fast_inference = _fast_inference, False
-    try:
-        yield
-    finally:
-        _fast_inference = previous
-
-
-def uses_fast_path(module: nn.Module) -> bool:
-    """True when ``module`` may take the inference fast path: eval mode, autograd off (e.g. under
-    ``torch.inference_mode()`` or ``torch.no_grad()``) and not inside :func:`plain_inference`."""
-    return _fast_inference and not module.training and not torch.is_grad_enabled()
-
-
-def cached(owner: nn.Module, name: str, sources: Sequence[torch.Tensor],
-           build: Callable[[], T]) -> T:
-    """``build()``, kept on ``owner`` until one of ``sources`` (parameters) changes.
-
-    A change is an in-place update (optimizer step, ``load_state_dict``: the tensor's version
-    counter moves) or new storage (``.to(device)``, ``param.data = ...``). The value is a plain
-    attribute, never part of the state dict.
-    """
-    key = tuple((t.data_ptr(), -1 if t.is_inference() else t._version, t.dtype, t.device)
-                for t in sources)  # inference tensors have no version counter
-    attribute = f"_fast_{name}"
-    entry = owner.__dict__.get(attribute)
-    if entry is None or entry[0] != key:
-        with _building:  # two generation lanes asking at once build it once
-            entry = owner.__dict__.get(attribute)
-            if entry is None or entry[0] != key:
-                with torch.inference_mode(False), torch.no_grad():
-                    entry = (key, build())
-                owner.__dict__[attribute] = entry
-    return entry[1]
-
-
-def _check_fast_layout(decoder: nn.TransformerDecoder) -> None:
-    for layer in decoder.layers:
-        attention = layer.multihead_attn
-        if (layer.norm_first or layer.activation is not F.relu or not attention.batch_first
-                or not attention._qkv_same_embed_dim or attention.in_proj_bias is None
-                or attention.bias_k is not None or attention.add_zero_attn):
-            raise ValueError("the decoder fast path supports the layers transformer_decoder "
-                             "builds (post-norm, ReLU, batch-first, packed biased projections)")
+def _check_fast_layout(layers: Sequence[nn.Module]) -> None:
+    for layer in layers:
+        attentions = [layer.self_attn] + ([layer.multihead_attn]
+                                          if hasattr(layer, "multihead_attn") else [])
+        if (layer.norm_first or layer.activation is not F.relu or any(
+                not a.batch_first or not a._qkv_same_embed_dim or a.in_proj_bias is None
+                or a.bias_k is not None or a.add_zero_attn for a in attentions)):
+            raise ValueError("the inference fast path supports the layers transformer_decoder "
+                             "and transformer_encoder build (post-norm, ReLU, batch-first, "
+                             "packed biased projections)")
 
 
 def memory_weights(decoders: Sequence[nn.TransformerDecoder],
@@ -141,7 +102,7 @@ def memory_weights(decoders: Sequence[nn.TransformerDecoder],
     (``n`` layers in all), with ``projection`` folded in (in float64, then rounded once)."""
     weights, biases = [], []
     for decoder in decoders:
-        _check_fast_layout(decoder)
+        _check_fast_layout(decoder.layers)
         for layer in decoder.layers:
             attention = layer.multihead_attn
             dim = attention.embed_dim
@@ -160,13 +121,23 @@ def memory_weights(decoders: Sequence[nn.TransformerDecoder],
     return weight.contiguous(), bias.contiguous()
 
 
+def _memory_products(decoders: Sequence[nn.TransformerDecoder],
+                     projection: nn.Linear | None) -> list[Product]:
+    """One key/value :class:`~semtalk.modules.packed.Product` per layer of ``decoders``."""
+    weight, bias = memory_weights(decoders, projection)
+    width = weight.shape[0] // sum(len(decoder.layers) for decoder in decoders)
+    return [prepare(weight[row:row + width], bias[row:row + width])
+            for row in range(0, weight.shape[0], width)]
+
+
 def memory_keys_values(owner: nn.Module, decoders: Sequence[nn.TransformerDecoder],
                        memory: torch.Tensor, projection: nn.Linear | None = None
                        ) -> list[list[KeysValues]]:
     """Cross-attention keys and values of every layer of ``decoders`` reading one memory.
 
     Args:
-        owner: the module that keeps the fused weights (cached; see :func:`cached`).
+        owner: the module that keeps the fused weights (cached; see
+            :func:`~semtalk.modules.inference.cached`).
         decoders: stacks that all attend to ``memory`` (e.g. a part's residual predictors).
         memory: ``[B, M, Din]``; ``Din`` is the decoders' width, or ``projection``'s input.
         projection: a linear map applied to ``memory`` before the decoders, folded in.
@@ -178,20 +149,19 @@ def memory_keys_values(owner: nn.Module, decoders: Sequence[nn.TransformerDecode
                for p in (layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias)]
     if projection is not None:
         sources += [p for p in (projection.weight, projection.bias) if p is not None]
-    weight, bias = cached(owner, "memory_weights", sources,
-                          lambda: memory_weights(decoders, projection))
+    products = iter(cached(owner, "memory_products", sources,
+                           lambda: _memory_products(decoders, projection)))
     first = decoders[0].layers[0].multihead_attn
     heads, dim = first.num_heads, first.embed_dim
     batch, length = memory.shape[:2]
-    out, row = [], 0
+    out = []
     for decoder in decoders:
         layers = []
         for _ in decoder.layers:  # one product per layer: as fast as one wide one, less memory
-            projected = F.linear(memory, weight[row:row + 2 * dim], bias[row:row + 2 * dim])
+            projected = next(products)(memory)
             # [B, M, 2D] -> [2, B, heads, M, D/heads]
             split = projected.view(batch, length, 2, heads, dim // heads).permute(2, 0, 3, 1, 4)
             layers.append((split[0], split[1]))
-            row += 2 * dim
         out.append(layers)
     return out
 
@@ -206,19 +176,37 @@ def _cross_attention(attention: nn.MultiheadAttention, x: torch.Tensor,
         query = cross_query(attention, x)
     query = query.view(batch, length, heads, dim // heads).transpose(1, 2)
     attended = F.scaled_dot_product_attention(query, *keys_values)  # [B, heads, N, D/heads]
-    attended = attended.transpose(1, 2).reshape(batch, length, dim)
-    return F.linear(attended, attention.out_proj.weight, attention.out_proj.bias)
+    return linear(attention.out_proj, attended.transpose(1, 2).reshape(batch, length, dim))
 
 
 def cross_query(attention: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
     """The query projection of a cross-attention: ``[B, N, D]``."""
     dim = x.shape[-1]
-    return F.linear(x, attention.in_proj_weight[:dim], attention.in_proj_bias[:dim])
+    return product(attention, "query", attention.in_proj_weight[:dim],
+                   attention.in_proj_bias[:dim])(x)
 
 
-def self_attended(layer: nn.TransformerDecoderLayer, x: torch.Tensor) -> torch.Tensor:
-    """A decoder layer's first step, ``norm1(x + SelfAttn(x))``."""
-    return layer.norm1(x + layer.self_attn(x, x, x, need_weights=False)[0])
+def _self_attention(attention: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    """``attention(x, x, x)`` (no mask): ``[B, N, D]``."""
+    batch, length, dim = x.shape
+    heads = attention.num_heads
+    projected = product(attention, "in_proj", attention.in_proj_weight,
+                        attention.in_proj_bias)(x)
+    # [B, N, 3D] -> 3 x [B, heads, N, D/heads]
+    q, k, v = projected.view(batch, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, dim)
+    return linear(attention.out_proj, attended)
+
+
+def self_attended(layer: nn.TransformerDecoderLayer | nn.TransformerEncoderLayer,
+                  x: torch.Tensor) -> torch.Tensor:
+    """A layer's first step, ``norm1(x + SelfAttn(x))`` (inference)."""
+    return layer.norm1(x + _self_attention(layer.self_attn, x))
+
+
+def _feedforward(layer: nn.TransformerDecoderLayer | nn.TransformerEncoderLayer,
+                 x: torch.Tensor) -> torch.Tensor:
+    return linear(layer.linear2, linear(layer.linear1, x, relu=True))
 
 
 def decode_with_memory(decoder: nn.TransformerDecoder, tgt: torch.Tensor,
@@ -228,7 +216,8 @@ def decode_with_memory(decoder: nn.TransformerDecoder, tgt: torch.Tensor,
 
     Same parameters and math as :class:`nn.TransformerDecoderLayer` (post-norm, ReLU, no
     dropout): ``x = norm1(x + SelfAttn(x))``, ``x = norm2(x + CrossAttn(x, memory))``,
-    ``x = norm3(x + FF(x))``. ``tgt [B, N, D]`` -> ``[B, N, D]``.
+    ``x = norm3(x + FF(x))``, the products packed (:mod:`semtalk.modules.packed`).
+    ``tgt [B, N, D]`` -> ``[B, N, D]``.
 
     ``first``: the first layer's :func:`self_attended` ``tgt`` and its :func:`cross_query`,
     when the caller knows them (a target that does not change between calls); ``tgt`` is then
@@ -241,7 +230,7 @@ def decode_with_memory(decoder: nn.TransformerDecoder, tgt: torch.Tensor,
         else:
             x, query = self_attended(layer, x), None
         x = layer.norm2(x + _cross_attention(layer.multihead_attn, x, memory, query))
-        x = layer.norm3(x + layer.linear2(F.relu(layer.linear1(x))))
+        x = layer.norm3(x + _feedforward(layer, x))
     return x
 
 
@@ -249,9 +238,22 @@ def run_decoder(decoder: nn.TransformerDecoder, tgt: torch.Tensor, memory: torch
                 projection: nn.Linear | None = None) -> torch.Tensor:
     """``decoder(tgt, projection(memory))`` (``projection`` None: the memory as it is).
 
-    Takes the fast path when :func:`uses_fast_path` allows it; ``[B, N, D]`` out either way.
+    Takes the fast path when :func:`~semtalk.modules.inference.uses_fast_path` allows it;
+    ``[B, N, D]`` out either way.
     """
     if not uses_fast_path(decoder):
         return decoder(tgt, memory if projection is None else projection(memory))
     keys_values = memory_keys_values(decoder, [decoder], memory, projection)[0]
     return decode_with_memory(decoder, tgt, keys_values)
+
+
+def run_encoder(encoder: nn.TransformerEncoder, x: torch.Tensor) -> torch.Tensor:
+    """``encoder(x)`` (no mask); in inference the layers' math with packed products:
+    ``x = norm1(x + SelfAttn(x))``, ``x = norm2(x + FF(x))``. ``[B, T, D]`` -> ``[B, T, D]``."""
+    if not uses_fast_path(encoder):
+        return encoder(x)
+    _check_fast_layout(encoder.layers)
+    for layer in encoder.layers:
+        x = self_attended(layer, x)
+        x = layer.norm2(x + _feedforward(layer, x))
+    return x if encoder.norm is None else encoder.norm(x)

@@ -11,7 +11,7 @@ condition (the fused audio, or the semantic feature f_t in the sparse model):
 
 ``z_0 .. z_{Q-1}`` are regressed onto the tokenizer's per-layer code vectors (spec §5.2 step 11).
 
-In inference (:func:`~semtalk.modules.attention.uses_fast_path`) the keys and values of the
+In inference (:func:`~semtalk.modules.inference.uses_fast_path`) the keys and values of the
 condition for all ``(Q - 1) x layers`` decoder layers are computed once, up front
 (:func:`~semtalk.modules.attention.memory_keys_values`); the outputs equal the plain path's up to
 float rounding.
@@ -26,9 +26,10 @@ from semtalk.modules.attention import (
     decode_with_memory,
     memory_keys_values,
     transformer_decoder,
-    uses_fast_path,
 )
 from semtalk.modules.fusion import MLP
+from semtalk.modules.inference import uses_fast_path
+from semtalk.modules.packed import Linear
 
 
 class ResidualCodeHeads(nn.Module):
@@ -47,7 +48,7 @@ class ResidualCodeHeads(nn.Module):
         super().__init__()
         self.first_logits = MLP(dim, hidden_dim, codebook_size)
         residual = num_quantizers - 1
-        self.mixers = nn.ModuleList(nn.Linear(k * dim, dim) for k in range(2, residual + 1))
+        self.mixers = nn.ModuleList(Linear(k * dim, dim) for k in range(2, residual + 1))
         self.decoders = nn.ModuleList(transformer_decoder(dim, heads, feedforward, layers, dropout)
                                       for _ in range(residual))
         self.logits = nn.ModuleList(MLP(dim, dim, codebook_size) for _ in range(residual))

@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.attention import cached, uses_fast_path
+from semtalk.modules.inference import cached, uses_fast_path
 
 
 def unfolded_weight(owner: nn.Module, conv: nn.Conv1d) -> torch.Tensor:
     """``conv``'s weight as one matrix ``[C_out, k * C_in]``, kernel tap major: the weight of
     a product over the ``k`` shifted (or paired) input frames stacked along channels. Kept on
-    ``owner`` until the weight changes (:func:`~semtalk.modules.attention.cached`)."""
+    ``owner`` until the weight changes (:func:`~semtalk.modules.inference.cached`)."""
     return cached(owner, "unfolded_weight", [conv.weight],
                   lambda: conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1)
                   .contiguous())

@@ -6,12 +6,15 @@ operators, so a head runs far below the CPU's (or GPU's) peak. With the weights 
 stacked (``[P, in, out]``), every step runs once for all parts as a batched product
 (``baddbmm``) and one attention call over ``P x B`` sequences: on 2 CPU cores the four
 parts of the paper-size base model take about two thirds of the time of four separate heads.
+Where the CPU's packed kernels serve (:mod:`semtalk.modules.packed`) the products run per head
+from packed weights instead (faster than ``baddbmm`` there); attention and norms stay batched.
 
 The math is :class:`~semtalk.modules.code_heads.ResidualCodeHeads` with the decoder fast path
 (:func:`~semtalk.modules.attention.decode_with_memory`: post-norm, ReLU, no dropout); outputs
-equal the per-part heads' up to float rounding (tests compare both). The stacked weights are a
-copy of all of a model's heads (for the paper sizes about 68 MB per part), built on first use
-and kept on the owner until a parameter changes (:func:`~semtalk.modules.attention.cached`);
+equal the per-part heads' up to float rounding (tests compare both). The stacked (or packed)
+weights are a copy of all of a model's heads (for the paper sizes about 68 MB per part), built
+on first use
+and kept on the owner until a parameter changes (:func:`~semtalk.modules.inference.cached`);
 a subset of the parts runs from a view of it (:func:`take_heads`).
 """
 
@@ -26,22 +29,53 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.attention import cached, memory_weights
+from semtalk.modules.attention import memory_weights
 from semtalk.modules.code_heads import ResidualCodeHeads
+from semtalk.modules.inference import cached
+from semtalk.modules.packed import Product, packing_supported, prepare
 
-Linear = tuple[torch.Tensor, torch.Tensor]
-"""Stacked ``(weight [P, in, out], bias [P, 1, out])``."""
+Norm = tuple[torch.Tensor, torch.Tensor]
+"""Stacked LayerNorm affine ``(weight [P, 1, D], bias [P, 1, D])``."""
+
+
+@dataclass(frozen=True)
+class StackedLinear:
+    """One Linear of ``P`` heads: ``x [P, M, in] -> [P, M, out]``.
+
+    Either the weights stacked (``weight [P, in, out]``, one batched product) or, where the
+    CPU's packed kernels serve (:func:`~semtalk.modules.packed.packing_supported`), one packed
+    :class:`~semtalk.modules.packed.Product` per head (faster than the batched product there, and
+    no stacked copy is kept). ``bias [P, 1, out]`` either way.
+    """
+
+    bias: torch.Tensor
+    weight: torch.Tensor | None = None
+    products: tuple[Product, ...] | None = None
+
+    def __call__(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
+        """``[P, M, in] -> [P, M, out]``; ``relu``: ReLU applied to the result."""
+        if self.products is None:
+            y = torch.baddbmm(self.bias, x, self.weight)
+            return F.relu(y) if relu else y
+        return torch.stack([product(x[index], relu)
+                            for index, product in enumerate(self.products)])
+
+    def take(self, index: Sequence[int], rows: slice | torch.Tensor) -> StackedLinear:
+        """The heads ``index`` (``rows``: the same positions, to index the stacked tensors)."""
+        return StackedLinear(
+            self.bias[rows], None if self.weight is None else self.weight[rows],
+            None if self.products is None else tuple(self.products[i] for i in index))
 
 
 @dataclass
 class _Layer:
-    self_qkv: Linear
-    self_out: Linear
-    cross_query: Linear
-    cross_out: Linear
-    feedforward_in: Linear
-    feedforward_out: Linear
-    norms: tuple[Linear, Linear, Linear]  # (weight [P, 1, D], bias [P, 1, D]) each
+    self_qkv: StackedLinear
+    self_out: StackedLinear
+    cross_query: StackedLinear
+    cross_out: StackedLinear
+    feedforward_in: StackedLinear
+    feedforward_out: StackedLinear
+    norms: tuple[Norm, Norm, Norm]
     eps: tuple[float, float, float]
 
 
@@ -49,26 +83,29 @@ class _Layer:
 class StackedWeights:
     """The weights of ``P`` identically shaped heads, stacked for batched products."""
 
-    first_logits: tuple[Linear, Linear]
-    mixers: list[Linear]
+    first_logits: tuple[StackedLinear, StackedLinear]
+    mixers: list[StackedLinear]
     layers: list[list[_Layer]]  # [residual layer k - 1][decoder layer]
-    memory: Linear  # keys and values of every decoder layer: [P, D, n_layers * 2D]
-    logits: list[tuple[Linear, Linear]]
+    memory: StackedLinear  # keys and values of every decoder layer: [P, D, n_layers * 2D]
+    logits: list[tuple[StackedLinear, StackedLinear]]
     heads: int
 
 
-def _stack_rows(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]) -> Linear:
+def _stack_rows(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]) -> StackedLinear:
     """One stacked Linear from each head's ``weight [out, in]`` and ``bias [out]`` (a module's
     own, or rows of a packed projection)."""
-    return (torch.stack([w.detach().t() for w in weights]).contiguous(),
-            torch.stack([b.detach()[None] for b in biases]).contiguous())
+    bias = torch.stack([b.detach()[None] for b in biases]).contiguous()
+    if packing_supported() and weights[0].dtype == torch.float32 and weights[0].is_cpu:
+        return StackedLinear(bias, products=tuple(
+            prepare(w, b) for w, b in zip(weights, biases, strict=True)))
+    return StackedLinear(bias, weight=torch.stack([w.detach().t() for w in weights]).contiguous())
 
 
-def _stack_linear(modules: Sequence[nn.Linear]) -> Linear:
+def _stack_linear(modules: Sequence[nn.Linear]) -> StackedLinear:
     return _stack_rows([m.weight for m in modules], [m.bias for m in modules])
 
 
-def _stack_norm(norms: Sequence[nn.LayerNorm]) -> Linear:
+def _stack_norm(norms: Sequence[nn.LayerNorm]) -> Norm:
     return (torch.stack([n.weight.detach()[None] for n in norms]).contiguous(),
             torch.stack([n.bias.detach()[None] for n in norms]).contiguous())
 
@@ -139,9 +176,11 @@ def take_heads(weights: StackedWeights, index: Sequence[int]) -> StackedWeights:
     if list(index) == list(range(start, start + len(index))):
         rows: slice | torch.Tensor = slice(start, start + len(index))
     else:
-        rows = torch.tensor(list(index), device=weights.memory[0].device)
+        rows = torch.tensor(list(index), device=weights.memory.bias.device)
 
     def take(value: Any) -> Any:
+        if isinstance(value, StackedLinear):
+            return value.take(index, rows)
         if isinstance(value, torch.Tensor):
             return value[rows]
         if isinstance(value, (tuple, list)):
@@ -154,17 +193,12 @@ def take_heads(weights: StackedWeights, index: Sequence[int]) -> StackedWeights:
     return take(weights)
 
 
-def _linear(x: torch.Tensor, weights: Linear) -> torch.Tensor:
-    """``x [P, M, in] -> [P, M, out]``."""
-    return torch.baddbmm(weights[1], x, weights[0])
-
-
-def _mlp(x: torch.Tensor, weights: tuple[Linear, Linear]) -> torch.Tensor:
+def _mlp(x: torch.Tensor, weights: tuple[StackedLinear, StackedLinear]) -> torch.Tensor:
     """The heads' :class:`~semtalk.modules.fusion.MLP`: Linear, LeakyReLU(0.2), Linear."""
-    return _linear(F.leaky_relu(_linear(x, weights[0]), 0.2), weights[1])
+    return weights[1](F.leaky_relu(weights[0](x), 0.2))
 
 
-def _norm(x: torch.Tensor, weights: Linear, eps: float) -> torch.Tensor:
+def _norm(x: torch.Tensor, weights: Norm, eps: float) -> torch.Tensor:
     return torch.addcmul(weights[1], F.layer_norm(x, x.shape[-1:], eps=eps), weights[0])
 
 
@@ -187,27 +221,27 @@ def run_stacked(weights: StackedWeights, x: torch.Tensor,
                 .reshape(parts, batch * tokens, dim))
 
     n_layers = sum(len(stack) for stack in weights.layers)
-    memory = _linear(cond.reshape(parts, batch * frames, dim), weights.memory)
+    memory = weights.memory(cond.reshape(parts, batch * frames, dim))
     memory = memory.view(parts, batch * frames, n_layers, 2, dim)
     flat = x.reshape(parts, batch * tokens, dim)
     latents, logits = [flat], [_mlp(flat, weights.first_logits)]
     index = 0
     for k, stack in enumerate(weights.layers, 1):
-        query = flat if k == 1 else _linear(torch.cat(latents, dim=-1), weights.mixers[k - 2])
+        query = flat if k == 1 else weights.mixers[k - 2](torch.cat(latents, dim=-1))
         y = query
         for layer in stack:
-            q, key, value = _linear(y, layer.self_qkv).split(dim, dim=-1)
+            q, key, value = layer.self_qkv(y).split(dim, dim=-1)
             attended = F.scaled_dot_product_attention(split(q, tokens), split(key, tokens),
                                                       split(value, tokens))
-            y = _norm(y + _linear(merge(attended), layer.self_out), layer.norms[0],
+            y = _norm(y + layer.self_out(merge(attended)), layer.norms[0],
                       layer.eps[0])
-            q = split(_linear(y, layer.cross_query), tokens)
+            q = split(layer.cross_query(y), tokens)
             attended = F.scaled_dot_product_attention(
                 q, split(memory[:, :, index, 0], frames), split(memory[:, :, index, 1], frames))
-            y = _norm(y + _linear(merge(attended), layer.cross_out), layer.norms[1],
+            y = _norm(y + layer.cross_out(merge(attended)), layer.norms[1],
                       layer.eps[1])
-            hidden = F.relu(_linear(y, layer.feedforward_in))
-            y = _norm(y + _linear(hidden, layer.feedforward_out), layer.norms[2], layer.eps[2])
+            hidden = layer.feedforward_in(y, relu=True)
+            y = _norm(y + layer.feedforward_out(hidden), layer.norms[2], layer.eps[2])
             index += 1
         z = y + query
         latents.append(z)
@@ -222,7 +256,7 @@ def stacked_weights(owner: nn.Module, name: str,
                     heads: Sequence[ResidualCodeHeads]) -> StackedWeights | None:
     """The stacked weights of ``heads``, or None when they do not stack (:func:`can_stack`),
     kept on ``owner`` as ``name`` until a parameter of theirs changes
-    (:func:`~semtalk.modules.attention.cached`)."""
+    (:func:`~semtalk.modules.inference.cached`)."""
     sources = [p for head in heads for p in head.parameters()]
     return cached(owner, name, sources,
                   lambda: stack_weights(heads) if can_stack(heads) else None)

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.attention import uses_fast_path
 from semtalk.modules.conv import unfolded_weight
+from semtalk.modules.inference import uses_fast_path
 
 
 class TemporalDownsample(nn.Module):
