@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semtalk.modules.attention import (
@@ -128,37 +129,50 @@ def test_positional_encoding_slice_equals_the_periodic_index() -> None:
                                    pe.table[index].expand(2, frames, 8), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("dilation", [1, 3, 9])
-def test_dilated_conv_fast_path_is_the_conv(dilation: int) -> None:
-    """In inference a residual block's dilated conv runs as one product over shifted copies;
-    it equals the conv (also for sequences shorter than the dilation and for batches), follows
-    a changed weight, and training keeps the conv."""
-    from semtalk.modules.conv import ResConv1DBlock
+@pytest.mark.parametrize(("kernel", "dilation", "padding", "bias"),
+                         [(3, 1, 1, True), (3, 3, 3, True), (3, 9, 9, True), (1, 1, 0, True),
+                          (3, 1, 1, False), (3, 2, 0, True), (2, 1, 1, True)])
+def test_conv_fast_path_is_the_conv(kernel: int, dilation: int, padding: int, bias: bool) -> None:
+    """In inference a stride-1 conv runs as one product over shifted copies of its input; it
+    equals the conv (also for sequences shorter than the dilation and for batches), follows a
+    changed weight, and training keeps PyTorch's conv."""
+    from semtalk.modules.conv import Conv1d
 
-    torch.manual_seed(dilation)
-    block = ResConv1DBlock(8, dilation=dilation).eval()
-    convs: list[int] = []
-    block.dilated.register_forward_hook(lambda *_: convs.append(1))
-    for shape in ((1, 8, 16), (3, 8, 5)):
+    torch.manual_seed(dilation + kernel)
+    conv = Conv1d(8, 6, kernel, dilation=dilation, padding=padding, bias=bias).eval()
+    assert conv.state_dict().keys() == nn.Conv1d(8, 6, kernel, bias=bias).state_dict().keys()
+    for shape in ((1, 8, 16), (3, 8, 5 + dilation * (kernel - 1))):
         x = torch.randn(shape)
         with torch.inference_mode():
-            fast = block(x)
+            fast = conv(x)
+            assert "_fast_unfolded_product" in conv.__dict__  # the product ran, not the conv
             with plain_inference():
-                plain = block(x)
+                plain = conv(x)
+        assert fast.shape == plain.shape
         torch.testing.assert_close(fast, plain, **TOLERANCE)
-    assert len(convs) == (4 if dilation == 1 else 2)  # the fast path skips the conv module
     with torch.no_grad():
-        block.dilated.weight.mul_(-2.0)
+        conv.weight.mul_(-2.0)
     x = torch.randn(2, 8, 12)
     with torch.inference_mode():
-        fast = block(x)
-        with plain_inference():
-            plain = block(x)
-    torch.testing.assert_close(fast, plain, **TOLERANCE)
-    block.train()
-    before = len(convs)
-    block(x)
-    assert len(convs) == before + 1
+        torch.testing.assert_close(conv(x), F.conv1d(x, conv.weight, conv.bias,
+                                                     dilation=dilation, padding=padding),
+                                   **TOLERANCE)
+    conv.train()
+    del conv.__dict__["_fast_unfolded_product"]
+    out = conv(x)
+    assert out.requires_grad and "_fast_unfolded_product" not in conv.__dict__
+
+
+def test_strided_conv_keeps_pytorchs_kernel() -> None:
+    from semtalk.modules.conv import Conv1d
+
+    conv = Conv1d(8, 8, 4, stride=2, padding=1).eval()
+    x = torch.randn(1, 8, 16)
+    with torch.inference_mode():
+        out = conv(x)
+    assert "_fast_unfolded_product" not in conv.__dict__
+    torch.testing.assert_close(out, F.conv1d(x, conv.weight, conv.bias, stride=2, padding=1),
+                               rtol=0, atol=0)
 
 
 def test_cached_builds_once_when_two_threads_ask_together() -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.conv import unfolded_weight
+from semtalk.modules.conv import unfolded_product
 from semtalk.modules.inference import uses_fast_path
 
 
@@ -23,10 +22,8 @@ class TemporalDownsample(nn.Module):
             raise ValueError(f"TemporalDownsample needs an even length, got T={x.shape[1]}")
         if uses_fast_path(self):
             # the same product as one Linear over frame pairs: [B, T/2, 2D] (k-major) -> D, about
-            # 3x faster than the conv at 32-64 frames on a CPU; equal up to float rounding
-            conv = self.conv
-            return F.linear(x.reshape(x.shape[0], x.shape[1] // 2, -1),
-                            unfolded_weight(self, conv), conv.bias)
+            # 3x faster than the conv at 32-64 frames on a CPU (packed); equal up to float rounding
+            return unfolded_product(self, self.conv)(x.reshape(x.shape[0], x.shape[1] // 2, -1))
         return self.conv(x.transpose(1, 2)).transpose(1, 2)
 
 
