@@ -31,9 +31,9 @@ window can take) and no token semantic (the base model alone).
 Wall-clock figures are the best of ``--repeat`` runs, with the process CPU time of that run
 beside them (other programs on the machine inflate CPU time much less than wall time; with
 several threads it adds up the threads). The load average before and after is printed.
-``--plain`` switches the decoders' inference fast path off (PyTorch's own layers); ``--lanes
-off`` runs each window on one lane (see :mod:`semtalk.generation.lanes`). The feature cache
-that defines the feature identities (a 6-second synthetic clip) is built in ``--work`` (a
+``--plain`` switches the inference fast path off (PyTorch's own layers, no packed weights);
+``--lanes off`` runs each window on one lane (see :mod:`semtalk.generation.lanes`). The feature
+cache that defines the feature identities (a 6-second synthetic clip) is built in ``--work`` (a
 temporary folder by default).
 """
 
@@ -277,7 +277,7 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
     model.parallel = lanes
     print(f"   torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
           f"{'two lanes' if lanes else 'one lane'}, generators in {args.precision}"
-          + ("; decoder fast path OFF" if args.plain else ""))
+          + ("; inference fast path OFF" if args.plain else ""))
     model.extract_features(audio[:AUDIO_SAMPLE_RATE], AUDIO_SAMPLE_RATE, [])  # build extractors
 
     with contextlib.ExitStack() as stack:
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the tiny feature cache (kept; default temporary)")
     parser.add_argument("--plain", action="store_true",
-                        help="PyTorch's own decoder layers (no inference fast path)")
+                        help="PyTorch's own layers (no inference fast path, no packed weights)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="generator precision (bf16 changes the output; see SemTalk)")
     parser.add_argument("--lanes", choices=("auto", "on", "off"), default="auto",

@@ -27,7 +27,7 @@ def unfolded_product(owner: nn.Module, conv: nn.Conv1d) -> Product:
 class Conv1d(nn.Conv1d):
     """``nn.Conv1d`` (same parameters, state dict and training). In inference a stride-1,
     zero-padded, ungrouped conv runs as one packed product over the ``k`` shifted copies of its
-    input (im2col; :func:`unfolded_product`): PyTorch's CPU conv kernels are 1.4-3.5x slower at
+    input (im2col; :func:`unfolded_product`): PyTorch's CPU conv kernels are 1.3-3.5x slower at
     the 16-64-frame lengths of generation. Equal up to float rounding. ``[B, C, T]`` in and out
     (the result is a channels-last tensor viewed as ``[B, C, T]``)."""
 
