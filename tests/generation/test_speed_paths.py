@@ -293,13 +293,12 @@ def test_stacked_heads_of_some_parts_are_taken_from_one_stack(
     """Any subset of a model's heads runs from the one cached stack of all of them: a view
     for neighbours, a copy otherwise, with the same results as those heads alone; the same
     with per-head packed products (the packed weights shared, never copied)."""
-    from semtalk.modules import stacked_heads
-    from semtalk.modules.packed import packing_supported
+    from semtalk.modules import packed as packed_module
     from semtalk.modules.stacked_heads import run_stacked, stack_weights, take_heads
 
-    if packed and not packing_supported():
+    if packed and not packed_module.packing_supported():
         pytest.skip("this PyTorch has no oneDNN packed linear")
-    monkeypatch.setattr(stacked_heads, "packing_supported", lambda: packed)
+    monkeypatch.setattr(packed_module, "MIN_PACKED_WEIGHTS", 0 if packed else 1 << 62)
     torch.manual_seed(1)
     heads = [ResidualCodeHeads(16, 24, 10, 3, 1, 4, 32, 0.1).eval() for _ in range(4)]
     x, cond = torch.randn(4, 1, 5, 16), torch.randn(4, 1, 12, 16)

@@ -132,11 +132,15 @@ def test_positional_encoding_slice_equals_the_periodic_index() -> None:
 @pytest.mark.parametrize(("kernel", "dilation", "padding", "bias"),
                          [(3, 1, 1, True), (3, 3, 3, True), (3, 9, 9, True), (1, 1, 0, True),
                           (3, 1, 1, False), (3, 2, 0, True), (2, 1, 1, True)])
-def test_conv_fast_path_is_the_conv(kernel: int, dilation: int, padding: int, bias: bool) -> None:
+def test_conv_fast_path_is_the_conv(kernel: int, dilation: int, padding: int, bias: bool,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """In inference a stride-1 conv runs as one product over shifted copies of its input; it
     equals the conv (also for sequences shorter than the dilation and for batches), follows a
     changed weight, and training keeps PyTorch's conv."""
+    from semtalk.modules import packed
     from semtalk.modules.conv import Conv1d
+
+    monkeypatch.setattr(packed, "MIN_PACKED_WEIGHTS", 0)  # pack this small conv too
 
     torch.manual_seed(dilation + kernel)
     conv = Conv1d(8, 6, kernel, dilation=dilation, padding=padding, bias=bias).eval()
@@ -163,7 +167,9 @@ def test_conv_fast_path_is_the_conv(kernel: int, dilation: int, padding: int, bi
     assert out.requires_grad and "_fast_unfolded_product" not in conv.__dict__
 
 
-def test_strided_conv_keeps_pytorchs_kernel() -> None:
+def test_strided_or_small_conv_keeps_pytorchs_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A strided conv, and an undilated one too small to pack, run PyTorch's conv."""
+    from semtalk.modules import packed
     from semtalk.modules.conv import Conv1d
 
     conv = Conv1d(8, 8, 4, stride=2, padding=1).eval()
@@ -172,6 +178,13 @@ def test_strided_conv_keeps_pytorchs_kernel() -> None:
         out = conv(x)
     assert "_fast_unfolded_product" not in conv.__dict__
     torch.testing.assert_close(out, F.conv1d(x, conv.weight, conv.bias, stride=2, padding=1),
+                               rtol=0, atol=0)
+    monkeypatch.setattr(packed, "MIN_PACKED_WEIGHTS", 8 * 8 * 3 + 1)
+    small = Conv1d(8, 8, 3, padding=1).eval()
+    with torch.inference_mode():
+        out = small(x)
+    assert small.__dict__["_fast_unfolded_product"][1].packed is None
+    torch.testing.assert_close(out, F.conv1d(x, small.weight, small.bias, padding=1),
                                rtol=0, atol=0)
 
 

@@ -18,6 +18,12 @@ needs_packing = pytest.mark.skipif(not packing_supported(),
                                    reason="this PyTorch has no oneDNN packed linear")
 
 
+@pytest.fixture(autouse=True)
+def _pack_small_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' small weights are packed too (by default only large ones are)."""
+    monkeypatch.setattr(packed_module, "MIN_PACKED_WEIGHTS", 0)
+
+
 def _weights(out_dim: int = 48, in_dim: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     return (torch.randn(out_dim, in_dim, generator=generator) / in_dim ** 0.5,
@@ -65,6 +71,18 @@ def test_product_falls_back_where_packing_does_not_serve() -> None:
                                    F.linear(double, weight.double(), bias.double()))
     assert prepare(weight.double(), bias.double()).packed is None
     assert prepare(weight.to(torch.bfloat16), None).packed is None
+
+
+@needs_packing
+def test_only_weights_large_enough_are_packed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packed_module, "MIN_PACKED_WEIGHTS", 48 * 32)
+    weight, bias = _weights()
+    assert prepare(weight, bias).packed is not None
+    small = prepare(weight[:40], bias[:40])
+    assert small.packed is None
+    x = torch.randn(3, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(small(x), F.linear(x, weight[:40], bias[:40]), rtol=0, atol=0)
 
 
 def test_unsupported_platform_packs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

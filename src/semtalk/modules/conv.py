@@ -26,9 +26,10 @@ def unfolded_product(owner: nn.Module, conv: nn.Conv1d) -> Product:
 
 class Conv1d(nn.Conv1d):
     """``nn.Conv1d`` (same parameters, state dict and training). In inference a stride-1,
-    zero-padded, ungrouped conv runs as one packed product over the ``k`` shifted copies of its
-    input (im2col; :func:`unfolded_product`): PyTorch's CPU conv kernels are 1.3-3.5x slower at
-    the 16-64-frame lengths of generation. Equal up to float rounding. ``[B, C, T]`` in and out
+    zero-padded, ungrouped conv runs as one product over the ``k`` shifted copies of its input
+    (im2col; :func:`unfolded_product`), when its weight is packed or it is dilated: PyTorch's
+    CPU conv kernels are 1.3-3.5x slower at the 16-64-frame lengths of generation. Equal up to
+    float rounding. ``[B, C, T]`` in and out
     (the result is a channels-last tensor viewed as ``[B, C, T]``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -37,13 +38,16 @@ class Conv1d(nn.Conv1d):
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)):
             return super().forward(x)
         kernel, dilation, padding = self.kernel_size[0], self.dilation[0], self.padding[0]
+        product = unfolded_product(self, self)
+        if product.packed is None and dilation == 1:  # small: PyTorch's kernel is as fast
+            return super().forward(x)
         rows = x.transpose(1, 2)  # [B, T, C_in]
         if kernel > 1 or padding:
             padded = F.pad(rows, (0, 0, padding, padding))
             frames = padded.shape[1] - dilation * (kernel - 1)
             rows = torch.cat([padded[:, k * dilation:k * dilation + frames]
                               for k in range(kernel)], dim=-1)  # [B, T', k C_in]
-        return unfolded_product(self, self)(rows).transpose(1, 2)
+        return product(rows).transpose(1, 2)
 
 
 class ResConv1DBlock(nn.Module):

@@ -32,7 +32,7 @@ from torch import nn
 from semtalk.modules.attention import memory_weights
 from semtalk.modules.code_heads import ResidualCodeHeads
 from semtalk.modules.inference import cached
-from semtalk.modules.packed import Product, packing_supported, prepare
+from semtalk.modules.packed import Product, packable, prepare
 
 Norm = tuple[torch.Tensor, torch.Tensor]
 """Stacked LayerNorm affine ``(weight [P, 1, D], bias [P, 1, D])``."""
@@ -43,7 +43,7 @@ class StackedLinear:
     """One Linear of ``P`` heads: ``x [P, M, in] -> [P, M, out]``.
 
     Either the weights stacked (``weight [P, in, out]``, one batched product) or, where the
-    CPU's packed kernels serve (:func:`~semtalk.modules.packed.packing_supported`), one packed
+    CPU's packed kernels serve (:func:`~semtalk.modules.packed.packable`), one packed
     :class:`~semtalk.modules.packed.Product` per head (faster than the batched product there, and
     no stacked copy is kept). ``bias [P, 1, out]`` either way.
     """
@@ -95,7 +95,7 @@ def _stack_rows(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor])
     """One stacked Linear from each head's ``weight [out, in]`` and ``bias [out]`` (a module's
     own, or rows of a packed projection)."""
     bias = torch.stack([b.detach()[None] for b in biases]).contiguous()
-    if packing_supported() and weights[0].dtype == torch.float32 and weights[0].is_cpu:
+    if packable(weights[0]):
         return StackedLinear(bias, products=tuple(
             prepare(w, b) for w, b in zip(weights, biases, strict=True)))
     return StackedLinear(bias, weight=torch.stack([w.detach().t() for w in weights]).contiguous())
