@@ -3,7 +3,7 @@
 On the CPU, ``F.linear`` hands each product to a BLAS that re-packs the weight matrix into its
 blocked layout on every call. The generators' products are short (16-64 rows, one window) against
 weights that no longer sit in cache when the next window comes (0.07-2.4 M entries each, 350 M in
-all), so that re-packing costs about as much as the arithmetic. Packed once into oneDNN's layout
+all), so that re-packing is a large share of the time. Packed once into oneDNN's layout
 (``torch.ops.mkldnn._reorder_linear_weight``, the kernels PyTorch's compiler uses for frozen CPU
 models) the same products run markedly faster; measured on this project's 2-core AMD EPYC
 (AVX-512), cold weights, one thread: 16 rows 30-46 -> 57-66 GFLOP/s, 64 rows 76-85 -> 97-107
@@ -11,10 +11,10 @@ GFLOP/s. A packed weight is a copy (as large as the weight), built on first use 
 module (:func:`~semtalk.modules.inference.cached`) until the parameter changes.
 
 :class:`Product` is one ``x W^T + b`` (optionally with ReLU) that takes the packed kernel when it
-can (a float32 input on the CPU, autograd off, oneDNN present and checked once against
-``F.linear``: :func:`packing_supported`) and ``F.linear`` otherwise, so the GPU, other dtypes and
-training run PyTorch's own product. :class:`Linear` is ``nn.Linear`` (same parameters and state
-dict) with that product in inference.
+can (a float32 input on the CPU, autograd off, a weight of at least 256 x 256 entries, oneDNN
+present and checked once against ``F.linear``: :func:`packable`) and ``F.linear`` otherwise,
+so the GPU, other dtypes and training run PyTorch's own product. :class:`Linear` is
+``nn.Linear`` (same parameters and state dict) with that product in inference.
 """
 
 from __future__ import annotations
