@@ -16,7 +16,7 @@ tail that does not fill a window).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -408,9 +408,8 @@ class SemTalk:
                         emotion=batch.emotion[one]),  # type: ignore[index]
                     score=SemanticScore(psi=score.psi[one], semantic=score.semantic[one]),
                     raw_psi=raw[0][i],
-                    audio=BaseAudio(**{name: getattr(audio, name)[one]
-                                       for name in ("face_speech", "face", "body_speech",
-                                                    "body")}))
+                    audio=BaseAudio(**{f.name: getattr(audio, f.name)[one]
+                                       for f in fields(audio)}))
 
     def _window(self, seedless: _Seedless, seed_rows: torch.Tensor, lanes: Lanes,
                 next_seed: bool) -> tuple[dict[BodyPart, torch.Tensor], np.ndarray, np.ndarray,

@@ -101,9 +101,10 @@ def product(owner: nn.Module, name: str, weight: torch.Tensor,
 
 
 def linear(module: nn.Linear, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
-    """``module(x)`` (then ReLU if ``relu``), packed in inference (:func:`uses_fast_path`)."""
+    """``module``'s product ``x W^T + b`` (then ReLU if ``relu``), packed in inference
+    (:func:`uses_fast_path`)."""
     if not uses_fast_path(module):
-        y = module(x)
+        y = F.linear(x, module.weight, module.bias)
         return F.relu(y) if relu else y
     return product(module, "linear", module.weight, module.bias)(x, relu)
 
@@ -114,6 +115,4 @@ class Linear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., in] -> [..., out]``."""
-        if not uses_fast_path(self):
-            return super().forward(x)
-        return product(self, "linear", self.weight, self.bias)(x)
+        return linear(self, x)
