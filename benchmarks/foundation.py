@@ -15,9 +15,9 @@ from typing import TypeVar
 
 import torch
 
+from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
 from semtalk.data.beat2 import Beat2Dataset
 from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
-from semtalk.skeleton import BuiltinSkeleton, foot_contacts
 
 T = TypeVar("T")
 

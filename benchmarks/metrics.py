@@ -20,6 +20,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from semtalk.body.rotation import axis_angle_to_rot6d
+from semtalk.body.skeleton import BuiltinSkeleton
 from semtalk.data.audio import load_audio
 from semtalk.metrics import (
     BeatConsistencyConfig,
@@ -30,8 +32,6 @@ from semtalk.metrics import (
     l1_diversity,
     mean_joint_speed,
 )
-from semtalk.rotation import axis_angle_to_rot6d
-from semtalk.skeleton import BuiltinSkeleton
 
 T = TypeVar("T")
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/beat2-sample/2_scott_0_1_1"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semtalk.body.motion import Motion
 from semtalk.data.audio import write_wav
 from semtalk.data.beat2 import Beat2Dataset
 from semtalk.data.semantic import SemanticSegment, write_semantic
@@ -22,7 +23,6 @@ from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
 from semtalk.data.textgrid import Interval, write_textgrid
 from semtalk.features.cache import prepare_cache
 from semtalk.features.registry import FeatureSpec, build_extractors
-from semtalk.motion import Motion
 
 
 def peak_rss_mb() -> float:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.body.skeleton import BuiltinSkeleton
 from semtalk.render import render_preview, render_video
-from semtalk.skeleton import BuiltinSkeleton
 
 
 def moving_poses(num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,8 +51,8 @@ def moving_clip(num_frames: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str
 
 def mesh_renderer(model_path: Path | None, work: Path, num_frames: int) -> Callable[..., Path]:
     """``render(out, **preview_kwargs)`` drawing the mesh of :func:`moving_poses`."""
+    from semtalk.body.skeleton import SMPLXBodyModel
     from semtalk.render.mesh import MeshView
-    from semtalk.skeleton import SMPLXBodyModel
 
     if model_path is None:
         from semtalk.data.synthetic.body_model import write_synthetic_smplx

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
+from semtalk.body.representation import motion_to_tokenizer_parts
 from semtalk.features.beat import BeatFeatures
 from semtalk.features.cache import FeatureCache, prepare_cache
 from semtalk.losses.reconstruction import joint_position_error_mm, rotation_error_degrees
 from semtalk.models.rvqvae import RVQVAE
-from semtalk.motion_repr import motion_to_tokenizer_parts
 from semtalk.training.tokenizer import TokenizerSolver, load_tokenizer_config, with_solver
 from semtalk.training.windows import Segment
 

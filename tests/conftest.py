@@ -113,7 +113,7 @@ def tiny_smplx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_smplx_model(tiny_smplx: Path):  # type: ignore[no-untyped-def]
-    """:class:`~semtalk.skeleton.SMPLXBodyModel` of :func:`tiny_smplx` (loaded once)."""
-    from semtalk.skeleton import SMPLXBodyModel
+    """:class:`~semtalk.body.skeleton.SMPLXBodyModel` of :func:`tiny_smplx` (loaded once)."""
+    from semtalk.body.skeleton import SMPLXBodyModel
 
     return SMPLXBodyModel(tiny_smplx)

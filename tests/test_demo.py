@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semtalk.body.motion import read_motion_npz
 from semtalk.cli import main
 from semtalk.data.audio import load_audio, num_frames_for
 from semtalk.demo import (
@@ -24,7 +25,6 @@ from semtalk.demo import (
 )
 from semtalk.errors import DataError
 from semtalk.generation.release import Release
-from semtalk.motion import read_motion_npz
 from semtalk.training.metric_log import read_log
 
 STEPS = ["synth", "prepare", "tokenizer", "base", "sparse", "release", "generate"]

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from semtalk import __version__
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic
 

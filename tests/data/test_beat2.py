@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from semtalk.body.motion import Motion, read_motion_npz
 from semtalk.data.beat2 import Beat2Dataset, parse_clip_id, speaker_class
 from semtalk.data.semantic import SemanticSegment, write_semantic
 from semtalk.errors import DataError, Severity
-from semtalk.motion import Motion, read_motion_npz
 
 CLIP = "2_scott_0_1_1"
 

@@ -10,7 +10,8 @@ import torch
 from scipy.ndimage import binary_dilation
 from scipy.signal import argrelextrema
 
-from semtalk.body import FOOT_JOINTS, HEAD
+from semtalk.body.parts import FOOT_JOINTS, HEAD
+from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
 from semtalk.cli import main
 from semtalk.data.beat2 import Beat2Dataset
 from semtalk.data.synthetic.dataset import (
@@ -22,7 +23,6 @@ from semtalk.data.synthetic.dataset import (
 )
 from semtalk.data.synthetic.script import EMOTION_STYLES, KEYWORD_CLASS, sample_script
 from semtalk.errors import DataError
-from semtalk.skeleton import BuiltinSkeleton, foot_contacts
 
 CONFIG = SynthConfig(minutes=1.5, seed=7, clip_seconds=15)
 

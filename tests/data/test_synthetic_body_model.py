@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from semtalk.body import NUM_JOINTS
+from semtalk.body.parts import NUM_JOINTS
+from semtalk.body.skeleton import BUILTIN_REST_JOINTS
 from semtalk.data.synthetic.body_model import SMPLX_MIN_VERTICES, build_tube_body
-from semtalk.skeleton import BUILTIN_REST_JOINTS
 
 
 def test_tube_body_is_closed_outward_and_human_sized() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semtalk.body.motion import Motion
 from semtalk.evaluation.data import token_labels
 from semtalk.evaluation.scoring import ScoredSet, Scorer, ScoringOptions
 from semtalk.metrics import beat_consistency
-from semtalk.motion import Motion
 
 
 @pytest.fixture(scope="module")

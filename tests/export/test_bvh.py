@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from semtalk.body import JOINT_NAMES, NUM_JOINTS, PARENTS
+from semtalk.body.parts import JOINT_NAMES, NUM_JOINTS, PARENTS
+from semtalk.body.skeleton import BUILTIN_REST_JOINTS, BuiltinSkeleton
 from semtalk.errors import DataError
 from semtalk.export import read_bvh, write_bvh
-from semtalk.skeleton import BUILTIN_REST_JOINTS, BuiltinSkeleton
 
 T = 12
 

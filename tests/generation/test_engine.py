@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.motion import Motion
+from semtalk.body.parts import BodyPart
 from semtalk.data.audio import num_frames_for
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
@@ -20,7 +21,6 @@ from semtalk.generation.engine import SemTalk, fuse_codes, neutral_seed, window_
 from semtalk.generation.release import MANIFEST, Release
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.tokenizer import MotionTokenizer
-from semtalk.motion import Motion
 
 WORDS = [Word("we", 0.20, 0.40), Word("never", 0.45, 0.90), Word("give", 1.00, 1.30),
          Word("up", 1.30, 1.60), Word("the", 2.10, 2.20), Word("dream", 2.20, 2.60),
@@ -199,12 +199,12 @@ def test_neutral_seed_is_the_training_mean_pose() -> None:
     upper = tokenizer[BodyPart.UPPER]
     mean = upper.feature_mean.clone()
     rotation = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90° about z
-    from semtalk.rotation import matrix_to_rot6d
+    from semtalk.body.rotation import matrix_to_rot6d
 
     mean[:6] = matrix_to_rot6d(rotation)
     upper.set_normalization(mean, torch.ones_like(mean))
     pose = neutral_seed(tokenizer).poses[0]
-    from semtalk.body import BodyPart as Part
+    from semtalk.body.parts import BodyPart as Part
 
     joint = Part.UPPER.joints[0]
     np.testing.assert_allclose(pose[joint * 3:joint * 3 + 3], [0, 0, np.pi / 2], atol=1e-5)

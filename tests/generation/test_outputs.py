@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import NUM_JOINTS
+from semtalk.body.motion import Motion, read_motion_npz
+from semtalk.body.parts import NUM_JOINTS
+from semtalk.body.skeleton import BuiltinSkeleton
 from semtalk.data.audio import num_frames_for
 from semtalk.data.textgrid import Word
 from semtalk.generation import outputs
@@ -26,9 +28,7 @@ from semtalk.generation.outputs import (
     write_psi_plot,
     write_video,
 )
-from semtalk.motion import Motion, read_motion_npz
 from semtalk.render import count_frames, video_info
-from semtalk.skeleton import BuiltinSkeleton
 
 EMPHASIS_RGB = np.array([0xD1, 0x49, 0x5B]) / 255
 SIZE = (256, 144)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from semtalk.body import FULL_DIM, BodyPart
+from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.data.textgrid import Word
 from semtalk.generation.emphasis import Emphasis, psi_edit
 from semtalk.generation.engine import (

@@ -6,7 +6,14 @@ import math
 import pytest
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
+from semtalk.body.representation import (
+    LOWER_CONTACT_SLICE,
+    LOWER_ROOT_SLICE,
+    motion_to_tokenizer_parts,
+)
+from semtalk.body.rotation import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
+from semtalk.body.skeleton import BUILTIN_REST_JOINTS, BuiltinSkeleton, foot_contacts
 from semtalk.losses.reconstruction import (
     PART_TERMS,
     LossOutput,
@@ -15,9 +22,6 @@ from semtalk.losses.reconstruction import (
     part_reconstruction_loss,
     rotation_error_degrees,
 )
-from semtalk.motion_repr import LOWER_CONTACT_SLICE, LOWER_ROOT_SLICE, motion_to_tokenizer_parts
-from semtalk.rotation import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
-from semtalk.skeleton import BUILTIN_REST_JOINTS, BuiltinSkeleton, foot_contacts
 
 ALL_TERMS = [f.name for f in dataclasses.fields(PartLossWeights)]
 

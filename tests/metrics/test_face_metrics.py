@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import PARENTS
+from semtalk.body.parts import PARENTS
 from semtalk.metrics import (
     FaceMotion,
     face_param_error,
@@ -125,7 +125,7 @@ def write_face_smplx(path: Path) -> np.ndarray:
 
 def test_smplx_face_vertices_pose_only_jaw_and_expressions(tmp_path: Path) -> None:
     pytest.importorskip("smplx")
-    from semtalk.skeleton import SMPLXBodyModel
+    from semtalk.body.skeleton import SMPLXBodyModel
 
     direction = write_face_smplx(tmp_path / "SMPLX_NEUTRAL_2020.npz")
     vertices_fn = smplx_face_vertices(SMPLXBodyModel(tmp_path))

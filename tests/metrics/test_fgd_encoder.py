@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semtalk.body import PARENTS
+from semtalk.body.parts import PARENTS
 from semtalk.config import from_dict, to_dict
 from semtalk.errors import DataError
 from semtalk.metrics import FGDAutoencoder, FGDEncoderConfig, load_official_fgd_encoder

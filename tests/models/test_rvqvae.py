@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.config import ConfigError, from_dict, to_dict
 from semtalk.errors import DataError
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semtalk.body import FULL_DIM, BodyPart
+from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.config import from_dict, to_dict
 from semtalk.losses.generator import (
     code_classification_loss,

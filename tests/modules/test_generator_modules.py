@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.modules.attention import PeriodicPositionalEncoding
 from semtalk.modules.audio_encoder import RhythmAudioEncoder
 from semtalk.modules.coarse2fine import CoarseToFine

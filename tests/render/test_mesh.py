@@ -10,7 +10,8 @@ import pytest
 import torch
 from matplotlib.colors import to_rgb
 
-from semtalk.body import HEAD, NUM_JOINTS, BodyPart
+from semtalk.body.parts import HEAD, NUM_JOINTS, BodyPart
+from semtalk.body.skeleton import BuiltinSkeleton
 from semtalk.render import count_frames, render_preview, video_info
 from semtalk.render import mesh as mesh_module
 from semtalk.render.mesh import (
@@ -23,7 +24,6 @@ from semtalk.render.mesh import (
 )
 from semtalk.render.preview import PreviewFrames
 from semtalk.render.style import BACKGROUND, PART_COLOURS
-from semtalk.skeleton import BuiltinSkeleton
 
 pytest.importorskip("smplx")
 pytest.importorskip("pyrender", reason=f"the mesh preview needs pyrender: {RENDER_EXTRA}")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import NUM_JOINTS, BodyPart
+from semtalk.body.parts import NUM_JOINTS, BodyPart
+from semtalk.body.skeleton import BuiltinSkeleton
 from semtalk.render import FFmpegError, count_frames, render_video, video_info
 from semtalk.render.stick import bone_parts
-from semtalk.skeleton import BuiltinSkeleton
 
 T = 30
 SIZE = (256, 144)

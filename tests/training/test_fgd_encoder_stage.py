@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import EYE_JOINTS
+from semtalk.body.parts import EYE_JOINTS
+from semtalk.body.rotation import axis_angle_to_rot6d
 from semtalk.cli import main
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, FGDEncoderConfig
 from semtalk.metrics.frechet import fgd
-from semtalk.rotation import axis_angle_to_rot6d
 from semtalk.training.fgd_encoder import (
     FGDEncoderSolver,
     FGDTrainConfig,

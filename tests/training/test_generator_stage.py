@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.cli import main
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.motion import Motion
+from semtalk.body.parts import BodyPart
 from semtalk.cli import main
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.losses.reconstruction import rotation_error_degrees
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
 from semtalk.models.tokenizer import MotionTokenizer
-from semtalk.motion import Motion
 from semtalk.training.metric_log import read_log
 from semtalk.training.tokenizer import (
     TokenizerSolver,
@@ -143,7 +143,7 @@ def test_trained_tokenizer_round_trip_beats_mean_pose(synth_cache: Path, tmp_pat
     model = RVQVAE.from_pretrained(best)
     cache = FeatureCache(synth_cache)
     clip = cache.load(cache.ids("train")[0])
-    from semtalk.motion_repr import motion_to_tokenizer_parts
+    from semtalk.body.representation import motion_to_tokenizer_parts
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(a[:256], dtype=np.float32))

@@ -22,10 +22,10 @@ from semtalk.config import ConfigError
 from semtalk.errors import DataError, require_file
 
 if TYPE_CHECKING:
+    from semtalk.body.motion import Motion
+    from semtalk.body.skeleton import BodyModel
     from semtalk.generation.emphasis import Emphasis
     from semtalk.generation.engine import SemTalk
-    from semtalk.motion import Motion
-    from semtalk.skeleton import BodyModel
 
 PREVIEWS = ("auto", "stick", "mesh")
 """--preview choices (semtalk.generation.outputs.PREVIEWS, without importing torch here)."""
@@ -197,7 +197,7 @@ def load_seed(path: Path | None) -> Motion | None:
     """The ``--seed-pose`` motion (warnings about missing optional keys are printed)."""
     if path is None:
         return None
-    from semtalk.motion import read_motion_npz
+    from semtalk.body.motion import read_motion_npz
 
     motion, issues = read_motion_npz(path)
     for issue in issues:
@@ -209,7 +209,7 @@ def load_body(path: Path | None) -> BodyModel | None:
     """The ``--body-model`` SMPL-X model, with its problems as a DataError naming the file."""
     if path is None:
         return None
-    from semtalk.skeleton import load_body_model
+    from semtalk.body.skeleton import load_body_model
 
     try:
         return load_body_model(path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 
 PART_CHOICES = [p.value for p in BodyPart] + ["all"]
 

@@ -29,12 +29,12 @@ from typing import Literal
 import numpy as np
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.body.motion import Motion, read_motion_npz
 from semtalk.data.audio import audio_duration, load_audio, num_frames_for
 from semtalk.data.emotion import EmotionSegment, emotion_from_clip_id, read_emotion_csv
 from semtalk.data.semantic import SemanticSegment, frame_semantic_scores, read_semantic
 from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError, DataIssue, Severity
-from semtalk.motion import Motion, read_motion_npz
 
 SPLIT_FILE = "train_test_split.csv"
 SPLITS: tuple[str, ...] = ("train", "val", "test", "additional")

@@ -47,7 +47,7 @@ from typing import Any
 
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.config import to_dict
 from semtalk.errors import DataError
 from semtalk.evaluation.evaluate import evaluate_release

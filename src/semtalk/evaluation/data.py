@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from semtalk.body.motion import Motion
 from semtalk.data.beat2 import Beat2Dataset
 from semtalk.errors import DataError
 from semtalk.features.cache import CachedClip, FeatureCache
 from semtalk.features.text import Vocabulary, frame_word_ids
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
-from semtalk.motion import Motion
 
 SENTENCE = "sentence"
 EMOTION = "emotion"

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from semtalk import __version__
+from semtalk.body.motion import Motion
 from semtalk.evaluation.data import EvalClip, check_cache_features, load_eval_clips
 from semtalk.evaluation.report import evaluation_markdown, paper_units, write_json, write_markdown
 from semtalk.evaluation.scoring import ScoredSet, Scorer, ScoringOptions
@@ -40,7 +41,6 @@ from semtalk.features.cache import FeatureCache
 from semtalk.fileio import atomic_path
 from semtalk.generation.engine import DEFAULT_BETA, SEED_FRAMES, SemTalk
 from semtalk.generation.release import STAGES, Release
-from semtalk.motion import Motion
 
 GENERATED_DIR = "generated"
 METRICS_JSON = "metrics.json"

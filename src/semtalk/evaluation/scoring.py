@@ -37,7 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from semtalk.body import JAW
+from semtalk.body.motion import Motion
+from semtalk.body.parts import JAW
+from semtalk.body.rotation import axis_angle_to_rot6d
+from semtalk.body.skeleton import BodyModel, SMPLXBodyModel, load_body_model
 from semtalk.errors import DataError
 from semtalk.evaluation.data import ClipAudio, dataset_root, ground_truth_motion, token_labels
 from semtalk.features.cache import FeatureCache
@@ -59,9 +62,6 @@ from semtalk.metrics import (
     semantic_accuracy,
     smplx_face_vertices,
 )
-from semtalk.motion import Motion
-from semtalk.rotation import axis_angle_to_rot6d
-from semtalk.skeleton import BodyModel, SMPLXBodyModel, load_body_model
 
 METRICS: tuple[str, ...] = (
     "fgd", "bc", "div", "face_mse", "face_lvd", "face_velocity_l1", "expression_mse",

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from semtalk import MOTION_FPS
-from semtalk.body import JOINT_NAMES, NUM_JOINTS, PARENTS, POSE_DIM
+from semtalk.body.parts import JOINT_NAMES, NUM_JOINTS, PARENTS, POSE_DIM
 from semtalk.errors import DataError, require_file
 from semtalk.fileio import atomic_path
 
@@ -117,7 +117,7 @@ def write_bvh(
         trans: ``[T, 3]`` global translation in metres.
         path: the ``.bvh`` to write.
         rest_joints: ``[55, 3]`` rest joint positions in metres; default the built-in
-            skeleton's (:data:`semtalk.skeleton.BUILTIN_REST_JOINTS`). Pass a real SMPL-X
+            skeleton's (:data:`semtalk.body.skeleton.BUILTIN_REST_JOINTS`). Pass a real SMPL-X
             body's rest joints for its exact bone lengths.
         fps: frame rate (``Frame Time`` is ``1 / fps``).
         scale: length units per metre in the file: 100 (centimetres, default) or 1 (metres).
@@ -125,7 +125,7 @@ def write_bvh(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    from semtalk.skeleton import BUILTIN_REST_JOINTS
+    from semtalk.body.skeleton import BUILTIN_REST_JOINTS
 
     poses = np.asarray(poses, dtype=np.float64)
     trans = np.asarray(trans, dtype=np.float64)

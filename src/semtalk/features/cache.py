@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
+from semtalk.body.skeleton import BodyModel, foot_contacts, load_body_model
 from semtalk.config import describe_difference
 from semtalk.data.beat2 import STANDARD_SPLITS, Beat2Dataset, Clip
 from semtalk.data.textgrid import Word, read_words
@@ -46,7 +47,6 @@ from semtalk.errors import DataError
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor, num_windows
 from semtalk.features.text import Vocabulary, frame_word_ids
 from semtalk.fileio import atomic_path, write_text_atomic
-from semtalk.skeleton import BodyModel, foot_contacts, load_body_model
 
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"

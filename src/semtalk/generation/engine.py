@@ -24,7 +24,15 @@ import numpy as np
 import torch
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.body import BodyPart
+from semtalk.body.motion import Motion
+from semtalk.body.parts import BodyPart
+from semtalk.body.representation import (
+    LOWER_CONTACT_SLICE,
+    LOWER_ROOT_SLICE,
+    motion_to_seed_features,
+    tokenizer_parts_to_motion,
+)
+from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
 from semtalk.data.audio import num_frames_for
 from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
@@ -38,14 +46,6 @@ from semtalk.models.body_branch import BODY_PARTS
 from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs
 from semtalk.models.sparse_generator import SemanticScore
 from semtalk.models.tokenizer import MotionTokenizer
-from semtalk.motion import Motion
-from semtalk.motion_repr import (
-    LOWER_CONTACT_SLICE,
-    LOWER_ROOT_SLICE,
-    motion_to_seed_features,
-    tokenizer_parts_to_motion,
-)
-from semtalk.skeleton import BuiltinSkeleton, foot_contacts
 
 SEED_FRAMES = FRAMES_PER_TOKEN
 """Seed frames per window: exactly one token, so a window's first token is the previous one's

@@ -35,9 +35,9 @@ from semtalk.fileio import atomic_path, write_text_atomic
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
 
 if TYPE_CHECKING:
+    from semtalk.body.skeleton import BodyModel
     from semtalk.generation.engine import Generation
     from semtalk.render.preview import BodyView
-    from semtalk.skeleton import BodyModel
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def write_psi_plot(gen: Generation, path: str | Path, *,
 
 def _body(body_model: BodyModel | str | Path | None) -> BodyModel:
     """``body_model`` itself if it is a model, else the one its path names (or built-in)."""
-    from semtalk.skeleton import load_body_model
+    from semtalk.body.skeleton import load_body_model
 
     return body_model if hasattr(body_model, "joints") else load_body_model(body_model)
 
@@ -221,7 +221,7 @@ def motion_joints(gen: Generation, body_model: BodyModel | str | Path | None = N
 
     Args:
         gen: the generation.
-        body_model: a :class:`~semtalk.skeleton.BodyModel`, the path of an SMPL-X model file
+        body_model: a :class:`~semtalk.body.skeleton.BodyModel`, the path of an SMPL-X model file
             or folder (exact joints, honouring betas and expressions; needs the ``smplx``
             extra), or ``None`` for the built-in skeleton.
     """

@@ -1,7 +1,7 @@
 """Reconstruction losses for one body part's tokenizer features, and the matching metrics.
 
 A part's features are ``[B, T, part.dim]`` in the tokenizer representation
-(:mod:`semtalk.motion_repr`: 6D joint rotations, then the face's expressions or the lower
+(:mod:`semtalk.body.representation`: 6D joint rotations, then the face's expressions or the lower
 body's ``(v_x, y, v_z)`` root channels and foot contacts). :func:`part_reconstruction_loss`
 compares a prediction with its target through a per-part table of terms, each weighted by the
 field of :class:`PartLossWeights` with the same name:
@@ -48,15 +48,15 @@ from functools import cached_property
 import torch
 
 from semtalk import MOTION_FPS
-from semtalk.body import FOOT_JOINTS, NUM_JOINTS, ROT6D_DIM, BodyPart
-from semtalk.motion_repr import (
+from semtalk.body.parts import FOOT_JOINTS, NUM_JOINTS, ROT6D_DIM, BodyPart
+from semtalk.body.representation import (
     HORIZONTAL_AXES,
     LOWER_CONTACT_SLICE,
     LOWER_ROOT_SLICE,
     root_velocity_to_trans,
 )
-from semtalk.rotation import geodesic_angle, matrix_to_axis_angle, rot6d_to_matrix
-from semtalk.skeleton import BodyModel, BuiltinSkeleton, forward_kinematics
+from semtalk.body.rotation import geodesic_angle, matrix_to_axis_angle, rot6d_to_matrix
+from semtalk.body.skeleton import BodyModel, BuiltinSkeleton, forward_kinematics
 
 GEODESIC_EPS = 1e-6
 """The geodesic loss clamps the cosine to ``±(1 - GEODESIC_EPS)`` (official value)."""
@@ -351,7 +351,7 @@ def part_reconstruction_loss(
         target: ``[B, T, part.dim]`` ground truth in the same representation.
         weights: term weights; ``None`` means :class:`PartLossWeights` defaults.
         body_model: forward kinematics for the joint terms; must be differentiable.
-            ``None`` means :class:`~semtalk.skeleton.BuiltinSkeleton`.
+            ``None`` means :class:`~semtalk.body.skeleton.BuiltinSkeleton`.
         fps: frame rate (for integrating the root velocity).
 
     Returns:
@@ -423,7 +423,7 @@ def joint_position_error_mm(
 
     Args:
         prediction, target: ``[..., T, part.dim]`` part features.
-        body_model: ``None`` means :class:`~semtalk.skeleton.BuiltinSkeleton`.
+        body_model: ``None`` means :class:`~semtalk.body.skeleton.BuiltinSkeleton`.
 
     Returns:
         Scalar tensor.

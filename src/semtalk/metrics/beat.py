@@ -58,7 +58,7 @@ import numpy as np
 from scipy.signal import argrelextrema
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.body import NUM_JOINTS, UPPER_BODY_BC_JOINTS
+from semtalk.body.parts import NUM_JOINTS, UPPER_BODY_BC_JOINTS
 
 
 @dataclass(frozen=True)

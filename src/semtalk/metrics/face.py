@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from semtalk.body import EXPRESSION_DIM, JAW, POSE_DIM
-from semtalk.rotation import axis_angle_to_matrix, geodesic_angle
-from semtalk.skeleton import SMPLXBodyModel
+from semtalk.body.parts import EXPRESSION_DIM, JAW, POSE_DIM
+from semtalk.body.rotation import axis_angle_to_matrix, geodesic_angle
+from semtalk.body.skeleton import SMPLXBodyModel
 
 VerticesFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 """``(jaw axis-angle [T, 3], expressions [T, 100], betas [300] or None) -> vertices [T, V, 3]``."""

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.body import PARENTS, ROT6D_DIM
+from semtalk.body.parts import PARENTS, ROT6D_DIM
 from semtalk.metrics.skeleton_topology import LayerTopology, encoder_topology
 from semtalk.models.pretrained import PretrainedModel
 

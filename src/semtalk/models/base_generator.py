@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from semtalk.body import FULL_DIM, BodyPart
+from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.models.body_branch import BodyBranch
 from semtalk.models.generator_common import (
     FRAMES_PER_TOKEN,

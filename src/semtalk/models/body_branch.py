@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.models.generator_common import GeneratorSizes
 from semtalk.modules.attention import (
     PeriodicPositionalEncoding,

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.models.rvqvae import RVQVAEConfig
 from semtalk.modules.inference import uses_fast_path
 from semtalk.modules.stacked_heads import run_stacked, stacked_weights, take_heads

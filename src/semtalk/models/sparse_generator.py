@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from semtalk.body import FULL_DIM, BodyPart
+from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.models.base_generator import BaseGeneratorConfig
 from semtalk.models.body_branch import BODY_PARTS, BodyBranch, BodyTrunk
 from semtalk.models.generator_common import (

@@ -1,6 +1,6 @@
 """The motion tokenizer: one RVQ-VAE per body part, between BEAT2 motion and codes.
 
-``tokenize(motion)`` turns a :class:`~semtalk.motion.Motion` into ``{part: [N, Q]}`` codes
+``tokenize(motion)`` turns a :class:`~semtalk.body.motion.Motion` into ``{part: [N, Q]}`` codes
 (``N = ceil(T / 4)`` tokens; a sequence whose length is not a multiple of 4 is padded by
 repeating its last frame); ``detokenize(codes)`` decodes them back into a BEAT2 motion
 (poses 165, expressions 100, translation 3), integrating the lower body's root velocity from a
@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from semtalk.body import BodyPart
+from semtalk.body.motion import Motion
+from semtalk.body.parts import BodyPart
+from semtalk.body.representation import motion_to_tokenizer_parts, tokenizer_parts_to_motion
+from semtalk.body.skeleton import BodyModel, BuiltinSkeleton, foot_contacts
 from semtalk.errors import DataError
 from semtalk.models.generator_common import CodeSpec
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
-from semtalk.motion import Motion
-from semtalk.motion_repr import motion_to_tokenizer_parts, tokenizer_parts_to_motion
-from semtalk.skeleton import BodyModel, BuiltinSkeleton, foot_contacts
 
 
 class MotionTokenizer(nn.Module):

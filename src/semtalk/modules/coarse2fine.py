@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.modules.attention import run_decoder, transformer_decoder
 
 Schedule = Sequence[tuple[BodyPart, Sequence[tuple[BodyPart, bool]]]]

@@ -39,7 +39,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 
-from semtalk.body import EYE_JOINTS, HEAD, NUM_JOINTS, PARENTS, BodyPart
+from semtalk.body.parts import EYE_JOINTS, HEAD, NUM_JOINTS, PARENTS, BodyPart
 from semtalk.render.preview import draw_floor
 from semtalk.render.style import BACKGROUND, PART_COLOURS
 
@@ -327,7 +327,7 @@ class MeshView:
     def from_motion(cls, body: MeshBodyModel, poses: np.ndarray, trans: np.ndarray | None = None,
                     betas: np.ndarray | None = None, expressions: np.ndarray | None = None,
                     **kwargs: Any) -> MeshView:
-        """The mesh of a BEAT2 motion through ``body`` (e.g. :class:`~semtalk.skeleton.
+        """The mesh of a BEAT2 motion through ``body`` (e.g. :class:`~semtalk.body.skeleton.
         SMPLXBodyModel`), honouring ``trans``, ``betas`` and ``expressions``.
 
         Args:

@@ -17,7 +17,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import Circle
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.body import EYE_JOINTS, HEAD, NUM_JOINTS, PARENTS, BodyPart
+from semtalk.body.parts import EYE_JOINTS, HEAD, NUM_JOINTS, PARENTS, BodyPart
 from semtalk.render.preview import ProgressFn, draw_floor, render_preview
 from semtalk.render.style import PART_COLOURS, PART_LINE_WIDTHS
 from semtalk.render.words import WordLike
@@ -115,7 +115,7 @@ def render_video(
 
     Args:
         joints: ``[T, 55, 3]`` joint positions in metres (y up, x towards the body's left, as
-            from :mod:`semtalk.skeleton`). Shown from the front (x right, y up); the camera is
+            from :mod:`semtalk.body.skeleton`). Shown from the front (x right, y up); the camera is
             fixed and frames the whole clip, including the root's travel.
         out_path, fps, audio, sample_rate, words, psi, size, title, progress: as in
             :func:`~semtalk.render.preview.render_preview` (the video has exactly ``T``

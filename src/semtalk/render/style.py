@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 
 DPI = 100
 """Figure dots per inch: figure inches = pixels / DPI."""

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from semtalk.body.rotation import axis_angle_to_rot6d, geodesic_angle, rot6d_to_matrix
 from semtalk.config import to_dict
 from semtalk.configs import load_stage_config
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, FGDEncoderConfig
-from semtalk.rotation import axis_angle_to_rot6d, geodesic_angle, rot6d_to_matrix
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import (
     CachedWindows,

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
 from semtalk.config import to_dict
 from semtalk.configs import load_stage_config
 from semtalk.errors import DataError

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
+from semtalk.body.representation import motion_to_seed_features, motion_to_tokenizer_parts
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.models.generator_common import GeneratorInputs
-from semtalk.motion_repr import motion_to_seed_features, motion_to_tokenizer_parts
 from semtalk.training.windows import CachedWindows, Window, read_rows
 
 SENTENCE = "sentence"

@@ -2,7 +2,7 @@
 
 One solver serves all four parts; the part picks the input channels and the loss table
 (:mod:`semtalk.losses.reconstruction`). Examples are 64-frame windows of the cache's training
-clips every ``stride`` frames, in the tokenizer representation (:mod:`semtalk.motion_repr`).
+clips every ``stride`` frames, in the tokenizer representation (:mod:`semtalk.body.representation`).
 Validation windows (the ``val`` clips, or held-out clip tails) select the best model by its
 validation loss. The selected model is released to ``OUT/best/`` and copied to
 ``TOKENIZER/<part>/`` of the run's tokenizer release.
@@ -19,7 +19,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from semtalk.body import BodyPart
+from semtalk.body.parts import BodyPart
+from semtalk.body.representation import motion_to_tokenizer_parts
+from semtalk.body.skeleton import BodyModel, load_body_model
 from semtalk.config import to_dict
 from semtalk.configs import load_stage_config
 from semtalk.features.cache import FeatureCache
@@ -31,8 +33,6 @@ from semtalk.losses.reconstruction import (
 )
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
 from semtalk.modules.quantizer import QuantizerConfig
-from semtalk.motion_repr import motion_to_tokenizer_parts
-from semtalk.skeleton import BodyModel, load_body_model
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import (
     CachedWindows,

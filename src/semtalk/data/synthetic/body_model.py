@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semtalk.body import HEAD, NUM_JOINTS, PARENTS
-from semtalk.skeleton import BUILTIN_REST_JOINTS
+from semtalk.body.parts import HEAD, NUM_JOINTS, PARENTS
+from semtalk.body.skeleton import BUILTIN_REST_JOINTS
 
 SMPLX_MIN_VERTICES = 9930
 """``smplx`` reads vertex indices up to 9929 (its extra joints); fewer vertices fail to load."""
@@ -183,7 +183,7 @@ def write_synthetic_smplx(path: str | Path, *, shape_components: int = NUM_BETAS
     Args:
         path: the file to write (``.npz``; compressed, about 1 MB).
         shape_components: last dimension of ``shapedirs``; below 400 ``smplx`` falls back to
-            10 betas + 10 expressions (what :class:`~semtalk.skeleton.SMPLXBodyModel` refuses).
+            10 betas + 10 expressions (what :class:`~semtalk.body.skeleton.SMPLXBodyModel` refuses).
         scale_beta0: ``beta[0] = 1`` scales the whole body (joints included) by
             ``1 + scale_beta0``.
     """

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
+from semtalk.body.motion import Motion
 from semtalk.data.audio import resample, write_wav
 from semtalk.data.beat2 import MODALITY_LAYOUT, SPLIT_FILE
 from semtalk.data.emotion import EMOTIONS, EmotionSegment, first_index_of, write_emotion_csv
@@ -34,7 +35,6 @@ from semtalk.data.synthetic.tts import synthesize
 from semtalk.data.textgrid import Interval, Word, write_textgrid
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic
-from semtalk.motion import Motion
 
 MANIFEST = "synthetic_speaker.json"
 LEAD_SILENCE = (0.4, 0.9)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from semtalk.body import JOINT_NAMES, NUM_JOINTS
+from semtalk.body.parts import JOINT_NAMES, NUM_JOINTS
 
 JOINT = {name: index for index, name in enumerate(JOINT_NAMES)}
 MIRROR = np.array([1.0, -1.0, -1.0])

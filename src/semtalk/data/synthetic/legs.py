@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 
-from semtalk.skeleton import BUILTIN_REST_JOINTS
+from semtalk.body.skeleton import BUILTIN_REST_JOINTS
 
 LEGS = {"left": (1, 4, 7), "right": (2, 5, 8)}
 """Hip, knee and ankle joint of each leg."""

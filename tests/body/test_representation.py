@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import BodyPart, split_pose
-from semtalk.motion_repr import (
+from semtalk.body.parts import BodyPart, split_pose
+from semtalk.body.representation import (
     LOWER_CONTACT_SLICE,
     LOWER_ROOT_SLICE,
     motion_to_tokenizer_parts,

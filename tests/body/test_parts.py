@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import (
+from semtalk.body.parts import (
     EYE_JOINTS,
     FULL_DIM,
     GENERATED_JOINTS,
@@ -15,7 +15,7 @@ from semtalk.body import (
     pose_to_full,
     split_pose,
 )
-from semtalk.rotation import axis_angle_to_matrix, geodesic_angle
+from semtalk.body.rotation import axis_angle_to_matrix, geodesic_angle
 
 
 def test_tables_match_beat2_layout():

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from semtalk import MOTION_FPS
-from semtalk.body import EXPRESSION_DIM, POSE_DIM, TRANS_DIM, merge_parts, split_pose
+from semtalk.body.parts import EXPRESSION_DIM, POSE_DIM, TRANS_DIM
 from semtalk.errors import DataError, DataIssue, Severity, require_file
 from semtalk.fileio import atomic_path
 
@@ -77,25 +76,6 @@ class Motion:
         """Frames ``[start, stop)`` as a new Motion (betas and metadata shared)."""
         return Motion(self.poses[start:stop], self.expressions[start:stop],
                       self.trans[start:stop], self.betas, self.fps, self.model, self.gender)
-
-    def to_parts(self, contacts: np.ndarray) -> dict:
-        """Part features ``{BodyPart: [T, dim]}`` as float32 tensors (see :mod:`semtalk.body`).
-
-        Args:
-            contacts: ``[T, 4]`` foot contacts, e.g. from :func:`semtalk.skeleton.foot_contacts`.
-        """
-        return split_pose(torch.from_numpy(self.poses), torch.from_numpy(self.expressions),
-                          torch.from_numpy(self.trans), torch.as_tensor(contacts))
-
-    @classmethod
-    def from_parts(cls, parts: dict, eye_pose: np.ndarray | None = None,
-                   betas: np.ndarray | None = None) -> Motion:
-        """Inverse of :meth:`to_parts`; eyes get ``eye_pose`` (rest pose if ``None``)."""
-        eyes = None if eye_pose is None else torch.as_tensor(eye_pose, dtype=torch.float32)
-        poses, expressions, trans = merge_parts(parts, eye_pose=eyes)
-        kwargs = {} if betas is None else {"betas": betas}
-        return cls(poses.detach().cpu().numpy(), expressions.detach().cpu().numpy(),
-                   trans.detach().cpu().numpy(), **kwargs)
 
     def save_npz(self, path: str | Path) -> Path:
         """Write a BEAT2 ``.npz`` atomically (the same keys, dtypes and metadata as BEAT2)."""

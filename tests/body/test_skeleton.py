@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body import FOOT_JOINTS, HEAD, JOINT_NAMES, NUM_JOINTS, PARENTS
-from semtalk.data.synthetic.body_model import write_synthetic_smplx
-from semtalk.skeleton import (
+from semtalk.body.parts import FOOT_JOINTS, HEAD, JOINT_NAMES, NUM_JOINTS, PARENTS
+from semtalk.body.skeleton import (
     BUILTIN_REST_JOINTS,
     BodyModel,
     BuiltinSkeleton,
@@ -12,6 +11,7 @@ from semtalk.skeleton import (
     foot_contacts,
     load_body_model,
 )
+from semtalk.data.synthetic.body_model import write_synthetic_smplx
 
 
 def test_rest_skeleton_has_human_proportions():

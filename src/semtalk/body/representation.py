@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import torch
 
 from semtalk import MOTION_FPS
-from semtalk.body import (
+from semtalk.body.parts import (
     CONTACT_DIM,
     ROT6D_DIM,
     TRANS_DIM,

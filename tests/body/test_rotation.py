@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from semtalk.rotation import (
+from semtalk.body.rotation import (
     axis_angle_to_matrix,
     axis_angle_to_rot6d,
     euler_to_matrix,

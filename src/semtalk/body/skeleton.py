@@ -23,8 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from semtalk.body import FOOT_JOINTS, NUM_JOINTS, PARENTS, POSE_DIM
-from semtalk.rotation import axis_angle_to_matrix
+from semtalk.body.parts import FOOT_JOINTS, NUM_JOINTS, PARENTS, POSE_DIM
+from semtalk.body.rotation import axis_angle_to_matrix
 
 CONTACT_THRESHOLD_M = 0.01
 """A foot joint is in contact when it moves less than this between consecutive frames."""
@@ -91,7 +91,7 @@ _LEFT_FINGERS = {
 
 def _author_rest_joints() -> np.ndarray:
     """Assemble the ``[55, 3]`` rest joint table from the proportion tables above."""
-    from semtalk.body import JOINT_NAMES
+    from semtalk.body.parts import JOINT_NAMES
 
     positions: dict[str, np.ndarray] = {k: np.array(v) for k, v in _MIDLINE.items()}
     mirror = np.array([-1.0, 1.0, 1.0])

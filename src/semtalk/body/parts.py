@@ -23,7 +23,7 @@ from enum import Enum
 
 import torch
 
-from semtalk.rotation import axis_angle_to_rot6d, rot6d_to_axis_angle
+from semtalk.body.rotation import axis_angle_to_rot6d, rot6d_to_axis_angle
 
 NUM_JOINTS = 55
 POSE_DIM = 3 * NUM_JOINTS  # 165
@@ -133,7 +133,7 @@ def split_pose(
         poses: ``[..., T, 165]`` axis-angle of the 55 joints.
         expressions: ``[..., T, 100]``.
         trans: ``[..., T, 3]`` global translation in metres.
-        contacts: ``[..., T, 4]`` foot contacts (see :func:`semtalk.skeleton.foot_contacts`).
+        contacts: ``[..., T, 4]`` foot contacts (see :func:`semtalk.body.skeleton.foot_contacts`).
 
     Returns:
         ``{part: [..., T, part.dim]}``, in the dtype of ``poses``.
