@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from semtalk import __version__
 from semtalk.body.parts import BodyPart
+from semtalk.constants import __version__
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic
 

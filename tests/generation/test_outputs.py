@@ -16,8 +16,9 @@ from semtalk.body.skeleton import BuiltinSkeleton
 from semtalk.data.audio import num_frames_for
 from semtalk.data.textgrid import Word
 from semtalk.generation import outputs
-from semtalk.generation.engine import Generation, SemTalk
+from semtalk.generation.engine import SemTalk
 from semtalk.generation.outputs import (
+    Generation,
     format_json,
     generation_json,
     motion_joints,

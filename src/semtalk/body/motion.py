@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semtalk import MOTION_FPS
 from semtalk.body.parts import EXPRESSION_DIM, POSE_DIM, TRANS_DIM
+from semtalk.constants import MOTION_FPS
 from semtalk.errors import DataError, DataIssue, Severity, require_file
 from semtalk.fileio import atomic_path
 

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 
 import torch
 
-from semtalk import MOTION_FPS
 from semtalk.body.parts import (
     CONTACT_DIM,
     ROT6D_DIM,
@@ -33,6 +32,7 @@ from semtalk.body.parts import (
     pose_to_full,
     split_pose,
 )
+from semtalk.constants import MOTION_FPS
 
 LOWER_ROTATION_DIM = ROT6D_DIM * len(BodyPart.LOWER.joints)  # 54
 LOWER_ROOT_SLICE = slice(LOWER_ROTATION_DIM, LOWER_ROTATION_DIM + TRANS_DIM)  # 54:57

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from semtalk import __version__
 from semtalk.cli import ablate, align, demo, evaluate, generate, inspect, prepare, synth, train
 from semtalk.config import ConfigError
+from semtalk.constants import __version__
 from semtalk.errors import DataError
 
 SUBCOMMANDS = (synth, inspect, prepare, align, train, generate, evaluate, ablate, demo)

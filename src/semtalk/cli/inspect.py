@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from tqdm import tqdm
 
-from semtalk import MOTION_FPS
+from semtalk.constants import MOTION_FPS
 from semtalk.data.beat2 import MODALITY_LAYOUT, SPLITS, Beat2Dataset, ClipCheck
 from semtalk.errors import Severity
 

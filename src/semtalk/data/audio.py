@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.errors import DataError, require_file
 from semtalk.fileio import atomic_path
 
@@ -39,6 +39,54 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     return out.astype(np.float32, copy=False)
 
 
+def _integer_to_float(samples: np.ndarray, where: Path) -> np.ndarray:
+    if np.issubdtype(samples.dtype, np.unsignedinteger):
+        raise DataError(where, f"unsigned {samples.dtype} samples are not supported; decode the "
+                               "file with semtalk's load_audio")
+    peak = int(np.abs(samples.astype(np.int64)).max())
+    if peak == 1:
+        raise DataError(where, "integer samples are all -1, 0 or 1: this looks like a float WAV "
+                               "read as int16; read it as float32 instead (semtalk's load_audio)")
+    return samples.astype(np.float32) / np.float32(np.iinfo(samples.dtype).max)
+
+
+def to_mono(audio: np.ndarray, sample_rate: int, where: str | Path | None = None,
+            target_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+    """Samples ``[N]`` or ``[N, channels]`` at ``sample_rate`` -> mono float32 in [-1, 1] at
+    ``target_rate`` (16 kHz): the one conversion every audio input goes through.
+
+    Integer samples are scaled by their type's full range; several channels are averaged; other
+    rates are resampled (:func:`resample`).
+
+    Raises:
+        DataError: (naming ``where``, ``<audio>`` when None) a wrong shape, zero samples, a
+            rate that is not a positive integer, NaN/Inf, unsigned or float-read-as-integer
+            samples, or float samples far outside [-1, 1] (peak above 2).
+    """
+    where = Path(where) if where is not None else Path("<audio>")
+    samples = np.asarray(audio)
+    if samples.ndim not in (1, 2):
+        raise DataError(where, f"audio must be [N] or [N, channels], got shape {samples.shape}")
+    if samples.size == 0:
+        raise DataError(where, "audio has zero samples")
+    if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise DataError(where, f"sample rate must be a positive integer, got {sample_rate}")
+    if np.issubdtype(samples.dtype, np.integer):
+        samples = _integer_to_float(samples, where)
+    elif not np.issubdtype(samples.dtype, np.floating):
+        raise DataError(where, f"audio samples must be float or integer, got {samples.dtype}")
+    samples = samples.astype(np.float32, copy=False)
+    if not np.isfinite(samples).all():
+        raise DataError(where, "audio contains NaN or Inf samples")
+    peak = float(np.abs(samples).max())
+    if peak > 2.0:
+        raise DataError(where, f"float audio must lie in [-1, 1] but peaks at {peak:.3g}; pass "
+                               "integer samples with their integer dtype, or scale them")
+    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+    return np.ascontiguousarray(resample(mono, int(sample_rate), target_rate),
+                                dtype=np.float32)
+
+
 def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as mono float32 in [-1, 1] at ``sample_rate``.
 
@@ -47,8 +95,8 @@ def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nda
     OGG, MP3 with libsndfile >= 1.1).
 
     Raises:
-        DataError: the path is missing or a directory, the file cannot be decoded, holds zero
-            samples, or contains NaN/Inf.
+        DataError: the path is missing or a directory, the file cannot be decoded, or its
+            samples fail :func:`to_mono`'s checks.
     """
     path = require_file(path, "audio file")
     try:
@@ -56,12 +104,7 @@ def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nda
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise DataError(path, f"cannot decode audio (corrupt or unsupported format): {exc}") \
             from exc
-    if audio.shape[0] == 0:
-        raise DataError(path, "audio has zero samples")
-    if not np.isfinite(audio).all():
-        raise DataError(path, "audio contains NaN or Inf samples")
-    mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-    return np.ascontiguousarray(resample(mono, int(rate), sample_rate), dtype=np.float32)
+    return to_mono(audio, int(rate), path, sample_rate)
 
 
 def audio_duration(path: str | Path) -> float:

@@ -28,8 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.body.motion import Motion, read_motion_npz
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import audio_duration, load_audio, num_frames_for
 from semtalk.data.emotion import EmotionSegment, emotion_from_clip_id, read_emotion_csv
 from semtalk.data.semantic import SemanticSegment, frame_semantic_scores, read_semantic

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semtalk import MOTION_FPS
+from semtalk.constants import MOTION_FPS
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic
 

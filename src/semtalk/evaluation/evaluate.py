@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from semtalk import __version__
 from semtalk.body.motion import Motion
+from semtalk.constants import __version__
 from semtalk.evaluation.data import EvalClip, check_cache_features, load_eval_clips
 from semtalk.evaluation.report import evaluation_markdown, paper_units, write_json, write_markdown
 from semtalk.evaluation.scoring import ScoredSet, Scorer, ScoringOptions

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from semtalk import MOTION_FPS
 from semtalk.body.parts import JOINT_NAMES, NUM_JOINTS, PARENTS, POSE_DIM
+from semtalk.constants import MOTION_FPS
 from semtalk.errors import DataError, require_file
 from semtalk.fileio import atomic_path
 

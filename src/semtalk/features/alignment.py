@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE
+from semtalk.constants import AUDIO_SAMPLE_RATE
 from semtalk.data.audio import resample
 from semtalk.data.textgrid import Interval, Word, read_words
 from semtalk.errors import DataError

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from semtalk import MOTION_FPS
+from semtalk.constants import MOTION_FPS
 from semtalk.data.textgrid import Word
 
 

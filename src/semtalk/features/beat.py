@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.features.base import (
     AudioFeatureExtractor,
     pad_to,

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
 from semtalk.body.skeleton import BodyModel, foot_contacts, load_body_model
 from semtalk.config import describe_difference
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
 from semtalk.data.beat2 import STANDARD_SPLITS, Beat2Dataset, Clip
 from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError

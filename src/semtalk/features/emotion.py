@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE
+from semtalk.constants import AUDIO_SAMPLE_RATE
 from semtalk.errors import DataError
 from semtalk.features.base import (
     AudioFeatureExtractor,

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from semtalk import MOTION_FPS
+from semtalk.constants import MOTION_FPS
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_words

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE
+from semtalk.constants import AUDIO_SAMPLE_RATE
 from semtalk.features.base import (
     AudioFeatureExtractor,
     frame_times,

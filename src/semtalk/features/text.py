@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semtalk import MOTION_FPS
+from semtalk.constants import MOTION_FPS
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from semtalk.generation.emphasis import Emphasis
-from semtalk.generation.engine import Generation, SemTalk, fuse_codes
+from semtalk.generation.engine import SemTalk, fuse_codes
+from semtalk.generation.outputs import Generation
 from semtalk.generation.release import Release, assemble_release
 from semtalk.generation.speech import SpeechFeatures
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semtalk import MOTION_FPS
+from semtalk.constants import MOTION_FPS
 from semtalk.data.textgrid import Word, frame_span
 from semtalk.features.text import normalize_word
 

@@ -16,14 +16,13 @@ tail that does not fill a window).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.body.motion import Motion
 from semtalk.body.parts import BodyPart
 from semtalk.body.representation import (
@@ -33,14 +32,16 @@ from semtalk.body.representation import (
     tokenizer_parts_to_motion,
 )
 from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
-from semtalk.data.audio import num_frames_for
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.data.audio import num_frames_for, to_mono
 from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
 from semtalk.generation.lanes import Lanes, Task, lanes_available
+from semtalk.generation.outputs import Generation
 from semtalk.generation.release import Release
-from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer, mono_16k
+from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer
 from semtalk.models.base_generator import BaseAudio
 from semtalk.models.body_branch import BODY_PARTS
 from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs
@@ -67,82 +68,6 @@ class _Seedless:
     score: SemanticScore
     raw_psi: torch.Tensor
     audio: BaseAudio
-
-
-@dataclass
-class Generation:
-    """One generated utterance.
-
-    Attributes:
-        motion: exactly ``T`` frames (one per 1/30 s of audio), BEAT2 layout.
-        psi / psi_model: ``[T]`` per-frame ψ used for fusion (after emphasis) / as predicted.
-        token_psi / token_psi_model: ``[N]`` the same per token (``N = ceil(T / 4)``).
-        sparse_tokens: ``[N]`` bool: the token's body parts took the sparse codes (ψ > β).
-        words: the timed words the motion was generated from.
-        emphasis: what emphasis asked for and changed (JSON-ready).
-        beta: the fusion threshold β.
-        speaker: the BEAT2 speaker id; speaker_class: its embedding row.
-        release: the release folder.
-        audio: mono 16 kHz audio (for the preview video), when generated from audio.
-        precision: the generators' float format (``"fp32"`` or ``"bf16"``).
-    """
-
-    motion: Motion
-    psi: np.ndarray
-    psi_model: np.ndarray
-    token_psi: np.ndarray
-    token_psi_model: np.ndarray
-    sparse_tokens: np.ndarray
-    words: list[Word]
-    emphasis: dict[str, Any]
-    beta: float
-    speaker: int
-    speaker_class: int
-    release: str
-    audio: np.ndarray | None = None
-    precision: str = "fp32"
-    sample_rate: int = AUDIO_SAMPLE_RATE
-    fps: int = MOTION_FPS
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def num_frames(self) -> int:
-        return self.motion.num_frames
-
-    def save_npz(self, path: str | Path) -> Path:
-        """The motion as a BEAT2 ``.npz``."""
-        from semtalk.generation.outputs import write_npz
-
-        return write_npz(self, path)
-
-    def to_json(self) -> dict[str, Any]:
-        """Per-frame ψ, per-token fusion choice, words and emphasis as a JSON-ready dict."""
-        from semtalk.generation.outputs import generation_json
-
-        return generation_json(self)
-
-    def save_json(self, path: str | Path) -> Path:
-        from semtalk.generation.outputs import write_json
-
-        return write_json(self, path)
-
-    def plot_psi(self, path: str | Path) -> Path:
-        """ψ over time with the words (PNG)."""
-        from semtalk.generation.outputs import write_psi_plot
-
-        return write_psi_plot(self, path)
-
-    def render(self, path: str | Path, **kwargs: Any) -> Path:
-        """Preview video (mp4, audio muxed in when known)."""
-        from semtalk.generation.outputs import write_video
-
-        return write_video(self, path, **kwargs)
-
-    def save(self, out_dir: str | Path, stem: str, **kwargs: Any) -> dict[str, Path]:
-        """npz + JSON + ψ plot + video into ``out_dir`` (all or nothing)."""
-        from semtalk.generation.outputs import save_outputs
-
-        return save_outputs(self, out_dir, stem, **kwargs)
 
 
 def neutral_seed(tokenizer: MotionTokenizer) -> Motion:
@@ -271,7 +196,7 @@ class SemTalk:
                          words: list[Word] | None = None) -> SpeechFeatures:
         """The generators' inputs for ``audio`` (any rate/channels) and its timed words, with
         window rows exactly where generation's windows start."""
-        mono = mono_16k(audio, sample_rate)
+        mono = to_mono(audio, sample_rate)
         frames = num_frames_for(len(mono))
         if frames < 1:
             raise ValueError(f"audio of {len(mono)} samples is shorter than one motion frame "
@@ -298,7 +223,7 @@ class SemTalk:
             seed: motion whose first 4 frames seed the first window (default a rest pose).
             emphasis: ψ edits (see :class:`Emphasis`).
         """
-        mono = mono_16k(audio, sample_rate)
+        mono = to_mono(audio, sample_rate)
         features = self.extract_features(mono, AUDIO_SAMPLE_RATE, words)
         return self.generate_features(features, speaker=speaker, seed=seed, emphasis=emphasis,
                                       audio=mono)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import load_audio, num_frames_for
 from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError

@@ -1,4 +1,5 @@
-"""The files a generation is saved as: BEAT2 motion, ψ report, ψ plot and preview video.
+"""A generated utterance (:class:`Generation`) and the files it is saved as: BEAT2 motion,
+ψ report, ψ plot and preview video.
 
 ================  ==================================================================
 ``STEM.npz``      BEAT2 motion (poses 165, expressions 100, trans 3, betas 300, model,
@@ -23,20 +24,21 @@ import logging
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from semtalk import __version__
-from semtalk.data.textgrid import frame_span
+from semtalk.body.motion import Motion
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
+from semtalk.data.textgrid import Word, frame_span
 from semtalk.fileio import atomic_path, write_text_atomic
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
 
 if TYPE_CHECKING:
     from semtalk.body.skeleton import BodyModel
-    from semtalk.generation.engine import Generation
     from semtalk.render.preview import BodyView
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,76 @@ ProgressFn = Callable[[int, int], None]
 PREVIEWS = ("auto", "stick", "mesh")
 """How the video draws the body: ``mesh`` (the SMPL-X surface; needs a model file and the
 ``render`` extra), ``stick`` (joints as bones), ``auto`` (the mesh when both are there)."""
+
+
+@dataclass
+class Generation:
+    """One generated utterance.
+
+    Attributes:
+        motion: exactly ``T`` frames (one per 1/30 s of audio), BEAT2 layout.
+        psi / psi_model: ``[T]`` per-frame ψ used for fusion (after emphasis) / as predicted.
+        token_psi / token_psi_model: ``[N]`` the same per token (``N = ceil(T / 4)``).
+        sparse_tokens: ``[N]`` bool: the token's body parts took the sparse codes (ψ > β).
+        words: the timed words the motion was generated from.
+        emphasis: what emphasis asked for and changed (JSON-ready).
+        beta: the fusion threshold β.
+        speaker: the BEAT2 speaker id; speaker_class: its embedding row.
+        release: the release folder.
+        audio: mono 16 kHz audio (for the preview video), when generated from audio.
+        precision: the generators' float format (``"fp32"`` or ``"bf16"``).
+    """
+
+    motion: Motion
+    psi: np.ndarray
+    psi_model: np.ndarray
+    token_psi: np.ndarray
+    token_psi_model: np.ndarray
+    sparse_tokens: np.ndarray
+    words: list[Word]
+    emphasis: dict[str, Any]
+    beta: float
+    speaker: int
+    speaker_class: int
+    release: str
+    audio: np.ndarray | None = None
+    precision: str = "fp32"
+    sample_rate: int = AUDIO_SAMPLE_RATE
+    fps: int = MOTION_FPS
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.motion.num_frames
+
+    def save_npz(self, path: str | Path) -> Path:
+        """The motion as a BEAT2 ``.npz``."""
+
+        return write_npz(self, path)
+
+    def to_json(self) -> dict[str, Any]:
+        """Per-frame ψ, per-token fusion choice, words and emphasis as a JSON-ready dict."""
+
+        return generation_json(self)
+
+    def save_json(self, path: str | Path) -> Path:
+
+        return write_json(self, path)
+
+    def plot_psi(self, path: str | Path) -> Path:
+        """ψ over time with the words (PNG)."""
+
+        return write_psi_plot(self, path)
+
+    def render(self, path: str | Path, **kwargs: Any) -> Path:
+        """Preview video (mp4, audio muxed in when known)."""
+
+        return write_video(self, path, **kwargs)
+
+    def save(self, out_dir: str | Path, stem: str, **kwargs: Any) -> dict[str, Path]:
+        """npz + JSON + ψ plot + video into ``out_dir`` (all or nothing)."""
+
+        return save_outputs(self, out_dir, stem, **kwargs)
 
 
 def output_paths(out_dir: str | Path, stem: str, *, video: bool = True,

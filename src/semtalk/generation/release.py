@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from semtalk import __version__
+from semtalk.constants import __version__
 from semtalk.data.beat2 import speaker_class
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from semtalk import AUDIO_SAMPLE_RATE
 from semtalk.config import describe_difference
-from semtalk.data.audio import num_frames_for, resample
+from semtalk.data.audio import num_frames_for, to_mono
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor
@@ -97,26 +96,6 @@ def feature_spec(features: dict[str, Any], where: Path, *, hubert_model: str | P
         emotion_model=None if emotion_model is None else str(emotion_model), device=device)
 
 
-def mono_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``[N]`` or ``[N, channels]`` audio at any rate -> mono float32 at 16 kHz.
-
-    Raises:
-        ValueError: wrong shape, zero samples, NaN/Inf or a bad rate.
-    """
-    mono = np.asarray(audio, dtype=np.float32)
-    if mono.ndim == 2:
-        mono = mono.mean(axis=1)
-    if mono.ndim != 1:
-        raise ValueError(f"audio must be [N] or [N, channels], got shape {np.shape(audio)}")
-    if not len(mono):
-        raise ValueError("audio has zero samples")
-    if not np.isfinite(mono).all():
-        raise ValueError("audio contains NaN or Inf")
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise ValueError(f"sample rate must be a positive integer, got {sample_rate}")
-    return resample(mono, int(sample_rate), AUDIO_SAMPLE_RATE)
-
-
 class UtteranceFeaturizer:
     """Computes :class:`SpeechFeatures` with the extractors a release was trained on.
 
@@ -164,7 +143,7 @@ class UtteranceFeaturizer:
                 end of the audio describe silence.
             hop: frames between window rows (default the training cache's hop).
         """
-        mono = mono_16k(audio, sample_rate)
+        mono = to_mono(audio, sample_rate)
         frames = num_frames or num_frames_for(len(mono))
         hop = hop or int(self.features["hop"])
         words = sorted(words or [], key=lambda w: w.start)

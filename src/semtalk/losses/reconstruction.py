@@ -47,7 +47,6 @@ from functools import cached_property
 
 import torch
 
-from semtalk import MOTION_FPS
 from semtalk.body.parts import FOOT_JOINTS, NUM_JOINTS, ROT6D_DIM, BodyPart
 from semtalk.body.representation import (
     HORIZONTAL_AXES,
@@ -57,6 +56,7 @@ from semtalk.body.representation import (
 )
 from semtalk.body.rotation import geodesic_angle, matrix_to_axis_angle, rot6d_to_matrix
 from semtalk.body.skeleton import BodyModel, BuiltinSkeleton, forward_kinematics
+from semtalk.constants import MOTION_FPS
 
 GEODESIC_EPS = 1e-6
 """The geodesic loss clamps the cosine to ``±(1 - GEODESIC_EPS)`` (official value)."""

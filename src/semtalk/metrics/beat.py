@@ -57,8 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import argrelextrema
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.body.parts import NUM_JOINTS, UPPER_BODY_BC_JOINTS
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import write_wav
 from semtalk.fileio import atomic_path
 from semtalk.render.ffmpeg import H264Writer, mux_audio

@@ -16,8 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.patches import Circle
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.body.parts import EYE_JOINTS, HEAD, NUM_JOINTS, PARENTS, BodyPart
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.render.preview import ProgressFn, draw_floor, render_preview
 from semtalk.render.style import PART_COLOURS, PART_LINE_WIDTHS
 from semtalk.render.words import WordLike

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
 from semtalk.body.motion import Motion
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
 from semtalk.data.audio import resample, write_wav
 from semtalk.data.beat2 import MODALITY_LAYOUT, SPLIT_FILE
 from semtalk.data.emotion import EMOTIONS, EmotionSegment, first_index_of, write_emotion_csv

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.body.parts import EXPRESSION_DIM, FOOT_JOINTS, NUM_JOINTS
 from semtalk.body.rotation import euler_to_matrix, matrix_to_axis_angle
 from semtalk.body.skeleton import BUILTIN_REST_JOINTS
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import num_frames_for
 from semtalk.data.semantic import SemanticSegment
 from semtalk.data.synthetic.gestures import (
