@@ -7,7 +7,7 @@ is treated as silence past its end.
 **``method="prosody"``** (offline default). Low-level descriptors (LDs) are computed once per
 clip on a 100 Hz grid (LD ``j`` is the instant ``j / 100`` s), then every window's functionals
 come from cumulative sums, so all windows together cost ``O(T)``. Pitch comes from semtalk's
-own normalised-autocorrelation tracker (:mod:`semtalk.pitch`): it makes its own
+own normalised-autocorrelation tracker (:mod:`semtalk.data.pitch`): it makes its own
 voiced/unvoiced decision (librosa's ``yin`` has none), is fast, and is MIT-licensed like
 semtalk. On the real BEAT2 sample it agrees with Praat's tracker on voicing for 93 % of frames
 and within 5 % on f0 for 94 % of the frames both call voiced. Praat's tracker (through the
@@ -53,10 +53,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.data.pitch import autocorrelation_pitch
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic
-from semtalk.pitch import autocorrelation_pitch
 
 METHODS = ("prosody", "emotion2vec")
 PITCH_TRACKERS = ("autocorrelation", "praat")
@@ -85,7 +85,7 @@ class EmotionConfig:
     Attributes:
         method: ``"prosody"`` or ``"emotion2vec"``.
         pitch_tracker: ``"prosody"``: ``"autocorrelation"`` (semtalk's own numpy tracker,
-            :mod:`semtalk.pitch`; the default) or ``"praat"`` (Praat's tracker through
+            :mod:`semtalk.data.pitch`; the default) or ``"praat"`` (Praat's tracker through
             ``praat-parselmouth``, which is GPL-licensed and therefore opt-in).
         pitch_floor_hz / pitch_ceiling_hz: ``"prosody"``: the pitch search range (Praat's
             defaults, fitting adult male and female speech).
