@@ -22,6 +22,8 @@ from semtalk.config import ConfigError
 from semtalk.errors import DataError, require_file
 
 if TYPE_CHECKING:
+    import torch
+
     from semtalk.body.motion import Motion
     from semtalk.body.skeleton import BodyModel
     from semtalk.generation.emphasis import Emphasis
@@ -89,7 +91,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "align")
     parser.add_argument("--whisper-model", type=Path, default=None, metavar="DIR",
                         help="local faster-whisper model folder for recognition")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="cpu", help="torch device or auto (default cpu)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")
     parser.set_defaults(run=run)
@@ -181,16 +183,14 @@ def parse_emphasis(args: argparse.Namespace) -> Emphasis:
         raise ConfigError(f"--emphasize/--suppress/--emphasis-scale: {exc}") from exc
 
 
-def check_device(name: str) -> None:
-    import torch
+def check_device(name: str) -> torch.device:
+    """The ``--device`` (``auto`` included) as a device that exists here."""
+    from semtalk.devices import resolve_device
 
     try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use "
-                          "--device cpu")
+        return resolve_device(name)
+    except ValueError as exc:
+        raise ConfigError(f"--device {name}: {exc}; use --device cpu") from exc
 
 
 def load_seed(path: Path | None) -> Motion | None:
@@ -347,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     from semtalk.generation.engine import SemTalk
 
     emphasis = parse_emphasis(args)
-    check_device(args.device)
+    device = check_device(args.device)
     batch = args.audio.is_dir()
     jobs = (batch_jobs(args.audio, args.transcript, args.textgrid) if batch
             else [single_job(args.audio, args.transcript, args.textgrid)])
@@ -356,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
     seed = load_seed(args.seed_pose)
     body = None if args.no_video else load_body(args.body_model)
     preview = "stick" if args.no_video else choose_preview(args.preview, body)
-    model = SemTalk.from_pretrained(args.model, args.device, hubert_model=args.hubert,
+    model = SemTalk.from_pretrained(args.model, device, hubert_model=args.hubert,
                                     sentence_model=args.sentence_model,
                                     emotion_model=args.emotion_model,
                                     precision=args.precision)
