@@ -10,20 +10,21 @@ import warnings
 import numpy as np
 import pytest
 
-from semtalk.data.synthetic.tts import Prosody, TimedWord, Utterance, synthesize
+from semtalk.data.synthetic.tts import Prosody, Utterance, synthesize
 from semtalk.data.synthetic.tts import engine as tts_engine
 from semtalk.data.synthetic.tts.capi import EVENT_END, EVENT_PHONEME, EVENT_WORD, Event
 from semtalk.data.synthetic.tts.library import library_paths
 from semtalk.data.synthetic.tts.phrases import phrase_text
 from semtalk.data.synthetic.tts.state import SynthState
 from semtalk.data.synthetic.tts.timing import phrase_timing
+from semtalk.data.textgrid import Word
 
 WORDS = ["so", "i", "never", "said", "that", "the", "old", "picture", "is", "there", "were",
          "three", "houses"]
 PAUSE = 0.4
 
 
-def _samples(utterance: Utterance, word: TimedWord) -> tuple[int, int]:
+def _samples(utterance: Utterance, word: Word) -> tuple[int, int]:
     return round(word.start * utterance.sample_rate), round(word.end * utterance.sample_rate)
 
 

@@ -10,7 +10,8 @@ from semtalk.data.synthetic.tts.engine import engine_for
 from semtalk.data.synthetic.tts.phrases import check_pauses, check_words, phrase_text, phrases
 from semtalk.data.synthetic.tts.prosody import Prosody
 from semtalk.data.synthetic.tts.timing import PhraseTiming, phrase_timing
-from semtalk.data.synthetic.tts.utterance import TimedPhone, TimedWord, Utterance
+from semtalk.data.synthetic.tts.utterance import TimedPhone, Utterance
+from semtalk.data.textgrid import Word
 
 _DEFAULT_PROSODY = Prosody()
 
@@ -58,7 +59,7 @@ def _assemble(tokens: Sequence[str], pieces: Sequence[tuple[np.ndarray, PhraseTi
     where a long phrase was split); ``final_pause`` is the silence after the last word.
     """
     chunks: list[np.ndarray] = []
-    words: list[TimedWord] = []
+    words: list[Word] = []
     phones: list[TimedPhone] = []
     offset = 0
     for pcm, timing in pieces:
@@ -72,7 +73,7 @@ def _assemble(tokens: Sequence[str], pieces: Sequence[tuple[np.ndarray, PhraseTi
         if last in joins or final_pause is not None:  # cut espeak's trailing silence
             pcm = pcm[:timing.words[-1][1]]
         chunks.append(pcm)
-        words += [TimedWord(tokens[first + k], (offset + s) / rate, (offset + e) / rate)
+        words += [Word(tokens[first + k], (offset + s) / rate, (offset + e) / rate)
                   for k, (s, e) in enumerate(timing.words)]
         phones += [TimedPhone(name, (offset + s) / rate, (offset + e) / rate)
                    for name, s, e in timing.phones]

@@ -7,14 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class TimedWord:
-    """A word of the input and when it is spoken (seconds from the start of the audio)."""
-
-    text: str
-    start: float
-    end: float
+from semtalk.data.textgrid import Word
 
 
 @dataclass(frozen=True)
@@ -34,7 +27,7 @@ class Utterance:
     """float32 mono samples in [-1, 1]."""
     sample_rate: int
     """espeak's native rate (22050 Hz)."""
-    words: tuple[TimedWord, ...]
+    words: tuple[Word, ...]
     """One entry per input word, in input order; words never overlap."""
     phones: tuple[TimedPhone, ...]
     """Phones in time order; empty if espeak reported no phoneme events."""
