@@ -54,9 +54,10 @@ import numpy as np
 from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.pitch import autocorrelation_pitch
 from semtalk.data.textgrid import Word
+from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic
-from semtalk.features.local_models import file_sha256
+from semtalk.features.local_models import file_sha256, looks_like_hub_id
 
 METHODS = ("prosody", "emotion2vec")
 PITCH_TRACKERS = ("autocorrelation", "praat")
@@ -91,7 +92,7 @@ class EmotionConfig:
             defaults, fitting adult male and female speech).
         model_dir: ``"emotion2vec"``: the local FunASR model folder (``config.yaml`` +
             ``model.pt``, as on the hub's ``emotion2vec/emotion2vec_plus_large``).
-        device: ``"emotion2vec"``: torch device.
+        device: ``"emotion2vec"``: torch device, or ``"auto"``.
         batch_size: ``"emotion2vec"``: windows per FunASR call.
     """
 
@@ -159,7 +160,7 @@ class EmotionFeatureExtractor(WindowFeatureExtractor):
             return prosody_features(audio, words, num_frames, bounds, self.cfg.pitch_floor_hz,
                                     self.cfg.pitch_ceiling_hz, self.cfg.pitch_tracker)
         if self._model is None:
-            self._model = load_emotion2vec(self._folder, self.cfg.device)
+            self._model = load_emotion2vec(self._folder, str(resolve_device(self.cfg.device)))
         return emotion2vec_features(self._model, audio, bounds, self.cfg.batch_size)
 
 
@@ -319,7 +320,7 @@ def check_emotion2vec_dir(folder: Path) -> Path:
     """Refuse, without importing FunASR, anything but a complete local emotion2vec folder."""
     if not folder.exists():
         name = str(folder)
-        looks_remote = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+        looks_remote = "/" in name and looks_like_hub_id(name)
         hint = (f"'{name}' looks like a hub id; semtalk never downloads models. "
                 if looks_remote else "")
         raise DataError(folder, f"{hint}no such emotion2vec model folder: download e.g. "

@@ -52,7 +52,12 @@ from semtalk.features.base import (
     pad_to,
     validated_audio,
 )
-from semtalk.features.local_models import WEIGHT_PATTERNS, cached_hub_snapshot, weight_files
+from semtalk.features.local_models import (
+    WEIGHT_PATTERNS,
+    cached_hub_snapshot,
+    looks_like_hub_id,
+    weight_files,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -182,7 +187,7 @@ def read_checkpoint(model: str, hub_timeout_s: float = 5.0) -> Checkpoint:
     folder = Path(model).expanduser()
     if folder.is_dir():
         name = folder.resolve().name
-    elif folder.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+    elif folder.exists() or not looks_like_hub_id(model):
         raise ModelUnavailableError(model, "not a checkpoint directory")
     else:
         name = model

@@ -25,10 +25,16 @@ def weight_files(folder: Path, patterns: Sequence[str] = WEIGHT_PATTERNS) -> lis
     return []
 
 
+def looks_like_hub_id(name: str) -> bool:
+    """Whether ``name`` reads as a Hugging Face hub id (``"owner/model"``, ``"model"``) rather
+    than a path (one starting with ``.``, ``/`` or ``~``, or with two slashes or more)."""
+    return name.count("/") <= 1 and not name.startswith((".", "/", "~"))
+
+
 def cached_hub_snapshot(repo_id: str) -> Path | None:
     """The local Hugging Face cache's snapshot folder of hub id ``repo_id``, looked up offline;
     ``None`` when it is not cached, is not a hub id, or ``huggingface_hub`` is missing."""
-    if repo_id.count("/") > 1 or repo_id.startswith((".", "/", "~")):
+    if not looks_like_hub_id(repo_id):
         return None
     try:
         from huggingface_hub import snapshot_download

@@ -44,6 +44,7 @@ import numpy as np
 
 from semtalk import MOTION_FPS
 from semtalk.data.textgrid import Word
+from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_words
 from semtalk.features.local_models import cached_hub_snapshot, file_sha256, weight_files
@@ -71,7 +72,8 @@ class SentenceConfig:
         dim: ``"pooled"`` only: vector size.
         seed: ``"pooled"`` only: seeds the word vectors.
         batch_size: texts per forward pass of a transformer encoder.
-        device: torch device of a transformer encoder (does not change the numbers' meaning).
+        device: torch device of a transformer encoder, or ``"auto"`` (does not change the
+            numbers' meaning).
     """
 
     encoder: str = "auto"
@@ -197,9 +199,10 @@ class SentenceFeatureExtractor(WindowFeatureExtractor):
     def _load(self) -> _TextEncoder:
         if self.encoder_name == "pooled":
             return HashedWordEncoder(self.cfg.dim, self.cfg.seed)
+        device = str(resolve_device(self.cfg.device))
         if self.encoder_name == "minilm":
-            return MiniLMEncoder(self._model_folder(), self.cfg.batch_size, self.cfg.device)
-        return ClipTextEncoder(self._model_folder(), self.cfg.batch_size, self.cfg.device)
+            return MiniLMEncoder(self._model_folder(), self.cfg.batch_size, device)
+        return ClipTextEncoder(self._model_folder(), self.cfg.batch_size, device)
 
 
 def _resolve_encoder_name(encoder: str) -> str:
@@ -267,9 +270,7 @@ class MiniLMEncoder:
         import torch
 
         def run(batch: list[str]) -> np.ndarray:
-            tokens = self.tokenizer(batch, padding=True, truncation=True,
-                                    max_length=MINILM_MAX_TOKENS, return_tensors="pt")
-            tokens = {k: v.to(self.device) for k, v in tokens.items()}
+            tokens = _tokenize(self.tokenizer, batch, MINILM_MAX_TOKENS, self.device)
             hidden = self.model(**tokens).last_hidden_state  # [B, L, 384]
             mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, L, 1]
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -301,9 +302,7 @@ class ClipTextEncoder:
         """``[N, projection_dim]`` float32 ``text_embeds`` (not normalised)."""
 
         def run(batch: list[str]) -> np.ndarray:
-            tokens = self.tokenizer(batch, padding=True, truncation=True,
-                                    max_length=self.max_tokens, return_tensors="pt")
-            tokens = {k: v.to(self.device) for k, v in tokens.items()}
+            tokens = _tokenize(self.tokenizer, batch, self.max_tokens, self.device)
             return self.model(**tokens).text_embeds.float().cpu().numpy()
 
         return _batched(texts, self.batch_size, run)
@@ -321,6 +320,13 @@ def check_clip_tokenizer(tokenizer: Any, folder: Path) -> None:
                                 "tokenizer.json) are missing or broken, and transformers would "
                                 "map every word to <|endoftext|>. Copy the tokenizer files of "
                                 "openai/clip-vit-base-patch32 into the folder")
+
+
+def _tokenize(tokenizer: Any, batch: list[str], max_length: int, device: str) -> dict[str, Any]:
+    """A batch as padded, truncated token tensors on ``device``."""
+    tokens = tokenizer(batch, padding=True, truncation=True, max_length=max_length,
+                       return_tensors="pt")
+    return {k: v.to(device) for k, v in tokens.items()}
 
 
 def _batched(texts: list[str], batch_size: int,

@@ -10,6 +10,7 @@ import numpy as np
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.alignment.normalize import normalize_transcript
+from semtalk.features.local_models import looks_like_hub_id
 
 _WHISPER_SIZES = frozenset(
     [
@@ -23,7 +24,7 @@ def _check_whisper_model(path: Path) -> Path:
     """The folder of a local CTranslate2 Whisper model; hub ids and sizes are refused."""
     if not path.exists():
         name = str(path)
-        looks_remote = name in _WHISPER_SIZES or (name.count("/") == 1 and not name.startswith("."))
+        looks_remote = name in _WHISPER_SIZES or ("/" in name and looks_like_hub_id(name))
         hint = (f"'{name}' looks like a model size or hub id; semtalk never downloads models. "
                 if looks_remote else "")
         raise DataError(path, f"{hint}no such model folder: download a faster-whisper "
