@@ -135,11 +135,11 @@ def test_a_long_phrase_keeps_every_word():
 def test_phones_lie_inside_words_in_time_order(utterance):
     phones = utterance.phones
     assert len(phones) >= 2 * len(WORDS)
-    assert all(p.phone and p.end > p.start for p in phones)
+    assert all(p.text and p.end > p.start for p in phones)
     assert all(a.end <= b.start for a, b in itertools.pairwise(phones))
     for phone in phones:
         assert any(w.start <= phone.start and phone.end <= w.end for w in utterance.words)
-    first_word_phones = [p.phone.strip("ˈˌ") for p in phones if p.end <= utterance.words[0].end]
+    first_word_phones = [p.text.strip("ˈˌ") for p in phones if p.end <= utterance.words[0].end]
     assert first_word_phones == ["s", "oʊ"]  # "so"
 
 

@@ -74,6 +74,6 @@ word and phone spans, :mod:`.phrases` input checks and phrase cutting, and :mod:
 
 from semtalk.data.synthetic.tts.prosody import Prosody
 from semtalk.data.synthetic.tts.speak import synthesize
-from semtalk.data.synthetic.tts.utterance import TimedPhone, Utterance
+from semtalk.data.synthetic.tts.utterance import Utterance
 
-__all__ = ["Prosody", "TimedPhone", "Utterance", "synthesize"]
+__all__ = ["Prosody", "Utterance", "synthesize"]

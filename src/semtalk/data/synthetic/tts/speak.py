@@ -10,8 +10,8 @@ from semtalk.data.synthetic.tts.engine import engine_for
 from semtalk.data.synthetic.tts.phrases import check_pauses, check_words, phrase_text, phrases
 from semtalk.data.synthetic.tts.prosody import Prosody
 from semtalk.data.synthetic.tts.timing import PhraseTiming, phrase_timing
-from semtalk.data.synthetic.tts.utterance import TimedPhone, Utterance
-from semtalk.data.textgrid import Word
+from semtalk.data.synthetic.tts.utterance import Utterance
+from semtalk.data.textgrid import Interval, Word
 
 _DEFAULT_PROSODY = Prosody()
 
@@ -60,7 +60,7 @@ def _assemble(tokens: Sequence[str], pieces: Sequence[tuple[np.ndarray, PhraseTi
     """
     chunks: list[np.ndarray] = []
     words: list[Word] = []
-    phones: list[TimedPhone] = []
+    phones: list[Interval] = []
     offset = 0
     for pcm, timing in pieces:
         first = len(words)
@@ -75,7 +75,7 @@ def _assemble(tokens: Sequence[str], pieces: Sequence[tuple[np.ndarray, PhraseTi
         chunks.append(pcm)
         words += [Word(tokens[first + k], (offset + s) / rate, (offset + e) / rate)
                   for k, (s, e) in enumerate(timing.words)]
-        phones += [TimedPhone(name, (offset + s) / rate, (offset + e) / rate)
+        phones += [Interval((offset + s) / rate, (offset + e) / rate, name)
                    for name, s, e in timing.phones]
         offset += len(pcm)
     if final_pause is not None:

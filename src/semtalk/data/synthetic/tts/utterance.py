@@ -7,16 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semtalk.data.textgrid import Word
-
-
-@dataclass(frozen=True)
-class TimedPhone:
-    """A phone (IPA, as named by espeak, stress marks included) and when it is spoken."""
-
-    phone: str
-    start: float
-    end: float
+from semtalk.data.textgrid import Interval, Word
 
 
 @dataclass(frozen=True)
@@ -29,8 +20,9 @@ class Utterance:
     """espeak's native rate (22050 Hz)."""
     words: tuple[Word, ...]
     """One entry per input word, in input order; words never overlap."""
-    phones: tuple[TimedPhone, ...]
-    """Phones in time order; empty if espeak reported no phoneme events."""
+    phones: tuple[Interval, ...]
+    """Phones in time order, each labelled with its IPA name as espeak gives it (stress marks
+    included); empty if espeak reported no phoneme events."""
 
     @property
     def duration(self) -> float:
