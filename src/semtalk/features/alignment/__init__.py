@@ -8,7 +8,7 @@ dictionary spells words (lower case, no punctuation, numbers spelled out: "21" -
 "1990s" -> "nineteen nineties"). Words the dictionary lacks get a pronunciation from
 :func:`g2p`: the dictionary's own pronunciation of a stem or of the parts of a compound where
 there is one, otherwise English letter-to-sound rules. pocketsphinx then aligns the whole clip
-as one utterance (about 60x real time). Measured problems and what this module does about them:
+as one utterance (about 60x real time). Measured problems and what this package does about them:
 
 * float WAVs read as int16 become -1/0/1 samples and nothing aligns: float audio is clipped and
   scaled by 32767 here, and integer audio that is all -1/0/1 is refused with that diagnosis;

@@ -1,7 +1,7 @@
 """Offline text-to-speech with exact word and phone timings, on the espeak-ng C library.
 
 The synthetic speaker needs intelligible speech whose word boundaries are known exactly (they are
-the ground truth of its TextGrids) and whose prosody varies from clip to clip. This module drives
+the ground truth of its TextGrids) and whose prosody varies from clip to clip. This package drives
 ``libespeak-ng`` from the ``espeakng-loader`` wheel through :mod:`ctypes`; nothing comes from
 apt and no ``espeak`` binary is run.
 
