@@ -12,7 +12,7 @@ import pytest
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "semtalk"
 
-FOUNDATION = {"constants", "errors", "fileio", "config"}
+FOUNDATION = {"constants", "errors", "fileio", "config", "devices"}
 """Modules every layer may import (version and rates, the error type, atomic files, typed
 configs)."""
 
@@ -21,6 +21,7 @@ LAYERS: dict[str, set[str]] = {
     "errors": set(),
     "fileio": {"constants", "errors"},
     "config": {"errors"},
+    "devices": set(),
     "body": set(),
     "modules": {"body"},
     "models": {"body", "modules"},

@@ -10,11 +10,11 @@ from semtalk.body.parts import (
     PARENTS,
     PART_DIMS,
     BodyPart,
-    lower_contacts,
     merge_parts,
     pose_to_full,
     split_pose,
 )
+from semtalk.body.representation import LOWER_CONTACT_SLICE
 from semtalk.body.rotation import axis_angle_to_matrix, geodesic_angle
 
 
@@ -50,7 +50,7 @@ def test_split_merge_round_trip_random():
                          axis_angle_to_matrix(poses.reshape(50, 55, 3)), eps=0.0)
     assert err.max() < 1e-6
     assert torch.allclose(exp_back, expressions) and torch.allclose(trans_back, trans)
-    assert torch.equal(lower_contacts(parts[BodyPart.LOWER]), contacts)
+    assert torch.equal(parts[BodyPart.LOWER][..., LOWER_CONTACT_SLICE], contacts)
 
 
 def test_merge_writes_given_eyes_and_rest_eyes_by_default():

@@ -10,15 +10,21 @@ import warnings
 import numpy as np
 import pytest
 
-from semtalk.data.synthetic import tts
-from semtalk.data.synthetic.tts import Prosody, TimedWord, Utterance, synthesize
+from semtalk.data.synthetic.tts import Prosody, Utterance, synthesize
+from semtalk.data.synthetic.tts import engine as tts_engine
+from semtalk.data.synthetic.tts.capi import EVENT_END, EVENT_PHONEME, EVENT_WORD, Event
+from semtalk.data.synthetic.tts.library import library_paths
+from semtalk.data.synthetic.tts.phrases import phrase_text
+from semtalk.data.synthetic.tts.state import SynthState
+from semtalk.data.synthetic.tts.timing import phrase_timing
+from semtalk.data.textgrid import Word
 
 WORDS = ["so", "i", "never", "said", "that", "the", "old", "picture", "is", "there", "were",
          "three", "houses"]
 PAUSE = 0.4
 
 
-def _samples(utterance: Utterance, word: TimedWord) -> tuple[int, int]:
+def _samples(utterance: Utterance, word: Word) -> tuple[int, int]:
     return round(word.start * utterance.sample_rate), round(word.end * utterance.sample_rate)
 
 
@@ -129,11 +135,11 @@ def test_a_long_phrase_keeps_every_word():
 def test_phones_lie_inside_words_in_time_order(utterance):
     phones = utterance.phones
     assert len(phones) >= 2 * len(WORDS)
-    assert all(p.phone and p.end > p.start for p in phones)
+    assert all(p.text and p.end > p.start for p in phones)
     assert all(a.end <= b.start for a, b in itertools.pairwise(phones))
     for phone in phones:
         assert any(w.start <= phone.start and phone.end <= w.end for w in utterance.words)
-    first_word_phones = [p.phone.strip("ˈˌ") for p in phones if p.end <= utterance.words[0].end]
+    first_word_phones = [p.text.strip("ˈˌ") for p in phones if p.end <= utterance.words[0].end]
     assert first_word_phones == ["s", "oʊ"]  # "so"
 
 
@@ -174,17 +180,17 @@ def test_same_inputs_give_bit_identical_audio_whatever_ran_before():
 
 def test_resetting_in_place_matches_a_freshly_loaded_library(monkeypatch):
     """The saved synthesis state is complete: restoring it equals reloading the library."""
-    text, _ = tts._phrase_text(["honestly", "the", "river", "was", "quiet"])
+    text, _ = phrase_text(["honestly", "the", "river", "was", "quiet"])
     prosody, other = Prosody(rate_wpm=150, pitch=40), Prosody(rate_wpm=400, volume=180)
-    lib_path, data_path = tts._library_paths()
+    lib_path, data_path = library_paths()
     results = []
     for reload in (False, True):
         if reload:  # as on a platform where the state variables cannot be located
-            monkeypatch.setattr(tts._SynthState, "capture", classmethod(lambda *args: None))
-        engine = tts._Engine(lib_path, data_path, "en-us")
+            monkeypatch.setattr(SynthState, "capture", classmethod(lambda *args: None))
+        engine = tts_engine.Engine(lib_path, data_path, "en-us")
         assert engine.resets_in_place is not reload
         try:
-            with tts._lock:
+            with tts_engine._lock:
                 engine.synthesize("we\u200bbought\u200bthree\u200bred\u200bpictures", other)
                 results.append(engine.synthesize(text, prosody))
         finally:
@@ -197,25 +203,25 @@ def test_resetting_in_place_matches_a_freshly_loaded_library(monkeypatch):
 @pytest.mark.parametrize("lead_in, expected_end", [("silent", 100), ("sounding", 150)])
 def test_a_word_ends_where_the_next_words_lead_in_falls_silent(lead_in, expected_end):
     """Events of "ab c": c's WORD event at 100, its first phone at 150."""
-    word, phone, end = tts._EVENT_WORD, tts._EVENT_PHONEME, tts._EVENT_END
-    events = [tts._Event(word, 1, 0), tts._Event(phone, 1, 0, "a"), tts._Event(word, 4, 100),
-              tts._Event(phone, 4, 100, ""), tts._Event(phone, 4, 150, "c"),
-              tts._Event(end, 4, 250)]
+    word, phone, end = EVENT_WORD, EVENT_PHONEME, EVENT_END
+    events = [Event(word, 1, 0), Event(phone, 1, 0, "a"), Event(word, 4, 100),
+              Event(phone, 4, 100, ""), Event(phone, 4, 150, "c"),
+              Event(end, 4, 250)]
     pcm = np.ones(250, dtype=np.int16)
     if lead_in == "silent":
         pcm[100:150] = 0
-    timing = tts._phrase_timing(events, pcm, [0, 3], ["ab", "c"])
+    timing = phrase_timing(events, pcm, [0, 3], ["ab", "c"])
     assert timing.words == [(0, expected_end), (150, 250)]
     assert timing.phones == [("a", 0, expected_end), ("c", 150, 250)]
 
 
 def test_words_espeak_merged_share_its_span_with_a_warning():
-    word, phone, end = tts._EVENT_WORD, tts._EVENT_PHONEME, tts._EVENT_END
-    events = [tts._Event(word, 1, 0), tts._Event(phone, 1, 0, "a"),
-              tts._Event(phone, 1, 100, "b"), tts._Event(phone, 1, 200, "c"),
-              tts._Event(end, 1, 300)]
+    word, phone, end = EVENT_WORD, EVENT_PHONEME, EVENT_END
+    events = [Event(word, 1, 0), Event(phone, 1, 0, "a"),
+              Event(phone, 1, 100, "b"), Event(phone, 1, 200, "c"),
+              Event(end, 1, 300)]
     with pytest.warns(RuntimeWarning, match="as one word"):
-        timing = tts._phrase_timing(events, np.ones(300, dtype=np.int16), [0, 3], ["ab", "c"])
+        timing = phrase_timing(events, np.ones(300, dtype=np.int16), [0, 3], ["ab", "c"])
     assert timing.words == [(0, 200), (200, 300)]
 
 

@@ -1,4 +1,4 @@
-"""Word alignment and recognition: normaliser, G2P, accuracy on real and synthetic speech, CLI."""
+"""Word alignment and recognition: VAD, accuracy on real and synthetic speech, CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from semtalk.cli import main
 from semtalk.data.audio import load_audio, resample, write_wav
 from semtalk.data.textgrid import Word, read_textgrid, read_words
 from semtalk.errors import DataError
-from semtalk.features import alignment
 from semtalk.features.alignment import (
     ARPABET,
     METHOD_ALIGNED,
@@ -26,13 +25,14 @@ from semtalk.features.alignment import (
     AlignmentFallbackWarning,
     align_transcript,
     align_transcript_with_phones,
-    g2p,
+    forced,
     normalize_transcript,
-    number_to_words,
     recognize,
     speech_regions,
     words_for_audio,
 )
+from semtalk.features.alignment.audio import decoder_pcm
+from semtalk.features.alignment.sphinx import make_decoder
 
 pytest.importorskip("pocketsphinx")
 
@@ -56,7 +56,7 @@ def report(label: str, errors: np.ndarray) -> float:
 
 
 def decoder():
-    return alignment._decoder(language_model=False)
+    return make_decoder(language_model=False)
 
 
 @pytest.fixture(scope="session")
@@ -75,74 +75,7 @@ def head(clip: tuple[np.ndarray, list[Word]], seconds: float) -> tuple[np.ndarra
     return audio[: round(cut * SR)], words[: k + 1]
 
 
-# --- normalisation and G2P -----------------------------------------------------------------------
-@pytest.mark.parametrize(("token", "spoken"), [
-    ("5", "five"), ("21", "twenty one"), ("0", "zero"), ("100", "one hundred"),
-    ("115", "one hundred fifteen"), ("1990", "nineteen ninety"), ("1905", "nineteen oh five"),
-    ("2005", "two thousand five"), ("1800", "eighteen hundred"), ("2024", "twenty twenty four"),
-    ("1,000,000", "one million"), ("12,345", "twelve thousand three hundred forty five"),
-    ("21st", "twenty first"), ("3rd", "third"), ("12th", "twelfth"), ("1990s", "nineteen nineties"),
-    ("3.14", "three point one four"), ("50%", "fifty percent"), ("$5", "five dollars"),
-    ("$1", "one dollar"), ("$5.50", "five dollars and fifty cents"), ("007", "zero zero seven"),
-    ("-5", "minus five"), ("3:30", "three thirty"), ("9:05", "nine oh five"),
-])
-def test_number_to_words(token: str, spoken: str) -> None:
-    assert number_to_words(token) == spoken.split()
-
-
-def test_number_to_words_rejects_words() -> None:
-    with pytest.raises(ValueError, match="not a number"):
-        number_to_words("five")
-
-
-def test_normalize_transcript() -> None:
-    text = "Hello, World! It’s 5 o'clock — a well-known café & I'll pay $3; mp3 “quotes”."
-    assert normalize_transcript(text) == [
-        "hello", "world", "it's", "five", "o'clock", "a", "well", "known", "cafe", "and",
-        "i'll", "pay", "three", "dollars", "mp", "three", "quotes"]
-    assert normalize_transcript(["In", "1990,", "21"]) == [
-        "in", "nineteen", "ninety", "twenty", "one"]
-    assert normalize_transcript("... !!") == []
-
-
-def test_g2p_rules_give_valid_arpabet_that_pocketsphinx_accepts() -> None:
-    dec = decoder()
-    made_up = ["blorptastic", "zorblax", "snurfle", "glimpsy", "kwame", "fbi", "xyzzy", "cuz",
-               "shoppin", "weekendz"]
-    for word in made_up:
-        for phones in (g2p(word), g2p(word, dec.lookup_word)):
-            assert phones and set(phones) <= ARPABET, (word, phones)
-        if dec.lookup_word(word) is None:
-            dec.add_word(word, " ".join(g2p(word, dec.lookup_word)), True)
-        assert dec.lookup_word(word) == " ".join(g2p(word, dec.lookup_word))
-    dec.set_align_text(" ".join(made_up))  # raises RuntimeError for any word it does not know
-
-
-@pytest.mark.parametrize(("word", "phones"), [
-    ("phone", "F OW N"), ("bright", "B R AY T"), ("knight", "N AY T"),
-    ("quickly", "K W IH K L IY"), ("creature", "K R IY CH ER"), ("hoped", "HH OW P T"),
-    ("cats", "K AE T S"), ("dogs", "D AA G Z"), ("bakes", "B EY K S"), ("boxes", "B AA K S IH Z"),
-    ("station", "S T EY SH AH N"), ("blorptastic", "B L AO R P T AE S T IH K"),
-    ("tv", "T IY V IY"), ("mp", "EH M P IY"),
-])
-def test_g2p_letter_to_sound_rules(word: str, phones: str) -> None:
-    assert g2p(word) == phones.split()
-
-
-def test_g2p_builds_unknown_words_from_dictionary_parts() -> None:
-    lexicon = {"blog": "B L AO G", "sun": "S AH N", "bike": "B AY K", "match": "M AE CH",
-               "happy": "HH AE P IY"}
-    lookup = lexicon.get
-    assert g2p("blogged", lookup) == ["B", "L", "AO", "G", "D"]
-    assert g2p("blogs", lookup) == ["B", "L", "AO", "G", "Z"]
-    assert g2p("matches", lookup) == ["M", "AE", "CH", "IH", "Z"]
-    assert g2p("happiness", lookup) == ["HH", "AE", "P", "IY", "N", "AH", "S"]
-    assert g2p("sunbike", lookup) == ["S", "AH", "N", "B", "AY", "K"]
-    assert g2p("Sun", lookup) == ["S", "AH", "N"]
-    with pytest.raises(ValueError, match="no letters"):
-        g2p("42")
-
-
+# --- the energy VAD ------------------------------------------------------------------------------
 def test_speech_regions_find_pauses() -> None:
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR).astype(np.float32)
     quiet = np.zeros(SR // 2, dtype=np.float32)
@@ -169,14 +102,14 @@ def test_alignment_matches_beat2_textgrid(clip) -> None:
 
 def test_chunked_fallback_aligns_when_whole_clip_fails(clip, monkeypatch) -> None:
     audio, reference = head(clip, 30.5)
-    original = alignment._align_pcm
+    original = forced._align_pcm
 
     def whole_clip_fails(decoder, pcm, words, offset, with_phones):
         if len(pcm) == len(audio):
             return None
         return original(decoder, pcm, words, offset, with_phones)
 
-    monkeypatch.setattr(alignment, "_align_pcm", whole_clip_fails)
+    monkeypatch.setattr(forced, "_align_pcm", whole_clip_fails)
     words = align_transcript(audio, " ".join(w.text for w in reference))
     errors = boundary_errors(words, reference)
     within = report("BEAT2 clip (30 s), piecewise alignment at silences", errors)
@@ -252,9 +185,9 @@ def test_digital_silence_is_dithered_before_decoding(synthesize) -> None:
     utterance = synthesize(["she", "said", "the", "idea", "was", "good"], pause=0.4)
     mono = resample(utterance.audio, utterance.sample_rate, SR)
     assert np.mean(mono == 0) > 0.05
-    pcm = alignment._decoder_pcm(mono)
+    pcm = decoder_pcm(mono)
     assert np.count_nonzero(pcm == 0) < 0.01 * len(pcm)
-    np.testing.assert_array_equal(alignment._decoder_pcm(mono), pcm)
+    np.testing.assert_array_equal(decoder_pcm(mono), pcm)
 
 
 # --- failures ------------------------------------------------------------------------------------
@@ -280,8 +213,8 @@ def test_bad_audio_and_transcripts_raise() -> None:
         align_transcript(float_read_as_int, "hello")
     with pytest.raises(DataError, match="peaks at"):
         align_transcript(np.full(SR, 1000.0, dtype=np.float32), "hello")
-    with pytest.raises(DataError, match="mono"):
-        align_transcript(np.zeros((SR, 2), dtype=np.float32), "hello")
+    with pytest.raises(DataError, match=r"must be \[N\] or \[N, channels\]"):
+        align_transcript(np.zeros((SR, 2, 2), dtype=np.float32), "hello")
     with pytest.raises(AlignmentError, match="no words"):
         align_transcript(np.zeros(SR, dtype=np.float32), "?!")
 

@@ -193,12 +193,6 @@ def merge_parts(
     return joints.flatten(-2), expressions, trans
 
 
-def lower_contacts(lower: torch.Tensor) -> torch.Tensor:
-    """The 4 foot-contact channels ``[..., T, 4]`` of lower-body features ``[..., T, 61]``."""
-    start = ROT6D_DIM * len(BodyPart.LOWER.joints) + TRANS_DIM
-    return lower[..., start : start + CONTACT_DIM]
-
-
 def pose_to_full(poses: torch.Tensor, trans: torch.Tensor, contacts: torch.Tensor) -> torch.Tensor:
     """The 337-d whole-body vector used as seed input: 55 x 6D + translation + contacts.
 

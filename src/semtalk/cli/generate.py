@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+
 PREVIEWS = ("auto", "stick", "mesh")
 """--preview choices (semtalk.generation.outputs.PREVIEWS, without importing torch here)."""
 DEFAULT_OUT = Path("semtalk-output")

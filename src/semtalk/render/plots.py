@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from semtalk.data.textgrid import Word
 from semtalk.fileio import atomic_path
 from semtalk.render.style import (
     BACKGROUND,
@@ -19,14 +20,14 @@ from semtalk.render.style import (
     PSI_THRESHOLD,
     TEXT_COLOUR,
 )
-from semtalk.render.words import TimedWord, WordLike, normalise_words
+from semtalk.render.words import WordLike, normalise_words
 
 LABEL_FONT_PT = 9.0
 CHAR_WIDTH_EM = 0.62
 """Average width of a label character in ems (DejaVu Sans), used to keep labels apart."""
 
 
-def _word_scores(psi: np.ndarray, fps: float | None, words: list[TimedWord]) -> np.ndarray:
+def _word_scores(psi: np.ndarray, fps: float | None, words: list[Word]) -> np.ndarray:
     """The score of each word: its own for per-token ψ, else the peak over its frames."""
     if fps is None:
         return psi
@@ -60,7 +61,7 @@ def choose_labels(centres: np.ndarray, widths: np.ndarray, priority: np.ndarray)
     return sorted(chosen)
 
 
-def _draw_words(ax: Axes, words: list[TimedWord], scores: np.ndarray, threshold: float,
+def _draw_words(ax: Axes, words: list[Word], scores: np.ndarray, threshold: float,
                 axes_width_px: float, span_s: float) -> None:
     if not words:
         return

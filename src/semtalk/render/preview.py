@@ -28,6 +28,7 @@ from matplotlib.patches import Rectangle
 
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import write_wav
+from semtalk.data.textgrid import Word
 from semtalk.fileio import atomic_path
 from semtalk.render.ffmpeg import H264Writer, mux_audio
 from semtalk.render.style import (
@@ -39,7 +40,7 @@ from semtalk.render.style import (
     PSI_THRESHOLD,
     TEXT_COLOUR,
 )
-from semtalk.render.words import TimedWord, WordLike, WordTrack, normalise_words
+from semtalk.render.words import WordLike, WordTrack, normalise_words
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(frames_done, total_frames)`` after every frame."""
@@ -107,7 +108,7 @@ class PreviewFrames:
     """
 
     def __init__(self, view: BodyView, num_frames: int, fps: float, size: tuple[int, int],
-                 words: list[TimedWord], psi: np.ndarray | None, title: str | None,
+                 words: list[Word], psi: np.ndarray | None, title: str | None,
                  threshold: float = PSI_THRESHOLD) -> None:
         width, height = size
         self.view, self.fps, self.psi, self.threshold = view, fps, psi, threshold

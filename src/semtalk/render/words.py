@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from semtalk.data.textgrid import Word
 
 WordLike = Any
 """A ``(text, start_s, end_s)`` tuple or an object with ``text``, ``start`` and ``end``
-(such as :class:`semtalk.data.textgrid.Word`)."""
+(such as :class:`~semtalk.data.textgrid.Word`)."""
 
 
-@dataclass(frozen=True)
-class TimedWord:
-    """A word and the seconds it is spoken."""
-
-    text: str
-    start: float
-    end: float
-
-
-def normalise_words(words: Sequence[WordLike] | None) -> list[TimedWord]:
-    """``words`` as :class:`TimedWord` sorted by start time (``None`` gives ``[]``)."""
+def normalise_words(words: Sequence[WordLike] | None) -> list[Word]:
+    """``words`` as :class:`~semtalk.data.textgrid.Word` sorted by start (``None`` gives ``[]``)."""
     out = []
     for w in words or ():
         if hasattr(w, "text"):
@@ -31,14 +23,14 @@ def normalise_words(words: Sequence[WordLike] | None) -> list[TimedWord]:
             text, start, end = w
         if not end >= start:
             raise ValueError(f"word {text!r} ends ({end}) before it starts ({start})")
-        out.append(TimedWord(str(text), float(start), float(end)))
+        out.append(Word(str(text), float(start), float(end)))
     return sorted(out, key=lambda w: w.start)
 
 
 class WordTrack:
     """The word being spoken at a given time (empty between words)."""
 
-    def __init__(self, words: list[TimedWord]) -> None:
+    def __init__(self, words: list[Word]) -> None:
         self.words = words
         self._starts = [w.start for w in words]
 

@@ -122,7 +122,7 @@ def build_clip(config: SynthConfig, index: int, root: Path) -> dict:
     duration = num_frames / MOTION_FPS
     cid = clip_id(config, index, emotion)
     motion_path, audio_path, grid_path, sem_path, emo_path = _clip_files(root, cid)
-    phones = [Interval(p.start + lead, p.end + lead, p.phone) for p in utterance.phones
+    phones = [Interval(p.start + lead, p.end + lead, p.text) for p in utterance.phones
               if p.start + lead < duration]
     tiers = {"words": [Interval(w.start, min(w.end, duration), w.text) for w in words
                        if w.start < duration]}

@@ -28,6 +28,7 @@ from semtalk.body.rotation import euler_to_matrix, matrix_to_axis_angle
 from semtalk.body.skeleton import BUILTIN_REST_JOINTS
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import num_frames_for
+from semtalk.data.pitch import autocorrelation_pitch
 from semtalk.data.semantic import SemanticSegment
 from semtalk.data.synthetic.gestures import (
     GESTURES,
@@ -40,7 +41,6 @@ from semtalk.data.synthetic.gestures import (
 from semtalk.data.synthetic.legs import LEGS, StancePlan, fit_pelvis_height, solve_legs
 from semtalk.data.synthetic.script import FUNCTION_WORDS, KEYWORD_CLASS, Script
 from semtalk.data.textgrid import Word
-from semtalk.pitch import autocorrelation_pitch
 
 FLOOR_HEIGHT = 0.06
 """Mean height of the four foot joints above y = 0 when standing (as in BEAT2)."""

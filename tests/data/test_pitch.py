@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from semtalk.pitch import autocorrelation_pitch
+from semtalk.data.pitch import autocorrelation_pitch
 
 SR = 16000
 

@@ -1,0 +1,13 @@
+"""The errors and warnings of alignment."""
+
+from __future__ import annotations
+
+from semtalk.errors import DataError
+
+
+class AlignmentError(DataError):
+    """A transcript could not be aligned to its audio; the message names the audio and why."""
+
+
+class AlignmentFallbackWarning(UserWarning):
+    """Alignment failed and recognised words are returned instead."""

@@ -1,0 +1,41 @@
+"""data.audio.to_mono: the one conversion every audio input (file, array, alignment) goes
+through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semtalk.data.audio import to_mono
+from semtalk.errors import DataError
+
+
+def test_channels_are_averaged_and_the_rate_converted() -> None:
+    t = np.arange(48_000) / 48_000
+    left = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)
+    mono = to_mono(stereo, 48_000)
+    assert mono.dtype == np.float32 and mono.shape == (16_000,)
+    np.testing.assert_allclose(mono, to_mono(left / 2, 48_000), atol=1e-6)
+    assert abs(float(np.abs(mono).max()) - 0.25) < 0.01
+
+
+def test_integer_samples_are_scaled_by_their_range() -> None:
+    samples = np.array([0, 16_384, -32_767, 32_767] * 100, dtype=np.int16)
+    np.testing.assert_allclose(to_mono(samples, 16_000)[:4], [0.0, 0.5, -1.0, 1.0], atol=1e-4)
+
+
+@pytest.mark.parametrize(("audio", "rate", "message"), [
+    (np.zeros((10, 2, 2), np.float32), 16_000, r"must be \[N\] or \[N, channels\]"),
+    (np.zeros(0, np.float32), 16_000, "zero samples"),
+    (np.zeros(100, np.float32), 0, "positive integer"),
+    (np.zeros(100, np.float32), 16_000.5, "positive integer"),
+    (np.full(100, np.nan, np.float32), 16_000, "NaN or Inf"),
+    (np.full(100, 40.0, np.float32), 16_000, "peaks at 40"),
+    (np.ones(100, np.uint8), 16_000, "unsigned"),
+    (np.array(["a"] * 10), 16_000, "float or integer"),
+])
+def test_bad_audio_is_named(audio: np.ndarray, rate: float, message: str) -> None:
+    with pytest.raises(DataError, match=message) as info:
+        to_mono(audio, rate, "speech.wav")  # type: ignore[arg-type]
+    assert str(info.value).startswith("speech.wav: ")
