@@ -13,10 +13,15 @@ from safetensors.torch import load_file, save_file
 
 from semtalk.body.parts import BodyPart
 from semtalk.config import ConfigError, from_dict, to_dict
+from semtalk.configs import load_preset
 from semtalk.errors import DataError
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
 
 DIM = 16
+
+
+def tiny_config(input_dim: int = DIM) -> RVQVAEConfig:
+    return load_preset("tokenizer", "tiny", input_dim=input_dim)
 
 
 def smooth_signal(gen: torch.Generator, batch: int = 16, length: int = 64) -> torch.Tensor:
@@ -43,7 +48,7 @@ def train_steps(model: RVQVAE, optimizer: torch.optim.Optimizer, gen: torch.Gene
 
 def trained_tiny(steps: int = 3) -> RVQVAE:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM))
+    model = RVQVAE(tiny_config())
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(1)
     train_steps(model, optimizer, gen, steps)
@@ -52,7 +57,7 @@ def trained_tiny(steps: int = 3) -> RVQVAE:
 
 def test_shapes_and_length_check() -> None:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM))
+    model = RVQVAE(tiny_config())
     out = model(torch.randn(2, 64, DIM))
     assert out.reconstruction.shape == (2, 64, DIM)
     assert out.codes.shape == (2, 16, 3)
@@ -70,7 +75,7 @@ def test_shapes_and_length_check() -> None:
 
 def test_straight_through_gradient_reaches_the_encoder() -> None:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM)).train()
+    model = RVQVAE(tiny_config()).train()
     captured: dict[str, torch.Tensor] = {}
 
     def keep(name: str, tensor: torch.Tensor) -> None:
@@ -105,7 +110,7 @@ def test_eval_codes_round_trip() -> None:
 
 def test_training_tiny_model_reduces_reconstruction_error() -> None:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM))
+    model = RVQVAE(tiny_config())
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(1)
     probe = smooth_signal(torch.Generator().manual_seed(99), batch=32)
@@ -205,18 +210,24 @@ def test_load_rejects_bad_release_folders(tmp_path: Path) -> None:
 
 
 def test_config_round_trip_and_validation() -> None:
-    config = RVQVAEConfig.tiny(61)
+    config = tiny_config(61)
     assert from_dict(RVQVAEConfig, to_dict(config)) == config
     with pytest.raises(ValueError, match=r"code_dim \(128\) must equal quantizer.codebook_dim"):
         RVQVAEConfig(input_dim=78, code_dim=128)
-    with pytest.raises(ConfigError, match="input_dim"):
-        from_dict(RVQVAEConfig, {"width": 256})
+    with pytest.raises(ConfigError, match="input_dim must be >= 1"):
+        from_dict(RVQVAEConfig, {"input_dim": 0})
+    # An architecture shared by the parts leaves input_dim unset; for_part fills it in.
+    shared = from_dict(RVQVAEConfig, {"width": 32, "code_dim": 32,
+                                      "quantizer": {"codebook_dim": 32}})
+    assert shared.input_dim is None
+    assert shared.for_part(BodyPart.LOWER) == RVQVAEConfig(
+        input_dim=61, width=32, code_dim=32, quantizer=shared.quantizer)
 
 
 def test_paper_preset_sizes_and_one_training_step() -> None:
     torch.manual_seed(0)
     for part in BodyPart:
-        model = RVQVAE(RVQVAEConfig.paper(part.dim))
+        model = RVQVAE(load_preset("tokenizer", "paper", input_dim=part.dim))
         params = sum(p.numel() for p in model.parameters())
         print(f"paper RVQVAE {part.value} (D={part.dim}): {params} parameters")
         assert model.encoder.net[0].weight.shape == (256, part.dim, 3)
@@ -225,7 +236,7 @@ def test_paper_preset_sizes_and_one_training_step() -> None:
     dilations = [block.dilated.dilation[0] for block in model.encoder.net[3]]
     assert dilations == [9, 3, 1]
     assert model.config.dropout == 0.2 and model.config.quantizer.quantize_dropout == 0.2
-    model = RVQVAE(RVQVAEConfig.paper(BodyPart.UPPER.dim)).train()
+    model = RVQVAE(load_preset("tokenizer", "paper", input_dim=BodyPart.UPPER.dim)).train()
     x = torch.randn(2, 64, BodyPart.UPPER.dim)
     out = model(x)
     assert out.reconstruction.shape == x.shape and out.codes.shape == (2, 16, 6)
