@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,9 @@ def test_load_rejects_bad_release_folders(tmp_path: Path) -> None:
     write({**good, "format_version": 99})
     with pytest.raises(DataError, match="format_version 99"):
         RVQVAE.from_pretrained(folder)
+    write({**good, "config": {k: v for k, v in good["config"].items() if k != "input_dim"}})
+    with pytest.raises(DataError, match=r"config.json: config: \['input_dim'\] must be set"):
+        RVQVAE.from_pretrained(folder)
     write({**good, "config": {**good["config"], "nb_code": 256}})
     with pytest.raises(DataError, match=r"config.json: config: unknown key\(s\) \['nb_code'\]"):
         RVQVAE.from_pretrained(folder)
@@ -243,3 +247,18 @@ def test_paper_preset_sizes_and_one_training_step() -> None:
     loss = (out.reconstruction - x).pow(2).mean() + out.commitment_loss
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_reads_the_config_json_of_earlier_releases(tmp_path: Path) -> None:
+    """A release written before the presets moved to YAML (the old tiny classmethod's face
+    model, residual-block dropout 0.2) still loads, as written."""
+    written = {"model": "RVQVAE", "format_version": 1, "config": {
+        "input_dim": 106, "width": 32, "code_dim": 32, "down_t": 2, "depth": 2,
+        "dilation_growth": 3, "dropout": 0.2, "quantizer": {
+            "num_quantizers": 3, "codebook_size": 64, "codebook_dim": 32, "ema_decay": 0.99,
+            "dead_code_threshold": 1.0, "sample_temperature": 0.0, "quantize_dropout": 0.2,
+            "commitment_weight": 1.0}}}
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    config = RVQVAE.read_config(tmp_path)
+    assert config == replace(tiny_config(BodyPart.FACE.dim), dropout=0.2)
+    assert to_dict(config) == written["config"]

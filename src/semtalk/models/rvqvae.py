@@ -10,6 +10,7 @@ model is released as a folder holding ``config.json`` (the :class:`RVQVAEConfig`
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
@@ -47,6 +48,9 @@ class RVQVAEConfig:
     dilation_growth: int = 3
     dropout: float = 0.2
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+    required_in_release: ClassVar[tuple[str, ...]] = ("input_dim",)
+    """Fields a release's ``config.json`` must set (a shared architecture leaves them unset)."""
 
     def __post_init__(self) -> None:
         problems = []
