@@ -109,22 +109,24 @@ def vocabulary(words: list[Word], size: int) -> Vocabulary:
 def build_model(preset: str, features: dict[str, Any], speakers: dict[int, int],
                 vocab: Vocabulary, folder: Path) -> Any:
     """A :class:`SemTalk` on a random-weight release of ``preset`` (built in memory)."""
+    from semtalk.configs import load_preset
     from semtalk.generation.engine import SemTalk
     from semtalk.generation.release import Release
     from semtalk.generation.speech import UtteranceFeaturizer
-    from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
-    from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
+    from semtalk.models.base_generator import BaseMotionGenerator
+    from semtalk.models.sparse_generator import SparseMotionGenerator
     from semtalk.models.tokenizer import MotionTokenizer
 
     torch.manual_seed(0)
     audio, window = features["audio_features"], features["window_features"]
     speech_dim = int(audio[features["speech_feature"]]["dim"])
-    tokenizer = getattr(MotionTokenizer, preset)().eval()
-    base = BaseMotionGenerator(getattr(BaseGeneratorConfig, preset)(
-        speech_dim, beat_dim=int(audio["beat"]["dim"]))).eval()
-    sparse = SparseMotionGenerator(getattr(SparseGeneratorConfig, preset)(
-        speech_dim, len(vocab), int(window["sentence"]["dim"]),
-        int(window["emotion"]["dim"]))).eval()
+    tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", preset)).eval()
+    base = BaseMotionGenerator(load_preset("base_generator", preset, speech_dim=speech_dim,
+                                           beat_dim=int(audio["beat"]["dim"]))).eval()
+    sparse = SparseMotionGenerator(load_preset(
+        "sparse_generator", preset, speech_dim=speech_dim, vocab_size=len(vocab),
+        sentence_dim=int(window["sentence"]["dim"]),
+        emotion_dim=int(window["emotion"]["dim"]))).eval()
     release = Release(folder, tokenizer, base, sparse, features, vocab, speakers)
     return SemTalk(release, UtteranceFeaturizer(features, vocab, folder))
 

@@ -22,11 +22,11 @@ import torch
 
 from semtalk.body.rotation import axis_angle_to_rot6d
 from semtalk.body.skeleton import BuiltinSkeleton
+from semtalk.configs import load_preset
 from semtalk.data.audio import load_audio
 from semtalk.metrics import (
     BeatConsistencyConfig,
     FGDAutoencoder,
-    FGDEncoderConfig,
     beat_consistency,
     encode_sequences,
     l1_diversity,
@@ -67,7 +67,7 @@ def main() -> None:
                    lambda: BuiltinSkeleton().joints(torch.from_numpy(poses)).numpy())
     rot6d = axis_angle_to_rot6d(torch.from_numpy(poses).reshape(frames, 55, 3)).float()
     torch.manual_seed(0)
-    encoder = FGDAutoencoder(FGDEncoderConfig()).eval()
+    encoder = FGDAutoencoder(load_preset("fgd_encoder", "paper")).eval()
     latents = timed("FGD encode (official architecture, random weights)",
                     encode_sequences, encoder, [rot6d])
     print(f"  latents {latents.shape}")

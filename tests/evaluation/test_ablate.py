@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from semtalk.cli import main
+from semtalk.configs import load_preset
 from semtalk.evaluation import ablate
 from semtalk.evaluation.ablate import (
     ABLATION_JSON,
@@ -74,7 +75,8 @@ def test_steps_scale() -> None:
 def test_two_variants_share_stages_and_resume(synth_cache: Path, fgd_encoder_dir: Path,
                                              tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    tokenizer = MotionTokenizer.tiny().save_pretrained(tmp_path / "tokenizer")
+    tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", "tiny")).save_pretrained(
+        tmp_path / "tokenizer")
     out = tmp_path / "ablate"
     argv = ["ablate", "--data", str(synth_cache), "--out", str(out), "--variants", "full",
             "no_se", "--tokenizer", str(tokenizer), "--fgd-encoder", str(fgd_encoder_dir),

@@ -12,6 +12,7 @@ import torch
 
 from semtalk.body.motion import Motion
 from semtalk.body.parts import BodyPart
+from semtalk.configs import load_preset
 from semtalk.data.audio import num_frames_for
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
@@ -194,7 +195,7 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
 
 
 def test_neutral_seed_is_the_training_mean_pose() -> None:
-    tokenizer = MotionTokenizer.tiny()
+    tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", "tiny"))
     assert np.abs(neutral_seed(tokenizer).poses).max() == 0  # untrained: zero mean, T-pose
     upper = tokenizer[BodyPart.UPPER]
     mean = upper.feature_mean.clone()

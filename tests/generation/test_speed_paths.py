@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from semtalk.body.parts import FULL_DIM, BodyPart
+from semtalk.configs import load_preset
 from semtalk.data.textgrid import Word
 from semtalk.generation.emphasis import Emphasis, psi_edit
 from semtalk.generation.engine import (
@@ -24,8 +25,8 @@ from semtalk.generation.engine import (
 )
 from semtalk.generation.lanes import Lanes
 from semtalk.generation.speech import SpeechFeatures
-from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
-from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput, GeneratorSizes
+from semtalk.models.base_generator import BaseMotionGenerator
+from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 from semtalk.modules.code_heads import ResidualCodeHeads
 from semtalk.modules.inference import plain_inference
@@ -33,8 +34,9 @@ from semtalk.modules.temporal import TemporalDownsample
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
-SIZES = dataclasses.replace(GeneratorSizes.tiny(), face_layers=2, word_layers=2,
-                            residual_layers=2, coarse2fine_layers=2, semantic_layers=2)
+SIZES = dataclasses.replace(load_preset("base_generator", "tiny", speech_dim=SPEECH).sizes,
+                            face_layers=2, word_layers=2, residual_layers=2,
+                            coarse2fine_layers=2, semantic_layers=2)
 """Tiny, but with stacks of two layers, so fused multi-layer weights are exercised."""
 
 
@@ -52,11 +54,16 @@ def _inputs(batch: int = 2, frames: int = 32) -> GeneratorInputs:
         emotion=torch.randn(batch, EMOTION, generator=gen))
 
 
+def _sparse_config(**fields: object) -> SparseGeneratorConfig:
+    return load_preset("sparse_generator", "tiny", speech_dim=SPEECH, vocab_size=VOCAB,
+                       sentence_dim=SENTENCE, emotion_dim=EMOTION, **fields)
+
+
 def _models() -> tuple[BaseMotionGenerator, SparseMotionGenerator]:
     torch.manual_seed(0)
-    base = BaseMotionGenerator(BaseGeneratorConfig.tiny(SPEECH, sizes=SIZES))
-    sparse = SparseMotionGenerator(SparseGeneratorConfig.tiny(SPEECH, VOCAB, SENTENCE, EMOTION,
-                                                              sizes=SIZES))
+    base = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH,
+                                           sizes=SIZES))
+    sparse = SparseMotionGenerator(_sparse_config(sizes=SIZES))
     return base, sparse
 
 
@@ -110,8 +117,7 @@ def test_training_mode_is_untouched_by_the_fast_path() -> None:
 @pytest.mark.parametrize("gate", ["learned", "random"])
 def test_sparse_score_then_predict_is_forward(gate: str) -> None:
     torch.manual_seed(0)
-    sparse = SparseMotionGenerator(SparseGeneratorConfig.tiny(SPEECH, VOCAB, SENTENCE, EMOTION,
-                                                              gate=gate))
+    sparse = SparseMotionGenerator(_sparse_config(gate=gate))
     inputs = _inputs()
     features = {p: torch.randn(2, 8, 32) for p in sparse.parts}
     for train in (True, False):

@@ -12,6 +12,7 @@ import torch
 
 from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.config import from_dict, to_dict
+from semtalk.configs import load_preset
 from semtalk.losses.generator import (
     code_classification_loss,
     latent_regression_loss,
@@ -24,7 +25,6 @@ from semtalk.models.generator_common import (
     GeneratorOutput,
     parameter_counts,
 )
-from semtalk.models.rvqvae import RVQVAEConfig
 
 SPEECH = 20
 FACE, HANDS = BodyPart.FACE, BodyPart.HANDS
@@ -57,7 +57,8 @@ def make_inputs(batch: int = 2, frames: int = 32, seed: int = 0,
 
 def tiny_model(**overrides: object) -> BaseMotionGenerator:
     torch.manual_seed(0)
-    return BaseMotionGenerator(BaseGeneratorConfig.tiny(SPEECH, **overrides))
+    return BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH,
+                                           **overrides))
 
 
 def total_loss(out: GeneratorOutput, targets: dict[BodyPart, torch.Tensor],
@@ -197,13 +198,14 @@ def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_config_round_trip_and_validation() -> None:
-    config = BaseGeneratorConfig.tiny(SPEECH, use_coarse2fine=False)
+    config = load_preset("base_generator", "tiny", speech_dim=SPEECH, use_coarse2fine=False)
     assert from_dict(BaseGeneratorConfig, to_dict(config)) == config
-    assert BaseGeneratorConfig.paper(1024).codes == CodeSpec(6, 256, 256, 4)
-    assert BaseGeneratorConfig.paper(1024).sizes.hidden == 768
-    assert config.codes == CodeSpec.from_rvqvae(RVQVAEConfig.tiny(78))
+    paper = load_preset("base_generator", "paper", speech_dim=1024)
+    assert paper.codes == CodeSpec(6, 256, 256, 4) and paper.sizes.hidden == 768
+    assert config.codes == CodeSpec.from_rvqvae(load_preset("tokenizer", "tiny"))
+    assert config.codes == CodeSpec(3, 64, 32, 4) and config.sizes.hidden == 64
     with pytest.raises(ValueError, match=r"sizes\.latent .* must equal codes\.code_dim"):
-        BaseGeneratorConfig(speech_dim=SPEECH, codes=CodeSpec.tiny())
+        BaseGeneratorConfig(speech_dim=SPEECH, codes=config.codes)
     with pytest.raises(ValueError, match=r"codes\.downsample must be 4"):
         BaseGeneratorConfig(speech_dim=SPEECH, codes=CodeSpec(downsample=8))
     with pytest.raises(ValueError, match="divisible by heads"):
@@ -244,7 +246,7 @@ def test_tiny_forward_backward_is_fast() -> None:
 
 def test_paper_preset_sizes_and_one_step() -> None:
     torch.manual_seed(0)
-    model = BaseMotionGenerator(BaseGeneratorConfig.paper(1024))
+    model = BaseMotionGenerator(load_preset("base_generator", "paper", speech_dim=1024))
     counts = parameter_counts(model)
     print("paper base parameters:", counts)
     assert 150e6 < counts["total"] < 250e6

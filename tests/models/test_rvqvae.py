@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,15 @@ from safetensors.torch import load_file, save_file
 
 from semtalk.body.parts import BodyPart
 from semtalk.config import ConfigError, from_dict, to_dict
+from semtalk.configs import load_preset
 from semtalk.errors import DataError
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
 
 DIM = 16
+
+
+def tiny_config(input_dim: int = DIM) -> RVQVAEConfig:
+    return load_preset("tokenizer", "tiny", input_dim=input_dim)
 
 
 def smooth_signal(gen: torch.Generator, batch: int = 16, length: int = 64) -> torch.Tensor:
@@ -43,7 +49,7 @@ def train_steps(model: RVQVAE, optimizer: torch.optim.Optimizer, gen: torch.Gene
 
 def trained_tiny(steps: int = 3) -> RVQVAE:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM))
+    model = RVQVAE(tiny_config())
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(1)
     train_steps(model, optimizer, gen, steps)
@@ -52,7 +58,7 @@ def trained_tiny(steps: int = 3) -> RVQVAE:
 
 def test_shapes_and_length_check() -> None:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM))
+    model = RVQVAE(tiny_config())
     out = model(torch.randn(2, 64, DIM))
     assert out.reconstruction.shape == (2, 64, DIM)
     assert out.codes.shape == (2, 16, 3)
@@ -70,7 +76,7 @@ def test_shapes_and_length_check() -> None:
 
 def test_straight_through_gradient_reaches_the_encoder() -> None:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM)).train()
+    model = RVQVAE(tiny_config()).train()
     captured: dict[str, torch.Tensor] = {}
 
     def keep(name: str, tensor: torch.Tensor) -> None:
@@ -105,7 +111,7 @@ def test_eval_codes_round_trip() -> None:
 
 def test_training_tiny_model_reduces_reconstruction_error() -> None:
     torch.manual_seed(0)
-    model = RVQVAE(RVQVAEConfig.tiny(DIM))
+    model = RVQVAE(tiny_config())
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(1)
     probe = smooth_signal(torch.Generator().manual_seed(99), batch=32)
@@ -192,6 +198,9 @@ def test_load_rejects_bad_release_folders(tmp_path: Path) -> None:
     write({**good, "format_version": 99})
     with pytest.raises(DataError, match="format_version 99"):
         RVQVAE.from_pretrained(folder)
+    write({**good, "config": {k: v for k, v in good["config"].items() if k != "input_dim"}})
+    with pytest.raises(DataError, match=r"config.json: config: \['input_dim'\] must be set"):
+        RVQVAE.from_pretrained(folder)
     write({**good, "config": {**good["config"], "nb_code": 256}})
     with pytest.raises(DataError, match=r"config.json: config: unknown key\(s\) \['nb_code'\]"):
         RVQVAE.from_pretrained(folder)
@@ -205,18 +214,24 @@ def test_load_rejects_bad_release_folders(tmp_path: Path) -> None:
 
 
 def test_config_round_trip_and_validation() -> None:
-    config = RVQVAEConfig.tiny(61)
+    config = tiny_config(61)
     assert from_dict(RVQVAEConfig, to_dict(config)) == config
     with pytest.raises(ValueError, match=r"code_dim \(128\) must equal quantizer.codebook_dim"):
         RVQVAEConfig(input_dim=78, code_dim=128)
-    with pytest.raises(ConfigError, match="input_dim"):
-        from_dict(RVQVAEConfig, {"width": 256})
+    with pytest.raises(ConfigError, match="input_dim must be >= 1"):
+        from_dict(RVQVAEConfig, {"input_dim": 0})
+    # An architecture shared by the parts leaves input_dim unset; for_part fills it in.
+    shared = from_dict(RVQVAEConfig, {"width": 32, "code_dim": 32,
+                                      "quantizer": {"codebook_dim": 32}})
+    assert shared.input_dim is None
+    assert shared.for_part(BodyPart.LOWER) == RVQVAEConfig(
+        input_dim=61, width=32, code_dim=32, quantizer=shared.quantizer)
 
 
 def test_paper_preset_sizes_and_one_training_step() -> None:
     torch.manual_seed(0)
     for part in BodyPart:
-        model = RVQVAE(RVQVAEConfig.paper(part.dim))
+        model = RVQVAE(load_preset("tokenizer", "paper", input_dim=part.dim))
         params = sum(p.numel() for p in model.parameters())
         print(f"paper RVQVAE {part.value} (D={part.dim}): {params} parameters")
         assert model.encoder.net[0].weight.shape == (256, part.dim, 3)
@@ -225,10 +240,25 @@ def test_paper_preset_sizes_and_one_training_step() -> None:
     dilations = [block.dilated.dilation[0] for block in model.encoder.net[3]]
     assert dilations == [9, 3, 1]
     assert model.config.dropout == 0.2 and model.config.quantizer.quantize_dropout == 0.2
-    model = RVQVAE(RVQVAEConfig.paper(BodyPart.UPPER.dim)).train()
+    model = RVQVAE(load_preset("tokenizer", "paper", input_dim=BodyPart.UPPER.dim)).train()
     x = torch.randn(2, 64, BodyPart.UPPER.dim)
     out = model(x)
     assert out.reconstruction.shape == x.shape and out.codes.shape == (2, 16, 6)
     loss = (out.reconstruction - x).pow(2).mean() + out.commitment_loss
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_reads_the_config_json_of_earlier_releases(tmp_path: Path) -> None:
+    """A release written before the presets moved to YAML (the old tiny classmethod's face
+    model, residual-block dropout 0.2) still loads, as written."""
+    written = {"model": "RVQVAE", "format_version": 1, "config": {
+        "input_dim": 106, "width": 32, "code_dim": 32, "down_t": 2, "depth": 2,
+        "dilation_growth": 3, "dropout": 0.2, "quantizer": {
+            "num_quantizers": 3, "codebook_size": 64, "codebook_dim": 32, "ema_decay": 0.99,
+            "dead_code_threshold": 1.0, "sample_temperature": 0.0, "quantize_dropout": 0.2,
+            "commitment_weight": 1.0}}}
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    config = RVQVAE.read_config(tmp_path)
+    assert config == replace(tiny_config(BodyPart.FACE.dim), dropout=0.2)
+    assert to_dict(config) == written["config"]

@@ -11,12 +11,13 @@ import torch
 
 from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.config import from_dict, to_dict
+from semtalk.configs import load_preset
 from semtalk.losses.generator import (
     code_classification_loss,
     gate_classification_loss,
     latent_regression_loss,
 )
-from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
+from semtalk.models.base_generator import BaseMotionGenerator
 from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput, parameter_counts
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 
@@ -57,10 +58,14 @@ def base_features(batch: int = 2, tokens: int = 8, seed: int = 1) -> dict[BodyPa
     return {part: torch.randn(batch, tokens, 32, generator=gen) for part in PARTS}
 
 
+def tiny_config(**overrides: object) -> SparseGeneratorConfig:
+    return load_preset("sparse_generator", "tiny", speech_dim=SPEECH, vocab_size=VOCAB,
+                       sentence_dim=SENTENCE, emotion_dim=EMOTION, **overrides)
+
+
 def tiny_model(**overrides: object) -> SparseMotionGenerator:
     torch.manual_seed(0)
-    config = SparseGeneratorConfig.tiny(SPEECH, VOCAB, SENTENCE, EMOTION, **overrides)
-    return SparseMotionGenerator(config)
+    return SparseMotionGenerator(tiny_config(**overrides))
 
 
 def force_psi(model: SparseMotionGenerator, value: int) -> None:
@@ -278,16 +283,17 @@ def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_config_round_trip_validation_and_base_compatibility() -> None:
-    config = SparseGeneratorConfig.tiny(SPEECH, VOCAB, SENTENCE, EMOTION, gate="random")
+    config = tiny_config(gate="random")
     assert from_dict(SparseGeneratorConfig, to_dict(config)) == config
     with pytest.raises(ValueError, match="gate must be one of"):
         dataclasses.replace(config, gate="soft")
     with pytest.raises(ValueError, match="vocab_size must be >= 1"):
         dataclasses.replace(config, vocab_size=0)
-    assert config.base_mismatches(BaseGeneratorConfig.tiny(SPEECH)) == []
-    problems = config.base_mismatches(BaseGeneratorConfig.paper(SPEECH))
+    assert config.base_mismatches(load_preset("base_generator", "tiny", speech_dim=SPEECH)) == []
+    problems = config.base_mismatches(load_preset("base_generator", "paper", speech_dim=SPEECH))
     assert [p.split(":")[0] for p in problems] == ["codes", "sizes.latent"]
-    paper = SparseGeneratorConfig.paper(1024, 5000, 512, 512)
+    paper = load_preset("sparse_generator", "paper", speech_dim=1024, vocab_size=5000,
+                        sentence_dim=512, emotion_dim=512)
     assert paper.word_dim == 300 and paper.sizes.hidden == 768
 
 
@@ -314,7 +320,7 @@ def test_word_vectors_and_bad_inputs() -> None:
 
 def test_blends_real_base_model_features() -> None:
     torch.manual_seed(0)
-    base = BaseMotionGenerator(BaseGeneratorConfig.tiny(SPEECH)).eval()
+    base = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH)).eval()
     model = tiny_model()
     assert model.config.base_mismatches(base.config) == []
     inputs = make_inputs()
@@ -327,7 +333,9 @@ def test_blends_real_base_model_features() -> None:
 
 def test_paper_preset_sizes_and_one_step() -> None:
     torch.manual_seed(0)
-    model = SparseMotionGenerator(SparseGeneratorConfig.paper(1024, 2000, 512, 512))
+    model = SparseMotionGenerator(load_preset("sparse_generator", "paper", speech_dim=1024,
+                                              vocab_size=2000, sentence_dim=512,
+                                              emotion_dim=512))
     counts = parameter_counts(model)
     print("paper sparse parameters:", counts)
     assert 100e6 < counts["total"] < 200e6

@@ -15,6 +15,7 @@ import torch
 
 from semtalk.body.parts import BodyPart
 from semtalk.cli import main
+from semtalk.configs import load_preset
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.models.base_generator import BaseMotionGenerator
@@ -39,7 +40,7 @@ def tokenizer_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny tokenizer with normalisation from nothing: enough for stage plumbing."""
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tok") / "tokenizer"
-    return MotionTokenizer.tiny().save_pretrained(folder)
+    return MotionTokenizer.from_config(load_preset("tokenizer", "tiny")).save_pretrained(folder)
 
 
 def _losses(folder: Path, key: str = "loss") -> dict[int, float]:
@@ -137,8 +138,8 @@ def test_sparse_stage_trains_gate_and_reports_semantic_scores(
 def test_sparse_refuses_an_incompatible_base(synth_cache: Path, tokenizer_release: Path,
                                              tmp_path: Path) -> None:
     config = load_generator_config("tiny", overrides=FAST)
-    other = BaseMotionGenerator(BaseSolver(config, synth_cache, tokenizer_release, tmp_path / "x")
-                                .model_config().__class__.tiny(240, num_speakers=7))
+    other = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=240,
+                                            num_speakers=7))
     other.save_pretrained(tmp_path / "other_base")
     with pytest.raises(DataError, match="num_speakers: base 7 vs sparse 25"):
         SparseSolver(config, synth_cache, tokenizer_release, tmp_path / "other_base",

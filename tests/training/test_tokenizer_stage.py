@@ -14,11 +14,14 @@ import torch
 from semtalk.body.motion import Motion
 from semtalk.body.parts import BodyPart
 from semtalk.cli import main
+from semtalk.config import ConfigError
+from semtalk.configs import load_preset
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.losses.reconstruction import rotation_error_degrees
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
 from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.modules.quantizer import QuantizerConfig
 from semtalk.training.metric_log import read_log
 from semtalk.training.tokenizer import (
     TokenizerSolver,
@@ -115,7 +118,7 @@ def _motion(frames: int, seed: int = 0) -> Motion:
 
 
 def test_tokenize_detokenize_lengths_start_and_eyes() -> None:
-    tokenizer = MotionTokenizer.tiny().eval()
+    tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", "tiny")).eval()
     motion = _motion(37)
     codes = tokenizer.tokenize(motion)
     assert set(codes) == set(BodyPart)
@@ -159,7 +162,7 @@ def test_trained_tokenizer_round_trip_beats_mean_pose(synth_cache: Path, tmp_pat
 
 
 def test_release_save_load_identical_and_strict(tmp_path: Path) -> None:
-    tokenizer = MotionTokenizer.tiny().eval()
+    tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", "tiny")).eval()
     folder = tokenizer.save_pretrained(tmp_path / "tok")
     loaded = MotionTokenizer.from_pretrained(folder)
     motion = _motion(64, seed=1)
@@ -175,8 +178,8 @@ def test_release_save_load_identical_and_strict(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"lacks the part folder\(s\) \['hands'\]"):
         MotionTokenizer.from_pretrained(folder)
     # A part trained with a different code layout is refused.
-    other = RVQVAE(replace(RVQVAEConfig.tiny(BodyPart.HANDS.dim),
-                           quantizer=replace(RVQVAEConfig.tiny(1).quantizer, codebook_size=32)))
+    tiny = load_preset("tokenizer", "tiny", input_dim=BodyPart.HANDS.dim)
+    other = RVQVAE(replace(tiny, quantizer=replace(tiny.quantizer, codebook_size=32)))
     other.save_pretrained(folder / "hands")
     with pytest.raises(DataError, match="disagree on the code layout"):
         MotionTokenizer.from_pretrained(folder)
@@ -187,7 +190,13 @@ def test_release_save_load_identical_and_strict(tmp_path: Path) -> None:
 def test_packaged_presets_load() -> None:
     tiny = load_tokenizer_config("tiny")
     paper = load_tokenizer_config("paper")
-    assert tiny.model.for_part(BodyPart.HANDS) == replace(
-        RVQVAEConfig.tiny(BodyPart.HANDS.dim), dropout=0.0)
-    assert paper.model.for_part(BodyPart.FACE) == RVQVAEConfig.paper(BodyPart.FACE.dim)
+    assert tiny.model.input_dim is None and paper.model.input_dim is None
+    assert tiny.model == load_preset("tokenizer", "tiny")
+    assert tiny.model.for_part(BodyPart.HANDS) == RVQVAEConfig(
+        input_dim=180, width=32, code_dim=32, depth=2, dropout=0.0,
+        quantizer=QuantizerConfig(num_quantizers=3, codebook_size=64, codebook_dim=32))
+    # The paper preset is the paper's sizes, which are the config's defaults.
+    assert paper.model.for_part(BodyPart.FACE) == RVQVAEConfig(input_dim=106)
+    with pytest.raises(ConfigError, match=r"model\.input_dim is the body part.s channels"):
+        load_tokenizer_config("tiny", overrides=["model.input_dim=180"])
     assert paper.solver.lr == pytest.approx(1.5e-4) and paper.solver.betas == (0.5, 0.999)

@@ -19,7 +19,6 @@ Inputs are speech features γ_h, beat features γ_b, a masked seed-motion window
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -74,7 +73,11 @@ RHYTHM_PARTS: tuple[BodyPart, ...] = (FACE, HANDS)
 
 @dataclass(frozen=True)
 class BaseGeneratorConfig:
-    """Configuration of :class:`BaseMotionGenerator`.
+    """Configuration of :class:`BaseMotionGenerator`; the defaults are the paper's sizes.
+
+    A preset is what ``semtalk train base --preset NAME`` builds from
+    ``semtalk/configs/generator_NAME.yaml`` and ``tokenizer_NAME.yaml``:
+    ``semtalk.configs.load_preset("base_generator", NAME, speech_dim=...)``.
 
     Attributes:
         speech_dim: channels of the speech features γ_h (240 spectral, 1024 HuBERT).
@@ -108,18 +111,6 @@ class BaseGeneratorConfig:
             problems.append(f"beat_dim must be >= 1, got {self.beat_dim}")
         if problems:
             raise ValueError("; ".join(problems))
-
-    @classmethod
-    def paper(cls, speech_dim: int, **overrides: object) -> BaseGeneratorConfig:
-        """The paper / official sizes (H 768, L 256, 6 x 256 codes of 256 dims)."""
-        return dataclasses.replace(cls(speech_dim=speech_dim), **overrides)
-
-    @classmethod
-    def tiny(cls, speech_dim: int, **overrides: object) -> BaseGeneratorConfig:
-        """CPU-seconds sizes matching ``RVQVAEConfig.tiny`` tokenizers (3 x 64 codes x 32)."""
-        return dataclasses.replace(
-            cls(speech_dim=speech_dim, codes=CodeSpec.tiny(), sizes=GeneratorSizes.tiny()),
-            **overrides)
 
 
 class FaceBranch(nn.Module):

@@ -46,11 +46,6 @@ class CodeSpec:
             raise ValueError("; ".join(bad))
 
     @classmethod
-    def tiny(cls) -> CodeSpec:
-        """Matches ``RVQVAEConfig.tiny``: 3 layers x 64 codes x 32 dims."""
-        return cls(num_quantizers=3, codebook_size=64, code_dim=32)
-
-    @classmethod
     def from_rvqvae(cls, config: RVQVAEConfig) -> CodeSpec:
         """The spec of a tokenizer config."""
         quantizer = config.quantizer
@@ -111,14 +106,6 @@ class GeneratorSizes:
                                 f"{getattr(self, width)}")
         if problems:
             raise ValueError("; ".join(problems))
-
-    @classmethod
-    def tiny(cls) -> GeneratorSizes:
-        """One layer everywhere, H=64, L=32: a generator that trains in CPU seconds."""
-        return cls(hidden=64, latent=32, heads=4, feedforward=128, latent_heads=4,
-                   latent_feedforward=64, face_layers=1, self_layers=1, word_layers=1,
-                   part_layers=1, coarse2fine_layers=1, semantic_layers=1, residual_layers=1,
-                   residual_heads=4, residual_feedforward=64, motion_encoder_layers=1)
 
 
 def generator_config_problems(config: Any) -> list[str]:

@@ -103,9 +103,14 @@ def read_config(path: Path, model_name: str, format_version: int, config_class: 
     if not isinstance(header.get("config"), dict):
         raise DataError(path, "missing the 'config' object")
     try:
-        return from_dict(config_class, header["config"], "config")
+        config = from_dict(config_class, header["config"], "config")
     except (ConfigError, ValueError, TypeError) as exc:
         raise DataError(path, str(exc)) from exc
+    unset = [name for name in getattr(config_class, "required_in_release", ())
+             if getattr(config, name) is None]
+    if unset:
+        raise DataError(path, f"config: {unset} must be set in a release")
+    return config
 
 
 def read_weights(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:

@@ -9,10 +9,12 @@ model is released as a folder holding ``config.json`` (the :class:`RVQVAEConfig`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
+from semtalk.body.parts import BodyPart
 from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.conv import ConvDecoder, ConvEncoder
 from semtalk.modules.quantizer import QuantizerConfig, ResidualVQ
@@ -22,8 +24,13 @@ from semtalk.modules.quantizer import QuantizerConfig, ResidualVQ
 class RVQVAEConfig:
     """Configuration of :class:`RVQVAE`.
 
+    The packaged presets are the ``model`` sections of ``semtalk/configs/tokenizer_*.yaml``
+    (:func:`semtalk.configs.load_preset`); the defaults are the paper's sizes.
+
     Attributes:
         input_dim: channels D of the part features (face 106, upper 78, hands 180, lower 61).
+            ``None`` in an architecture shared by all parts (a training config's ``model``, a
+            preset): :meth:`for_part` fills it in; a model needs it set.
         width: channels of the conv stacks.
         code_dim: latent channels; must equal ``quantizer.codebook_dim``.
         down_t: number of stride-2 stages; the sequence is shortened by ``2**down_t``.
@@ -33,7 +40,7 @@ class RVQVAEConfig:
         quantizer: the residual quantiser.
     """
 
-    input_dim: int
+    input_dim: int | None = None
     width: int = 256
     code_dim: int = 256
     down_t: int = 2
@@ -42,9 +49,14 @@ class RVQVAEConfig:
     dropout: float = 0.2
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
+    required_in_release: ClassVar[tuple[str, ...]] = ("input_dim",)
+    """Fields a release's ``config.json`` must set (a shared architecture leaves them unset)."""
+
     def __post_init__(self) -> None:
         problems = []
-        for name in ("input_dim", "width", "code_dim", "depth", "dilation_growth"):
+        if self.input_dim is not None and self.input_dim < 1:
+            problems.append(f"input_dim must be >= 1, got {self.input_dim}")
+        for name in ("width", "code_dim", "depth", "dilation_growth"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.down_t < 0:
@@ -62,19 +74,9 @@ class RVQVAEConfig:
         """Frames per code: ``2**down_t`` (4 for the paper)."""
         return 2**self.down_t
 
-    @classmethod
-    def paper(cls, input_dim: int) -> RVQVAEConfig:
-        """The paper's / official sizes: width 256, 6 x 256 codes x 256 dims, x4 downsampling,
-        residual-block dropout 0.2 and (paper, DESIGN §1) quantizer dropout 0.2. Codes are
-        chosen by nearest neighbour (``sample_temperature=0``; the official code samples with
-        tau = 0.5, set ``quantizer.sample_temperature`` to reproduce it)."""
-        return cls(input_dim=input_dim)
-
-    @classmethod
-    def tiny(cls, input_dim: int) -> RVQVAEConfig:
-        """A ~60k-parameter model with the paper's structure (3 x 64 codes), for tests and demos."""
-        quantizer = QuantizerConfig(num_quantizers=3, codebook_size=64, codebook_dim=32)
-        return cls(input_dim=input_dim, width=32, code_dim=32, depth=2, quantizer=quantizer)
+    def for_part(self, part: BodyPart) -> RVQVAEConfig:
+        """This architecture with the channels of ``part`` (``input_dim = part.dim``)."""
+        return replace(self, input_dim=part.dim)
 
 
 @dataclass

@@ -33,7 +33,6 @@ Semantic accuracy for the "random" gate is computed from ``psi > 0.5`` (the lear
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -81,7 +80,12 @@ lower' <- upper + hands'."""
 
 @dataclass(frozen=True)
 class SparseGeneratorConfig:
-    """Configuration of :class:`SparseMotionGenerator`.
+    """Configuration of :class:`SparseMotionGenerator`; the defaults are the paper's sizes.
+
+    A preset is what ``semtalk train sparse --preset NAME`` builds (see
+    :class:`~semtalk.models.base_generator.BaseGeneratorConfig`):
+    ``load_preset("sparse_generator", NAME, speech_dim=..., vocab_size=..., sentence_dim=...,
+    emotion_dim=...)``.
 
     Attributes:
         speech_dim: channels of the speech features γ_h.
@@ -121,23 +125,6 @@ class SparseGeneratorConfig:
             problems.append(f"gate must be one of {GATE_MODES}, got {self.gate!r}")
         if problems:
             raise ValueError("; ".join(problems))
-
-    @classmethod
-    def paper(cls, speech_dim: int, vocab_size: int, sentence_dim: int, emotion_dim: int,
-              **overrides: object) -> SparseGeneratorConfig:
-        """The paper / official sizes (H 768, L 256, 300-d words, 6 x 256 codes of 256)."""
-        return dataclasses.replace(
-            cls(speech_dim=speech_dim, vocab_size=vocab_size, sentence_dim=sentence_dim,
-                emotion_dim=emotion_dim), **overrides)
-
-    @classmethod
-    def tiny(cls, speech_dim: int, vocab_size: int, sentence_dim: int, emotion_dim: int,
-             **overrides: object) -> SparseGeneratorConfig:
-        """CPU-seconds sizes matching ``RVQVAEConfig.tiny`` tokenizers, 16-d words."""
-        return dataclasses.replace(
-            cls(speech_dim=speech_dim, vocab_size=vocab_size, sentence_dim=sentence_dim,
-                emotion_dim=emotion_dim, word_dim=16, codes=CodeSpec.tiny(),
-                sizes=GeneratorSizes.tiny()), **overrides)
 
     def base_mismatches(self, base: BaseGeneratorConfig) -> list[str]:
         """How a base generator config differs where this model needs it to agree.

@@ -65,14 +65,11 @@ class MotionTokenizer(nn.Module):
         return cls({part: RVQVAE(config) for part, config in configs.items()})
 
     @classmethod
-    def tiny(cls) -> MotionTokenizer:
-        """The built-in tiny preset (untrained), all four parts."""
-        return cls.from_configs({part: RVQVAEConfig.tiny(part.dim) for part in BodyPart})
-
-    @classmethod
-    def paper(cls) -> MotionTokenizer:
-        """The paper's sizes (untrained), all four parts."""
-        return cls.from_configs({part: RVQVAEConfig.paper(part.dim) for part in BodyPart})
+    def from_config(cls, config: RVQVAEConfig,
+                    parts: Iterable[BodyPart] = tuple(BodyPart)) -> MotionTokenizer:
+        """Randomly initialised part models sharing one architecture (its ``input_dim`` is
+        set per part), e.g. a preset: ``from_config(load_preset("tokenizer", "tiny"))``."""
+        return cls.from_configs({part: config.for_part(part) for part in parts})
 
     # ----------------------------------------------------------------- release format
     def save_pretrained(self, folder: str | Path) -> Path:

@@ -53,6 +53,7 @@ from semtalk.metrics.semantic import semantic_accuracy
 from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
 from semtalk.models.generator_common import (
     FRAMES_PER_TOKEN,
+    CodeSpec,
     GeneratorOutput,
     GeneratorSizes,
 )
@@ -113,6 +114,11 @@ class SparseOptions:
 class GeneratorTrainConfig:
     """Everything ``semtalk train base`` / ``train sparse`` need besides data and releases.
 
+    The architecture fields (``sizes``, ``dropout``, ``use_coarse2fine``, ``num_speakers``,
+    ``window``, ``rhythmic_consistency`` -> ``use_rhythmic_projection``, ``sparse.word_dim``,
+    ``sparse.gate``, ``sparse.feature_weighting``, ``sparse.blend_base``) become the models'
+    configs in one place, :meth:`base_config` / :meth:`sparse_config`; the rest is training.
+
     Attributes:
         sizes: generator widths and layer counts.
         dropout: transformer dropout.
@@ -146,6 +152,31 @@ class GeneratorTrainConfig:
     losses: LossWeights = field(default_factory=LossWeights)
     sparse: SparseOptions = field(default_factory=SparseOptions)
     solver: SolverConfig = field(default_factory=SolverConfig)
+
+    def base_config(self, codes: CodeSpec, **fields: Any) -> BaseGeneratorConfig:
+        """The base generator this config trains on tokenizer codes ``codes``.
+
+        ``fields``: the data's sizes (``speech_dim``, ``beat_dim``) and any other field of
+        :class:`BaseGeneratorConfig` to set.
+        """
+        return BaseGeneratorConfig(**{
+            "num_speakers": self.num_speakers, "window": self.window, "codes": codes,
+            "sizes": self.sizes, "dropout": self.dropout,
+            "use_coarse2fine": self.use_coarse2fine,
+            "use_rhythmic_projection": self.rhythmic_consistency, **fields})
+
+    def sparse_config(self, codes: CodeSpec, **fields: Any) -> SparseGeneratorConfig:
+        """The sparse generator this config trains on tokenizer codes ``codes``.
+
+        ``fields``: the data's sizes (``speech_dim``, ``vocab_size``, ``sentence_dim``,
+        ``emotion_dim``) and any other field of :class:`SparseGeneratorConfig` to set.
+        """
+        s = self.sparse
+        return SparseGeneratorConfig(**{
+            "word_dim": s.word_dim, "num_speakers": self.num_speakers, "window": self.window,
+            "codes": codes, "sizes": self.sizes, "dropout": self.dropout, "gate": s.gate,
+            "feature_weighting": s.feature_weighting, "blend_base": s.blend_base,
+            "use_coarse2fine": self.use_coarse2fine, **fields})
 
 
 def load_generator_config(preset: str = "tiny", config: str | Path | None = None,
@@ -243,12 +274,8 @@ class BaseSolver(_GeneratorSolver):
     stage = "base"
 
     def model_config(self) -> BaseGeneratorConfig:
-        c = self.config
-        return BaseGeneratorConfig(
-            speech_dim=self.dims["speech"], beat_dim=self.dims["beat"],
-            num_speakers=c.num_speakers, window=c.window, codes=self.tokenizer.code_spec,
-            sizes=c.sizes, dropout=c.dropout, use_coarse2fine=c.use_coarse2fine,
-            use_rhythmic_projection=c.rhythmic_consistency)
+        return self.config.base_config(self.tokenizer.code_spec, speech_dim=self.dims["speech"],
+                                       beat_dim=self.dims["beat"])
 
     def identity(self) -> dict[str, Any]:
         c = to_dict(self.config)
@@ -349,14 +376,10 @@ class SparseSolver(_GeneratorSolver):
                                             "stage: " + "; ".join(problems))
 
     def model_config(self) -> SparseGeneratorConfig:
-        c, s = self.config, self.config.sparse
-        return SparseGeneratorConfig(
-            speech_dim=self.dims["speech"], vocab_size=len(self.cache.vocab),
-            sentence_dim=self.dims["sentence"], emotion_dim=self.dims["emotion"],
-            word_dim=s.word_dim, num_speakers=c.num_speakers, window=c.window,
-            codes=self.tokenizer.code_spec, sizes=c.sizes, dropout=c.dropout, gate=s.gate,
-            feature_weighting=s.feature_weighting, blend_base=s.blend_base,
-            use_coarse2fine=c.use_coarse2fine)
+        return self.config.sparse_config(
+            self.tokenizer.code_spec, speech_dim=self.dims["speech"],
+            vocab_size=len(self.cache.vocab), sentence_dim=self.dims["sentence"],
+            emotion_dim=self.dims["emotion"])
 
     def identity(self) -> dict[str, Any]:
         c = to_dict(self.config)

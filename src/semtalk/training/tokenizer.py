@@ -10,7 +10,6 @@ validation loss. The selected model is released to ``OUT/best/`` and copied to
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from semtalk.losses.reconstruction import (
     rotation_error_degrees,
 )
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
-from semtalk.modules.quantizer import QuantizerConfig
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import (
     CachedWindows,
@@ -45,28 +43,12 @@ from semtalk.training.windows import (
 
 
 @dataclass(frozen=True)
-class TokenizerModelConfig:
-    """:class:`RVQVAEConfig` without the input size (which the part decides)."""
-
-    width: int = 256
-    code_dim: int = 256
-    down_t: int = 2
-    depth: int = 3
-    dilation_growth: int = 3
-    dropout: float = 0.2
-    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
-
-    def for_part(self, part: BodyPart) -> RVQVAEConfig:
-        return RVQVAEConfig(input_dim=part.dim, **{
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
-
-
-@dataclass(frozen=True)
 class TokenizerTrainConfig:
     """Everything ``semtalk train tokenizer`` needs besides the part and the data.
 
     Attributes:
-        model: the RVQ-VAE architecture (shared by all parts).
+        model: the RVQ-VAE architecture shared by all parts; its ``input_dim`` is left unset
+            (each part's model gets the part's channels, :meth:`RVQVAEConfig.for_part`).
         losses: weights of the reconstruction terms.
         window: frames per training window.
         stride: frames between training-window starts.
@@ -77,7 +59,7 @@ class TokenizerTrainConfig:
         solver: optimisation and bookkeeping.
     """
 
-    model: TokenizerModelConfig = field(default_factory=TokenizerModelConfig)
+    model: RVQVAEConfig = field(default_factory=RVQVAEConfig)
     losses: PartLossWeights = field(default_factory=PartLossWeights)
     window: int = 64
     stride: int = 20
@@ -85,6 +67,11 @@ class TokenizerTrainConfig:
     holdout_fraction: float = 0.1
     body_model: str | None = None
     solver: SolverConfig = field(default_factory=SolverConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.input_dim is not None:
+            raise ValueError(f"model.input_dim is the body part's channels, set per part; "
+                             f"leave it out (got {self.model.input_dim})")
 
 
 def load_tokenizer_config(preset: str = "tiny", config: str | Path | None = None,
@@ -137,6 +124,7 @@ class TokenizerSolver(Solver):
 
     def identity(self) -> dict[str, Any]:
         config = {k: v for k, v in to_dict(self.config).items() if k != "solver"}
+        del config["model"]["input_dim"]  # always unset: the part decides it
         return {"part": self.part.value, "config": config,
                 "cache": self.cache.fingerprint,
                 "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train],

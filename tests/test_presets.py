@@ -1,0 +1,130 @@
+"""Every shipped preset (``semtalk/configs/*.yaml``) loads into its dataclasses and builds.
+
+Tiny and demo models are built for real; paper-size ones on the meta device (no memory, no
+initialisation), which is enough to check their parameter counts.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+import torch
+
+from semtalk.body.parts import BodyPart
+from semtalk.configs import PRESET_KINDS, PRESETS, load_preset
+from semtalk.errors import DataError
+from semtalk.metrics.fgd_encoder import FGDAutoencoder
+from semtalk.models.base_generator import BaseMotionGenerator
+from semtalk.models.generator_common import CodeSpec
+from semtalk.models.sparse_generator import SparseMotionGenerator
+from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.training.fgd_encoder import load_fgd_config
+from semtalk.training.generator import load_generator_config
+from semtalk.training.tokenizer import load_tokenizer_config
+
+STAGES = ("tokenizer", "generator", "fgd_encoder")
+SHIPPED = sorted(entry.name.removesuffix(".yaml")
+                 for entry in resources.files("semtalk.configs").iterdir()
+                 if entry.name.endswith(".yaml"))
+DATA = {"speech_dim": 1024, "vocab_size": 2000, "sentence_dim": 512, "emotion_dim": 512}
+"""Data sizes of the generators (HuBERT speech, a BEAT2-sized vocabulary)."""
+
+PAPER_PARAMETERS = {"tokenizer": (4e6, 6e6), "base": (150e6, 250e6), "sparse": (100e6, 200e6)}
+"""Parameter ranges of the paper-size models (the tokenizer's per part)."""
+
+
+def _split(stem: str) -> tuple[str, str]:
+    stage, _, name = stem.rpartition("_")
+    return stage, name
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("meta" if name == "paper" else "cpu")
+
+
+def test_every_shipped_yaml_is_a_known_stage_and_preset() -> None:
+    assert len(SHIPPED) == 8
+    for stem in SHIPPED:
+        stage, name = _split(stem)
+        assert stage in STAGES and name in PRESETS, stem
+    for stage in STAGES:
+        assert {f"{stage}_tiny", f"{stage}_paper"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("stem", [s for s in SHIPPED if s.startswith("tokenizer_")])
+def test_tokenizer_preset_builds(stem: str) -> None:
+    name = _split(stem)[1]
+    config = load_preset("tokenizer", name)
+    assert config == load_tokenizer_config(name).model and config.input_dim is None
+    with _device(name):
+        tokenizer = MotionTokenizer.from_config(config)
+    assert tokenizer.parts == list(BodyPart)
+    for part in BodyPart:
+        assert tokenizer[part].config == load_preset("tokenizer", name, input_dim=part.dim)
+        if name == "paper":
+            low, high = PAPER_PARAMETERS["tokenizer"]
+            assert low < _parameters(tokenizer[part]) < high
+    assert tokenizer.code_spec == CodeSpec.from_rvqvae(config)
+
+
+@pytest.mark.parametrize("stem", [s for s in SHIPPED if s.startswith("generator_")])
+def test_generator_presets_build_on_their_tokenizer_preset(stem: str) -> None:
+    name = _split(stem)[1]
+    train = load_generator_config(name)
+    codes = CodeSpec.from_rvqvae(load_preset("tokenizer", name))
+    base_config = load_preset("base_generator", name, speech_dim=DATA["speech_dim"])
+    sparse_config = load_preset("sparse_generator", name, **DATA)
+    assert base_config == train.base_config(codes, speech_dim=DATA["speech_dim"])
+    assert sparse_config == train.sparse_config(codes, **DATA)
+    assert base_config.codes == sparse_config.codes == codes
+    assert sparse_config.base_mismatches(base_config) == []
+    assert base_config.sizes == sparse_config.sizes == train.sizes
+    with _device(name):
+        base = BaseMotionGenerator(base_config)
+        sparse = SparseMotionGenerator(sparse_config)
+    if name == "paper":
+        for key, model in (("base", base), ("sparse", sparse)):
+            low, high = PAPER_PARAMETERS[key]
+            assert low < _parameters(model) < high, key
+    else:
+        assert base.config.sizes.hidden == 64 and sparse.config.word_dim == 16
+
+
+@pytest.mark.parametrize("stem", [s for s in SHIPPED if s.startswith("fgd_encoder_")])
+def test_fgd_encoder_preset_builds(stem: str) -> None:
+    name = _split(stem)[1]
+    config = load_preset("fgd_encoder", name)
+    assert config == load_fgd_config(name).model
+    model = FGDAutoencoder(config)  # ~3M parameters at every preset (the official encoder)
+    assert 2e6 < _parameters(model) < 4e6
+
+
+def test_tiny_presets_values_and_demo_differences() -> None:
+    tiny = load_preset("tokenizer", "tiny")
+    assert (tiny.width, tiny.code_dim, tiny.depth, tiny.dropout) == (32, 32, 2, 0.0)
+    assert (tiny.quantizer.num_quantizers, tiny.quantizer.codebook_size) == (3, 64)
+    assert load_preset("tokenizer", "demo") == tiny
+    base = load_preset("base_generator", "tiny", speech_dim=20)
+    demo = load_preset("base_generator", "demo", speech_dim=20)
+    assert base.dropout == 0.1 and demo.dropout == 0.0
+    assert demo.sizes == base.sizes and demo.codes == base.codes == CodeSpec(3, 64, 32, 4)
+
+
+def test_fields_override_and_bad_requests() -> None:
+    config = load_preset("base_generator", "tiny", speech_dim=20, use_coarse2fine=False,
+                         codes=CodeSpec(3, 64, 32, 4))
+    assert config.speech_dim == 20 and not config.use_coarse2fine
+    assert load_preset("tokenizer", "paper", dropout=0.0).dropout == 0.0
+    with pytest.raises(TypeError, match="speech_dim"):
+        load_preset("base_generator", "tiny")
+    with pytest.raises(ValueError, match="unknown preset kind"):
+        load_preset("vocoder", "tiny")
+    with pytest.raises(DataError):
+        load_preset("fgd_encoder", "demo")
+    assert set(PRESET_KINDS) == {"tokenizer", "base_generator", "sparse_generator",
+                                 "fgd_encoder"}
