@@ -109,13 +109,13 @@ def vocabulary(words: list[Word], size: int) -> Vocabulary:
 def build_model(preset: str, features: dict[str, Any], speakers: dict[int, int],
                 vocab: Vocabulary, folder: Path) -> Any:
     """A :class:`SemTalk` on a random-weight release of ``preset`` (built in memory)."""
-    from semtalk.configs import load_preset
     from semtalk.generation.engine import SemTalk
     from semtalk.generation.release import Release
     from semtalk.generation.speech import UtteranceFeaturizer
     from semtalk.models.base_generator import BaseMotionGenerator
     from semtalk.models.sparse_generator import SparseMotionGenerator
     from semtalk.models.tokenizer import MotionTokenizer
+    from semtalk.training.presets import load_preset
 
     torch.manual_seed(0)
     audio, window = features["audio_features"], features["window_features"]

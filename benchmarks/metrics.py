@@ -22,7 +22,6 @@ import torch
 
 from semtalk.body.rotation import axis_angle_to_rot6d
 from semtalk.body.skeleton import BuiltinSkeleton
-from semtalk.configs import load_preset
 from semtalk.data.audio import load_audio
 from semtalk.metrics import (
     BeatConsistencyConfig,
@@ -32,6 +31,7 @@ from semtalk.metrics import (
     l1_diversity,
     mean_joint_speed,
 )
+from semtalk.training.presets import load_preset
 
 T = TypeVar("T")
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/beat2-sample/2_scott_0_1_1"

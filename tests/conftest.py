@@ -81,10 +81,10 @@ def synth_cache(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="session")
 def tiny_release(synth_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``RELEASE/`` with an untrained tiny tokenizer, base and sparse model (seeded)."""
-    from semtalk.configs import load_preset
     from semtalk.generation.release import assemble_release, cache_speakers
     from semtalk.models.tokenizer import MotionTokenizer
     from semtalk.training.generator import BaseSolver, SparseSolver, load_generator_config
+    from semtalk.training.presets import load_preset
 
     torch.manual_seed(0)
     work = tmp_path_factory.mktemp("tiny_release")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from semtalk.body.parts import BodyPart
-from semtalk.configs import PRESET_KINDS, PRESETS, load_preset
+from semtalk.configs import PRESETS
 from semtalk.errors import DataError
 from semtalk.metrics.fgd_encoder import FGDAutoencoder
 from semtalk.models.base_generator import BaseMotionGenerator
@@ -21,6 +21,7 @@ from semtalk.models.sparse_generator import SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.training.fgd_encoder import load_fgd_config
 from semtalk.training.generator import load_generator_config
+from semtalk.training.presets import PRESET_KINDS, load_preset
 from semtalk.training.tokenizer import load_tokenizer_config
 
 STAGES = ("tokenizer", "generator", "fgd_encoder")

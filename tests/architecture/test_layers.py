@@ -25,7 +25,7 @@ LAYERS: dict[str, set[str]] = {
     "body": set(),
     "modules": {"body"},
     "models": {"body", "modules"},
-    "configs": {"body", "models"},
+    "configs": set(),
     "losses": {"body", "models"},
     "data": {"body"},
     "features": {"body", "data"},

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from semtalk.cli import main
-from semtalk.configs import load_preset
 from semtalk.evaluation import ablate
 from semtalk.evaluation.ablate import (
     ABLATION_JSON,
@@ -24,6 +23,7 @@ from semtalk.evaluation.ablate import (
 )
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.training.generator import load_generator_config
+from semtalk.training.presets import load_preset
 from semtalk.training.solver import SolverConfig
 from semtalk.training.tokenizer import load_tokenizer_config
 

@@ -12,7 +12,6 @@ import torch
 
 from semtalk.body.motion import Motion
 from semtalk.body.parts import BodyPart
-from semtalk.configs import load_preset
 from semtalk.data.audio import num_frames_for
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
@@ -22,6 +21,7 @@ from semtalk.generation.engine import SemTalk, fuse_codes, neutral_seed, window_
 from semtalk.generation.release import MANIFEST, Release
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.training.presets import load_preset
 
 WORDS = [Word("we", 0.20, 0.40), Word("never", 0.45, 0.90), Word("give", 1.00, 1.30),
          Word("up", 1.30, 1.60), Word("the", 2.10, 2.20), Word("dream", 2.20, 2.60),

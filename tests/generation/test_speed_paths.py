@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from semtalk.body.parts import FULL_DIM, BodyPart
-from semtalk.configs import load_preset
 from semtalk.data.textgrid import Word
 from semtalk.generation.emphasis import Emphasis, psi_edit
 from semtalk.generation.engine import (
@@ -31,6 +30,7 @@ from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionG
 from semtalk.modules.code_heads import ResidualCodeHeads
 from semtalk.modules.inference import plain_inference
 from semtalk.modules.temporal import TemporalDownsample
+from semtalk.training.presets import load_preset
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)

@@ -12,7 +12,6 @@ import torch
 
 from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.config import from_dict, to_dict
-from semtalk.configs import load_preset
 from semtalk.losses.generator import (
     code_classification_loss,
     latent_regression_loss,
@@ -25,6 +24,7 @@ from semtalk.models.generator_common import (
     GeneratorOutput,
     parameter_counts,
 )
+from semtalk.training.presets import load_preset
 
 SPEECH = 20
 FACE, HANDS = BodyPart.FACE, BodyPart.HANDS

@@ -14,9 +14,9 @@ from safetensors.torch import load_file, save_file
 
 from semtalk.body.parts import BodyPart
 from semtalk.config import ConfigError, from_dict, to_dict
-from semtalk.configs import load_preset
 from semtalk.errors import DataError
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
+from semtalk.training.presets import load_preset
 
 DIM = 16
 

@@ -11,7 +11,6 @@ import torch
 
 from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.config import from_dict, to_dict
-from semtalk.configs import load_preset
 from semtalk.losses.generator import (
     code_classification_loss,
     gate_classification_loss,
@@ -20,6 +19,7 @@ from semtalk.losses.generator import (
 from semtalk.models.base_generator import BaseMotionGenerator
 from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput, parameter_counts
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
+from semtalk.training.presets import load_preset
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
 PARTS = (BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER)

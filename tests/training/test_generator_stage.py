@@ -15,7 +15,6 @@ import torch
 
 from semtalk.body.parts import BodyPart
 from semtalk.cli import main
-from semtalk.configs import load_preset
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.models.base_generator import BaseMotionGenerator
@@ -29,6 +28,7 @@ from semtalk.training.generator import (
 from semtalk.training.generator_data import GeneratorWindows, token_semantic
 from semtalk.training.masking import MaskSchedule
 from semtalk.training.metric_log import read_log
+from semtalk.training.presets import load_preset
 from semtalk.training.windows import cut_windows, training_segments
 
 FAST = ["solver.batch_size=8", "solver.log_every=1", "solver.tensorboard=false",

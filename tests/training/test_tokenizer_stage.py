@@ -15,7 +15,6 @@ from semtalk.body.motion import Motion
 from semtalk.body.parts import BodyPart
 from semtalk.cli import main
 from semtalk.config import ConfigError
-from semtalk.configs import load_preset
 from semtalk.errors import DataError
 from semtalk.features.cache import FeatureCache
 from semtalk.losses.reconstruction import rotation_error_degrees
@@ -23,6 +22,7 @@ from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.modules.quantizer import QuantizerConfig
 from semtalk.training.metric_log import read_log
+from semtalk.training.presets import load_preset
 from semtalk.training.tokenizer import (
     TokenizerSolver,
     load_tokenizer_config,

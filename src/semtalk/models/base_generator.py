@@ -77,7 +77,7 @@ class BaseGeneratorConfig:
 
     A preset is what ``semtalk train base --preset NAME`` builds from
     ``semtalk/configs/generator_NAME.yaml`` and ``tokenizer_NAME.yaml``:
-    ``semtalk.configs.load_preset("base_generator", NAME, speech_dim=...)``.
+    ``semtalk.training.presets.load_preset("base_generator", NAME, speech_dim=...)``.
 
     Attributes:
         speech_dim: channels of the speech features γ_h (240 spectral, 1024 HuBERT).

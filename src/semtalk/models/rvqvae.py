@@ -25,7 +25,7 @@ class RVQVAEConfig:
     """Configuration of :class:`RVQVAE`.
 
     The packaged presets are the ``model`` sections of ``semtalk/configs/tokenizer_*.yaml``
-    (:func:`semtalk.configs.load_preset`); the defaults are the paper's sizes.
+    (:func:`semtalk.training.presets.load_preset`); the defaults are the paper's sizes.
 
     Attributes:
         input_dim: channels D of the part features (face 106, upper 78, hands 180, lower 61).
