@@ -44,7 +44,6 @@ default hub retries for ~22 s offline).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,7 @@ from semtalk import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic
+from semtalk.fileio import file_sha256
 from semtalk.pitch import autocorrelation_pitch
 
 METHODS = ("prosody", "emotion2vec")
@@ -147,7 +147,7 @@ class EmotionFeatureExtractor(WindowFeatureExtractor):
                     "pitch_floor_hz": self.cfg.pitch_floor_hz,
                     "pitch_ceiling_hz": self.cfg.pitch_ceiling_hz}
         if self._weights_sha256 is None:
-            self._weights_sha256 = _file_sha256(self._folder / "model.pt")
+            self._weights_sha256 = file_sha256(self._folder / "model.pt")
         return {"method": "emotion2vec", "weights_sha256": self._weights_sha256,
                 "min_seconds": EMOTION2VEC_MIN_S}
 
@@ -385,9 +385,3 @@ def emotion2vec_features(model: Any, audio: np.ndarray, bounds: np.ndarray,
                      for r in results]).astype(np.float32)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()

