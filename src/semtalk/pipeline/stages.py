@@ -70,7 +70,9 @@ class Workspace:
             SynthConfig`).
         extractors: the feature extractors prepare runs (default: offline, reproducible).
         tokenizer_config, base_config, sparse_config, fgd_config: the training configs.
-        tokenizer, base: releases to train on instead of ``runs/tokenizer``, ``runs/base``.
+        tokenizer, base, sparse: stage releases to use instead of ``runs/tokenizer``,
+            ``runs/base``, ``runs/sparse`` (the training stages read the first two, the
+            release stage all three).
         parts: the tokenizer parts to train, in this order.
         workers: processes training new tokenizer parts at once (``None``: one per CPU
             core, at most two; 1: one after another in this process).
@@ -90,12 +92,13 @@ class Workspace:
     fgd_config: Any = None
     tokenizer: Path | None = None
     base: Path | None = None
+    sparse: Path | None = None
     parts: tuple[BodyPart, ...] = tuple(BodyPart)
     workers: int | None = 1
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("cache", "runs", "data", "release", "tokenizer", "base"):
+        for name in ("cache", "runs", "data", "release", "tokenizer", "base", "sparse"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, Path(value))
@@ -110,7 +113,7 @@ class Workspace:
 
     @property
     def sparse_release(self) -> Path:
-        return self.runs / SPARSE
+        return self.sparse or self.runs / SPARSE
 
     @property
     def fgd_release(self) -> Path:
