@@ -41,6 +41,7 @@ from semtalk.body.parts import BodyPart
 from semtalk.config import to_dict
 from semtalk.configs import load_stage_config
 from semtalk.errors import DataError
+from semtalk.features.cache import VOCAB as CACHE_VOCAB
 from semtalk.features.cache import FeatureCache
 from semtalk.losses.generator import (
     code_classification_loss,
@@ -430,7 +431,7 @@ class SparseSolver(_GeneratorSolver):
     def save_release(self, model: nn.Module, folder: Path) -> None:
         model.save_pretrained(folder)  # type: ignore[operator]
         self._release_extras(folder)
-        shutil.copyfile(self.cache.path / VOCAB_FILE, folder / VOCAB_FILE)
+        shutil.copyfile(self.cache.path / CACHE_VOCAB, folder / VOCAB_FILE)
 
 
 def _weights_digest(model: nn.Module) -> str:
