@@ -256,10 +256,10 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
     from semtalk.generation.engine import SEED_FRAMES, window_starts
 
     load_before = os.getloadavg()
-    features_json, speakers = feature_identity_of_default_cache(work)
+    features, speakers = feature_identity_of_default_cache(work)
     torch.set_num_threads(args.threads)  # after the cache: building a clip sets one thread
     audio, words = synthetic_speech(args.seconds)
-    model = build_model(args.preset, features_json, speakers, vocabulary(words, args.vocab),
+    model = build_model(args.preset, features, speakers, vocabulary(words, args.vocab),
                         work)
     built_rss = megabytes_rss()
     release = model.release
