@@ -78,13 +78,13 @@ def synthetic_speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, list[Wo
     return audio.astype(np.float32), words
 
 
-def feature_identity_of_default_cache(work: Path) -> tuple[dict[str, Any], dict[int, int]]:
-    """``(features.json content, speakers)`` of a tiny cache made with the offline defaults."""
+def feature_identity_of_default_cache(work: Path) -> tuple[Any, dict[int, int]]:
+    """``(FeatureSpec, speakers)`` of a tiny cache made with the offline defaults."""
     from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
     from semtalk.features.cache import FeatureCache, prepare_cache
     from semtalk.features.registry import FeatureSpec, build_extractors
-    from semtalk.generation.release import cache_speakers
-    from semtalk.training.generator import feature_identity
+    from semtalk.release import FeatureSpec as TrainedFeatures
+    from semtalk.release import cache_speakers
 
     data, cache = work / "data", work / "cache"
     if not (cache / "manifest.json").is_file():
@@ -94,7 +94,7 @@ def feature_identity_of_default_cache(work: Path) -> tuple[dict[str, Any], dict[
         prepare_cache(data, cache, audio_extractors=audio, window_extractors=window,
                       progress=False)
     opened = FeatureCache(cache)
-    return feature_identity(opened, "spectral"), cache_speakers(opened)
+    return TrainedFeatures.from_cache(opened, "spectral"), cache_speakers(opened)
 
 
 def vocabulary(words: list[Word], size: int) -> Vocabulary:
@@ -106,20 +106,20 @@ def vocabulary(words: list[Word], size: int) -> Vocabulary:
     return Vocabulary(tuple(tokens))
 
 
-def build_model(preset: str, features: dict[str, Any], speakers: dict[int, int],
+def build_model(preset: str, features: Any, speakers: dict[int, int],
                 vocab: Vocabulary, folder: Path) -> Any:
     """A :class:`SemTalk` on a random-weight release of ``preset`` (built in memory)."""
     from semtalk.generation.engine import SemTalk
-    from semtalk.generation.release import Release
     from semtalk.generation.speech import UtteranceFeaturizer
     from semtalk.models.base_generator import BaseMotionGenerator
     from semtalk.models.sparse_generator import SparseMotionGenerator
     from semtalk.models.tokenizer import MotionTokenizer
+    from semtalk.release import Release
     from semtalk.training.presets import load_preset
 
     torch.manual_seed(0)
-    audio, window = features["audio_features"], features["window_features"]
-    speech_dim = int(audio[features["speech_feature"]]["dim"])
+    audio, window = features.audio_features, features.window_features
+    speech_dim = int(audio[features.speech_feature]["dim"])
     tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", preset)).eval()
     base = BaseMotionGenerator(load_preset("base_generator", preset, speech_dim=speech_dim,
                                            beat_dim=int(audio["beat"]["dim"]))).eval()
@@ -258,10 +258,10 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
     from semtalk.generation.engine import SEED_FRAMES, window_starts
 
     load_before = os.getloadavg()
-    features_json, speakers = feature_identity_of_default_cache(work)
+    features, speakers = feature_identity_of_default_cache(work)
     torch.set_num_threads(args.threads)  # after the cache: building a clip sets one thread
     audio, words = synthetic_speech(args.seconds)
-    model = build_model(args.preset, features_json, speakers, vocabulary(words, args.vocab),
+    model = build_model(args.preset, features, speakers, vocabulary(words, args.vocab),
                         work)
     built_rss = megabytes_rss()
     release = model.release

@@ -81,8 +81,8 @@ def synth_cache(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="session")
 def tiny_release(synth_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``RELEASE/`` with an untrained tiny tokenizer, base and sparse model (seeded)."""
-    from semtalk.generation.release import assemble_release, cache_speakers
     from semtalk.models.tokenizer import MotionTokenizer
+    from semtalk.release import assemble_release, cache_speakers
     from semtalk.training.generator import BaseSolver, SparseSolver, load_generator_config
     from semtalk.training.presets import load_preset
 

@@ -15,16 +15,16 @@ from semtalk.body.motion import read_motion_npz
 from semtalk.cli import main
 from semtalk.data.audio import load_audio, num_frames_for
 from semtalk.demo import (
+    DEMO_PIPELINE,
     STAMP,
     DemoConfig,
-    DemoPaths,
     DemoResult,
-    _train_stage,
     held_out_clip,
     run_demo,
 )
 from semtalk.errors import DataError
-from semtalk.generation.release import Release
+from semtalk.pipeline import Outcome, Workspace
+from semtalk.release import Release
 from semtalk.training.metric_log import read_log
 
 STEPS = ["synth", "prepare", "tokenizer", "base", "sparse", "release", "generate"]
@@ -134,18 +134,22 @@ def test_interrupted_run_continues(built: tuple[DemoConfig, DemoResult],
 def test_a_changed_stage_makes_the_later_runs_stale(tmp_path: Path) -> None:
     """A stage whose release changed removes the runs trained on it; an unchanged one does
     not (e.g. a finished tokenizer resumed, or trained longer without a better model)."""
-    paths = DemoPaths(tmp_path)
+    runs = tmp_path / "runs"
     for name in ("tokenizer/face", "base_run", "base", "sparse_run", "sparse"):
-        (paths.runs / name).mkdir(parents=True)
-        (paths.runs / name / "model.safetensors").write_bytes(b"v1")
+        (runs / name).mkdir(parents=True)
+        (runs / name / "model.safetensors").write_bytes(b"v1")
 
-    def rewrite(content: bytes) -> None:
-        (paths.runs / "tokenizer" / "face" / "model.safetensors").write_bytes(content)
+    def stage(content: bytes):  # the demo's stages, with a tokenizer "training" that writes
+        def rewrite(ws: Workspace) -> Outcome:
+            (ws.runs / "tokenizer" / "face" / "model.safetensors").write_bytes(content)
+            return Outcome("trained")
+        return DEMO_PIPELINE.replace("tokenizer", run=rewrite)
 
-    assert _train_stage(paths, "tokenizer", lambda: rewrite(b"v1"))  # same bytes: reused
-    assert (paths.runs / "sparse_run").is_dir()
-    assert not _train_stage(paths, "tokenizer", lambda: rewrite(b"v2"))
-    assert sorted(p.name for p in paths.runs.iterdir()) == ["tokenizer"]
+    ws = Workspace(cache=tmp_path / "cache", runs=runs)
+    assert stage(b"v1").run_stage(ws, "tokenizer").reused  # same bytes: reused
+    assert (runs / "sparse_run").is_dir()
+    assert not stage(b"v2").run_stage(ws, "tokenizer").reused
+    assert sorted(p.name for p in runs.iterdir()) == ["tokenizer"]
 
 
 def test_refuses_folders_it_did_not_make(tmp_path: Path,
@@ -208,10 +212,10 @@ def test_demo_presets_load() -> None:
 
 
 def test_worker_errors_come_back_as_data_errors(tmp_path: Path) -> None:
-    from semtalk.demo import _train_part
+    from semtalk.pipeline.stages import train_part
     from semtalk.training.tokenizer import load_tokenizer_config
 
-    error = _train_part(load_tokenizer_config("demo"), "face", str(tmp_path / "nowhere"),
+    error = train_part(load_tokenizer_config("demo"), "face", str(tmp_path / "nowhere"),
                         str(tmp_path / "runs"))
     assert error is not None and error[0] == str(tmp_path / "nowhere")
     assert "not a feature cache" in str(DataError(*error))

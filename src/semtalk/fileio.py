@@ -1,8 +1,9 @@
-"""Atomic file writing: outputs appear whole or not at all."""
+"""Atomic file writing (outputs appear whole or not at all) and file digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -37,3 +38,12 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``block``-byte pieces."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -19,7 +19,7 @@ from semtalk.data.audio import num_frames_for, resample, write_wav
 from semtalk.data.textgrid import Word, words_to_intervals, write_textgrid
 from semtalk.errors import DataError
 from semtalk.generation.files import Job, batch_jobs, choose_preview
-from semtalk.generation.release import MANIFEST
+from semtalk.release import MANIFEST
 from semtalk.render import count_frames, video_info
 
 pytest.importorskip("pocketsphinx")

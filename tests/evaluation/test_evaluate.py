@@ -24,6 +24,7 @@ from semtalk.evaluation.evaluate import (
 from semtalk.evaluation.scoring import Scorer, ScoringOptions
 from semtalk.features.cache import CacheMismatchError, FeatureCache
 from semtalk.generation.engine import SemTalk
+from semtalk.release import FeatureSpec
 
 ROWS = ["generated", "generated_shuffled_audio", "ground_truth", "ground_truth_shuffled_audio"]
 
@@ -104,8 +105,9 @@ def test_cache_with_other_features_is_refused(tiny_release: Path, synth_cache: P
     features = load_engine(tiny_release).release.features
     cache = FeatureCache(synth_cache)
     check_cache_features(cache, features)
-    other = copy.deepcopy(features)
-    other["audio_features"]["spectral"]["config"]["n_mels"] = 128
+    changed = copy.deepcopy(features.to_dict())
+    changed["audio_features"]["spectral"]["config"]["n_mels"] = 128
+    other = FeatureSpec.from_dict(changed)
     with pytest.raises(CacheMismatchError, match="n_mels"):
         check_cache_features(cache, other)
 

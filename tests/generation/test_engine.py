@@ -18,9 +18,9 @@ from semtalk.errors import DataError
 from semtalk.features.text import SIL
 from semtalk.generation.emphasis import Emphasis, phrase_matches, psi_edit
 from semtalk.generation.engine import SemTalk, fuse_codes, neutral_seed, window_starts
-from semtalk.generation.release import MANIFEST, Release
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.release import MANIFEST, Release
 from semtalk.training.presets import load_preset
 
 WORDS = [Word("we", 0.20, 0.40), Word("never", 0.45, 0.90), Word("give", 1.00, 1.30),

@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semtalk.evaluation.ablate import ABLATION_MD, VARIANTS, AblationConfig, run_ablation
+    from semtalk.pipeline.ablate import ABLATION_MD, VARIANTS, AblationConfig, run_ablation
 
     unknown = [v for v in args.variants or () if v not in VARIANTS]
     if unknown:

@@ -3,13 +3,13 @@
 Every stage takes ``--data CACHE --out RUN``, a packaged ``--preset`` (``tiny`` or ``paper``)
 or a ``--config`` YAML, and trailing ``key.sub=value`` overrides (e.g.
 ``solver.max_steps=2000 solver.batch_size=32``). Rerunning the same command resumes from the
-run's checkpoint; a run folder trained with other settings is refused.
+run's checkpoint; a run folder trained with other settings is refused. Each command runs one
+stage of :data:`semtalk.pipeline.stages.PIPELINE`.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from semtalk.body.parts import BodyPart
 
@@ -67,14 +67,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_tokenizer(args: argparse.Namespace) -> int:
-    from semtalk.training.tokenizer import load_tokenizer_config, train_tokenizer
+    from semtalk.pipeline import Workspace, train
+    from semtalk.training.tokenizer import load_tokenizer_config
 
     config = load_tokenizer_config(args.preset, args.config, args.overrides)
-    parts = list(BodyPart) if args.part == "all" else [BodyPart(args.part)]
+    parts = tuple(BodyPart) if args.part == "all" else (BodyPart(args.part),)
+    release_root = train(Workspace(args.data, args.out, tokenizer_config=config, parts=parts,
+                                   progress=not args.quiet), "tokenizer")
     for part in parts:
-        release = train_tokenizer(config, part, args.data, args.out, progress=not args.quiet)
-        print(f"{part.value} tokenizer: {release}")
-    release_root = Path(args.out) / "tokenizer"
+        print(f"{part.value} tokenizer: {release_root / part.value}")
     have = [p.value for p in BodyPart if (release_root / p.value).is_dir()]
     if len(have) == len(BodyPart):
         print(f"tokenizer release complete: {release_root}")
@@ -84,29 +85,33 @@ def run_tokenizer(args: argparse.Namespace) -> int:
 
 
 def run_fgd_encoder(args: argparse.Namespace) -> int:
-    from semtalk.training.fgd_encoder import load_fgd_config, train_fgd_encoder
+    from semtalk.pipeline import Workspace, train
+    from semtalk.training.fgd_encoder import load_fgd_config
 
     config = load_fgd_config(args.preset, args.config, args.overrides)
-    release = train_fgd_encoder(config, args.data, args.out, progress=not args.quiet)
+    release = train(Workspace(args.data, args.out, fgd_config=config, progress=not args.quiet),
+                    "fgd-encoder")
     print(f"fgd encoder: {release}")
     return 0
 
 
 def run_base(args: argparse.Namespace) -> int:
-    from semtalk.training.generator import load_generator_config, train_base
+    from semtalk.pipeline import Workspace, train
+    from semtalk.training.generator import load_generator_config
 
     config = load_generator_config(args.preset, args.config, args.overrides)
-    release = train_base(config, args.data, args.out, args.tokenizer,
-                         progress=not args.quiet)
+    release = train(Workspace(args.data, args.out, tokenizer=args.tokenizer, base_config=config,
+                              progress=not args.quiet), "base")
     print(f"base generator: {release}")
     return 0
 
 
 def run_sparse(args: argparse.Namespace) -> int:
-    from semtalk.training.generator import load_generator_config, train_sparse
+    from semtalk.pipeline import Workspace, train
+    from semtalk.training.generator import load_generator_config
 
     config = load_generator_config(args.preset, args.config, args.overrides)
-    release = train_sparse(config, args.data, args.out, args.tokenizer, args.base,
-                           progress=not args.quiet)
+    release = train(Workspace(args.data, args.out, tokenizer=args.tokenizer, base=args.base,
+                              sparse_config=config, progress=not args.quiet), "sparse")
     print(f"sparse generator: {release}")
     return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from semtalk.features.cache import CachedClip, FeatureCache
 from semtalk.features.text import Vocabulary, frame_word_ids
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
+from semtalk.release import FeatureSpec
 
 SENTENCE = "sentence"
 EMOTION = "emotion"
@@ -86,17 +86,15 @@ def ground_truth_motion(clip: CachedClip) -> Motion:
                   np.array(clip.betas))
 
 
-def check_cache_features(cache: FeatureCache, features: dict[str, Any]) -> None:
-    """Refuse a cache whose features differ from a release's ``features.json``.
+def check_cache_features(cache: FeatureCache, features: FeatureSpec) -> None:
+    """Refuse a cache whose features differ from a release's feature identity.
 
     Raises:
         semtalk.features.cache.CacheMismatchError: listing every difference.
     """
-    speech = features["speech_feature"]
-    cache.require(audio_features={k: v for k, v in features["audio_features"].items()
-                                  if k in ("beat", speech)},
-                  window_features=features["window_features"],
-                  window=int(features["window"]), hop=int(features["hop"]))
+    cache.require(audio_features=features.speech_identities(),
+                  window_features=features.window_features,
+                  window=features.window, hop=features.hop)
 
 
 def load_eval_clips(cache: FeatureCache, split: str, speech: str,

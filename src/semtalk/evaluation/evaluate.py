@@ -40,7 +40,7 @@ from semtalk.evaluation.scoring import ScoredSet, Scorer, ScoringOptions
 from semtalk.features.cache import FeatureCache
 from semtalk.fileio import atomic_path
 from semtalk.generation.engine import DEFAULT_BETA, SEED_FRAMES, SemTalk
-from semtalk.generation.release import STAGES, Release
+from semtalk.release import STAGES, Release
 
 GENERATED_DIR = "generated"
 METRICS_JSON = "metrics.json"
@@ -225,7 +225,7 @@ def evaluate_release(release: str | Path, data: str | Path, out: str | Path,
     scorer = scorer or Scorer(cache, options or ScoringOptions())
     engine = load_engine(release, scorer.options.device, base_only=base_only)
     check_cache_features(cache, engine.release.features)
-    clips = load_eval_clips(cache, scorer.options.split, engine.release.features["speech_feature"],
+    clips = load_eval_clips(cache, scorer.options.split, engine.release.features.speech_feature,
                             engine.release.vocab)
     prepared = time.perf_counter()
     key = generation_key(release, cache, engine.beta)

@@ -46,7 +46,7 @@ from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor, num_windows
 from semtalk.features.text import Vocabulary, frame_word_ids
-from semtalk.fileio import atomic_path, write_text_atomic
+from semtalk.fileio import atomic_path, file_sha256, write_text_atomic
 
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -78,11 +78,7 @@ def body_model_identity(model_path: str | Path | None) -> str:
     if path.is_dir():
         found = sorted(path.glob("**/SMPLX_NEUTRAL_2020.npz"))
         path = found[0] if found else path
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"smplx:{digest.hexdigest()[:16]}"
+    return f"smplx:{file_sha256(path)[:16]}"
 
 
 def _fingerprint(identity: dict[str, Any]) -> str:

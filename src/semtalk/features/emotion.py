@@ -57,7 +57,8 @@ from semtalk.data.textgrid import Word
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_statistic
-from semtalk.features.local_models import file_sha256, looks_like_hub_id
+from semtalk.features.local_models import looks_like_hub_id
+from semtalk.fileio import file_sha256
 
 METHODS = ("prosody", "emotion2vec")
 PITCH_TRACKERS = ("autocorrelation", "praat")
@@ -384,3 +385,5 @@ def emotion2vec_features(model: Any, audio: np.ndarray, bounds: np.ndarray,
                              batch_size=batch_size)
     return np.stack([np.asarray(r["feats"], dtype=np.float32).reshape(-1)
                      for r in results]).astype(np.float32)
+
+

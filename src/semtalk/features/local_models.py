@@ -1,4 +1,5 @@
-"""Model folders on local disk: Hugging Face cache look-ups, weight files and their digests.
+"""Model folders on local disk: Hugging Face cache look-ups and weight files (their digests:
+:func:`semtalk.fileio.file_sha256`).
 
 Shared by the feature extractors that run pretrained models (:mod:`.hubert`,
 :mod:`.sentence`, :mod:`.emotion`). Nothing here touches the network.
@@ -6,14 +7,11 @@ Shared by the feature extractors that run pretrained models (:mod:`.hubert`,
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 WEIGHT_PATTERNS: tuple[str, ...] = ("model*.safetensors", "pytorch_model*.bin")
 """Weight files of a Hugging Face checkpoint, preferred first (safetensors over pickles)."""
-HASH_BLOCK = 1 << 22
-"""Bytes read at a time when hashing a file."""
 
 
 def weight_files(folder: Path, patterns: Sequence[str] = WEIGHT_PATTERNS) -> list[Path]:
@@ -42,12 +40,3 @@ def cached_hub_snapshot(repo_id: str) -> Path | None:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except (ImportError, OSError, ValueError):  # not cached, or not a valid hub id
         return None
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of the whole file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()

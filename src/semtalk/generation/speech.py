@@ -1,9 +1,9 @@
 """The generators' inputs for one utterance, computed with the extractors a release was trained on.
 
-A release's ``features.json`` records each extractor's name, version and settings (not model
-paths). :class:`UtteranceFeaturizer` rebuilds the same extractors (HuBERT, CLIP and emotion2vec
-from local folders the user names), checks that their identities equal the recorded ones, and
-computes :class:`SpeechFeatures` for new audio and words.
+A release's :class:`~semtalk.release.FeatureSpec` (``features.json``) records each extractor's
+name, version and settings (not model paths). :class:`UtteranceFeaturizer` rebuilds the same
+extractors (HuBERT, CLIP and emotion2vec from local folders the user names), checks that their
+identities equal the recorded ones, and computes :class:`SpeechFeatures` for new audio and words.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from semtalk.config import describe_difference
 from semtalk.data.audio import num_frames_for, to_mono
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
+from semtalk.features import registry
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor
-from semtalk.features.registry import FeatureSpec, build_extractors
 from semtalk.features.text import Vocabulary, frame_word_ids
+from semtalk.release import FeatureSpec
 
 SPEECH_KEYS = ("speech", "beat", "word_ids", "sentence", "emotion")
 
@@ -67,16 +68,18 @@ class SpeechFeatures:
         return len(self.speech)
 
 
-def feature_spec(features: dict[str, Any], where: Path, *, hubert_model: str | Path | None = None,
+def feature_spec(features: FeatureSpec, where: Path, *, hubert_model: str | Path | None = None,
                  sentence_model: str | Path | None = None,
-                 emotion_model: str | Path | None = None, device: str = "cpu") -> FeatureSpec:
-    """The :class:`FeatureSpec` that rebuilds the extractors recorded in ``features``.
+                 emotion_model: str | Path | None = None,
+                 device: str = "cpu") -> registry.FeatureSpec:
+    """The extractor choice (:class:`semtalk.features.registry.FeatureSpec`) that rebuilds the
+    extractors recorded in ``features``.
 
     Raises:
         DataError: (naming ``where``) a model folder the release needs was not given.
     """
-    speech = features["speech_feature"]
-    window = features["window_features"]
+    speech = features.speech_feature
+    window = features.window_features
     sentence = window["sentence"]["config"]["encoder"]
     emotion = window["emotion"]["config"]["method"]
     needed = {"hubert": (speech == "hubert", hubert_model, "--hubert DIR"),
@@ -87,9 +90,9 @@ def feature_spec(features: dict[str, Any], where: Path, *, hubert_model: str | P
     if missing:
         raise DataError(where, "this release was trained on features computed with local "
                                "models; give the same model folders: " + ", ".join(missing))
-    layer = features["audio_features"][speech]["config"].get("layer") \
+    layer = features.audio_features[speech]["config"].get("layer") \
         if speech == "hubert" else None
-    return FeatureSpec(
+    return registry.FeatureSpec(
         hubert_model=None if speech != "hubert" else str(hubert_model), hubert_layer=layer,
         sentence_encoder=sentence, sentence_model=None if sentence_model is None
         else str(sentence_model), emotion_method=emotion,
@@ -103,7 +106,7 @@ class UtteranceFeaturizer:
     or speech model takes time that a caller who only generates from cached features skips.
     """
 
-    def __init__(self, features: dict[str, Any], vocab: Vocabulary, where: Path,
+    def __init__(self, features: FeatureSpec, vocab: Vocabulary, where: Path,
                  **models: Any) -> None:
         self.features = features
         self.vocab = vocab
@@ -116,11 +119,11 @@ class UtteranceFeaturizer:
                                   dict[str, WindowFeatureExtractor]]:
         """``({name: frame extractor}, {name: window extractor})``, identities checked."""
         if self._extractors is None:
-            audio, window = build_extractors(self.spec)
+            audio, window = registry.build_extractors(self.spec)
             built = ({e.name: e for e in audio}, {e.name: e for e in window})
             problems = []
             for kind, by_name in zip(("audio_features", "window_features"), built, strict=True):
-                for name, trained in self.features[kind].items():
+                for name, trained in getattr(self.features, kind).items():
                     extractor = by_name.get(name)
                     if extractor is None:
                         problems.append(f"{name}: no extractor of that name")
@@ -145,14 +148,14 @@ class UtteranceFeaturizer:
         """
         mono = to_mono(audio, sample_rate)
         frames = num_frames or num_frames_for(len(mono))
-        hop = hop or int(self.features["hop"])
+        hop = hop or self.features.hop
         words = sorted(words or [], key=lambda w: w.start)
         audio_extractors, window_extractors = self.extractors()
         rows = {name: e.extract(mono, frames) for name, e in audio_extractors.items()}
-        window = int(self.features["window"])
+        window = self.features.window
         windows = {name: e.extract(mono, words, frames, window, hop)
                    for name, e in window_extractors.items()}
-        return SpeechFeatures(speech=rows[self.features["speech_feature"]], beat=rows["beat"],
+        return SpeechFeatures(speech=rows[self.features.speech_feature], beat=rows["beat"],
                               word_ids=frame_word_ids(words, frames, self.vocab),
                               sentence=windows["sentence"], emotion=windows["emotion"],
                               hop=hop, words=words)

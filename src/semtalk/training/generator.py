@@ -21,13 +21,13 @@ each token's code losses by ψ (``loss_weighting: psi``) so the sparse model lea
 will be used, or by the ground-truth semantic score (``label``, official), or not at all.
 
 A run folder holds the solver's files; the selected model is released next to the tokenizer:
-``OUT/base/`` and ``OUT/sparse/`` (``config.json``, ``model.safetensors``, ``features.json``
-with the feature extractors the model was trained on; the sparse release adds ``vocab.json``).
+``OUT/base/`` and ``OUT/sparse/`` (``config.json``, ``model.safetensors`` and the
+:class:`~semtalk.release.FeatureSpec` the model was trained on; the sparse release adds the
+vocabulary), in the layout of :mod:`semtalk.release`.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +41,8 @@ from semtalk.body.parts import BodyPart
 from semtalk.config import to_dict
 from semtalk.configs import load_stage_config
 from semtalk.errors import DataError
+from semtalk.features.cache import VOCAB as CACHE_VOCAB
 from semtalk.features.cache import FeatureCache
-from semtalk.fileio import write_text_atomic
 from semtalk.losses.generator import (
     code_classification_loss,
     gate_classification_loss,
@@ -59,6 +59,15 @@ from semtalk.models.generator_common import (
 )
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.release import (
+    BASE,
+    FEATURES_FILE,
+    SPARSE,
+    TOKENIZER,
+    VOCAB_FILE,
+    FeatureSpec,
+    check_compatible,
+)
 from semtalk.training.generator_data import (
     GeneratorWindows,
     batch_inputs,
@@ -71,8 +80,6 @@ from semtalk.training.masking import MaskSchedule
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, cut_windows, training_segments
 
-FEATURES_FILE = "features.json"
-VOCAB_FILE = "vocab.json"
 LOSS_WEIGHTINGS = ("psi", "label", "none")
 
 
@@ -185,17 +192,6 @@ def load_generator_config(preset: str = "tiny", config: str | Path | None = None
     return load_stage_config(GeneratorTrainConfig, "generator", preset, config, overrides)
 
 
-def feature_identity(cache: FeatureCache, speech: str) -> dict[str, Any]:
-    """What a model trained on ``cache`` needs from the features of new audio."""
-    manifest = cache.manifest
-    wanted_audio = ("beat", speech)
-    return {"speech_feature": speech,
-            "audio_features": {k: manifest["audio_features"][k] for k in wanted_audio},
-            "window_features": dict(manifest["window_features"]),
-            "window": manifest["window"], "hop": manifest["hop"],
-            "body_model": manifest["body_model"], "cache_fingerprint": cache.fingerprint}
-
-
 class _GeneratorSolver(Solver):
     """What both generator stages share: data, tokenizer targets, masks, code losses."""
 
@@ -264,8 +260,7 @@ class _GeneratorSolver(Solver):
                          for p in predicted) / len(predicted))
 
     def _release_extras(self, folder: Path) -> None:
-        write_text_atomic(folder / FEATURES_FILE,
-                          json.dumps(feature_identity(self.cache, self.speech), indent=1) + "\n")
+        FeatureSpec.from_cache(self.cache, self.speech).save(folder / FEATURES_FILE)
 
 
 class BaseSolver(_GeneratorSolver):
@@ -357,23 +352,13 @@ class SparseSolver(_GeneratorSolver):
         self._check_compatible()
 
     def _check_compatible(self) -> None:
-        problems = self.model_config().base_mismatches(self.base.config)
-        if self.base.config.codes != self.tokenizer.code_spec:
-            problems.append(f"codes: base {self.base.config.codes} vs tokenizer "
-                            f"{self.tokenizer.code_spec}")
-        if self.base.config.speech_dim != self.dims["speech"]:
-            problems.append(f"speech_dim: base {self.base.config.speech_dim} vs cache "
-                            f"{self.dims['speech']} ({self.speech})")
         base_features = self.base_path / FEATURES_FILE
-        if base_features.is_file():
-            trained = json.loads(base_features.read_text())
-            if trained.get("audio_features") != feature_identity(
-                    self.cache, self.speech)["audio_features"]:
-                problems.append("the base model was trained on other speech/beat features "
-                                "than this cache holds")
-        if problems:
-            raise DataError(self.base_path, "base model is not compatible with this sparse "
-                                            "stage: " + "; ".join(problems))
+        check_compatible(self.base_path, "the base model, the tokenizer and this sparse stage",
+                         codes=self.tokenizer.code_spec, base=self.base.config,
+                         sparse=self.model_config(),
+                         base_features=FeatureSpec.load(base_features)
+                         if base_features.is_file() else None,
+                         features=FeatureSpec.from_cache(self.cache, self.speech))
 
     def model_config(self) -> SparseGeneratorConfig:
         return self.config.sparse_config(
@@ -469,7 +454,7 @@ class SparseSolver(_GeneratorSolver):
     def save_release(self, model: nn.Module, folder: Path) -> None:
         model.save_pretrained(folder)  # type: ignore[operator]
         self._release_extras(folder)
-        shutil.copyfile(self.cache.path / VOCAB_FILE, folder / VOCAB_FILE)
+        shutil.copyfile(self.cache.path / CACHE_VOCAB, folder / VOCAB_FILE)
 
 
 def _weights_digest(model: nn.Module) -> str:
@@ -489,8 +474,8 @@ def train_base(config: GeneratorTrainConfig, data: str | Path, out: str | Path,
     ``tokenizer`` defaults to ``OUT/tokenizer`` (where ``semtalk train tokenizer`` puts it).
     """
     out = Path(out)
-    solver = BaseSolver(config, data, tokenizer or out / "tokenizer", out / "base_run")
-    return install_release(solver.fit(progress=progress), out / "base")
+    solver = BaseSolver(config, data, tokenizer or out / TOKENIZER, out / "base_run")
+    return install_release(solver.fit(progress=progress), out / BASE)
 
 
 def train_sparse(config: GeneratorTrainConfig, data: str | Path, out: str | Path,
@@ -498,6 +483,6 @@ def train_sparse(config: GeneratorTrainConfig, data: str | Path, out: str | Path
                  progress: bool = True) -> Path:
     """Train (or resume) the sparse generator on the frozen base; returns ``OUT/sparse``."""
     out = Path(out)
-    solver = SparseSolver(config, data, tokenizer or out / "tokenizer", base or out / "base",
+    solver = SparseSolver(config, data, tokenizer or out / TOKENIZER, base or out / BASE,
                           out / "sparse_run")
-    return install_release(solver.fit(progress=progress), out / "sparse")
+    return install_release(solver.fit(progress=progress), out / SPARSE)

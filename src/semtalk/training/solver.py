@@ -28,7 +28,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from semtalk.config import describe_difference, to_dict
 from semtalk.errors import DataError
 from semtalk.fileio import atomic_path, write_text_atomic
+from semtalk.release import copy_folder, publish
 from semtalk.training.metric_log import MetricLogger
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -439,16 +439,8 @@ class Solver(ABC):
         ddp.barrier()
 
     def _publish(self, model: nn.Module, folder: Path) -> None:
-        """Write the release to ``folder`` atomically (temporary folder, then rename)."""
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.save_release(model, tmp)
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        """Write the release to ``folder`` atomically (:func:`semtalk.release.publish`)."""
+        publish(folder, lambda staging: self.save_release(model, staging))
 
     def _write_checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                           scheduler: Any, scaler: Any, state: TrainState,
@@ -497,15 +489,10 @@ class Solver(ABC):
 
 
 def install_release(best: Path, release: Path) -> Path:
-    """Copy a stage's selected model ``best`` to ``release`` (atomically: a temporary copy is
-    renamed into place). Under ``torchrun`` only rank 0 copies; every rank gets the path."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        tmp = release.with_name(f".{release.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(best, tmp)
-        shutil.rmtree(release, ignore_errors=True)
-        tmp.rename(release)
-    return release
+    """Copy a stage's selected model ``best`` to ``release`` with
+    :func:`semtalk.release.publish` (atomic; under ``torchrun`` only rank 0 copies, every rank
+    gets the path)."""
+    return publish(release, copy_folder(best))
 
 
 def _progress(enabled: bool, total: int, initial: int, stage: str) -> Any:

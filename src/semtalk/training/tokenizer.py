@@ -31,6 +31,7 @@ from semtalk.losses.reconstruction import (
     rotation_error_degrees,
 )
 from semtalk.models.rvqvae import RVQVAE, RVQVAEConfig
+from semtalk.release import TOKENIZER
 from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import (
     CachedWindows,
@@ -200,7 +201,7 @@ def train_tokenizer(config: TokenizerTrainConfig, part: BodyPart, data: str | Pa
     out = Path(out)
     solver = TokenizerSolver(config, part, data, out / part.value)
     best = solver.fit(progress=progress)
-    return install_release(best, out / "tokenizer" / part.value)
+    return install_release(best, out / TOKENIZER / part.value)
 
 
 def with_solver(config: TokenizerTrainConfig, **changes: Any) -> TokenizerTrainConfig:

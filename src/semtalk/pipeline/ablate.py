@@ -1,7 +1,9 @@
 """``semtalk ablate``: train and evaluate the paper's ablation variants (Tables 2 and 3).
 
-Every variant is a full pipeline (tokenizer -> base -> sparse) with some switches flipped
-(DESIGN §1). Stages that two variants would train identically are trained once and shared:
+Every variant is a full pipeline (tokenizer -> base -> sparse -> release, the stages of
+:data:`semtalk.pipeline.stages.PIPELINE`) with some switches flipped (DESIGN §1), then
+evaluated with :mod:`semtalk.evaluation`. Stages that two variants would train identically are
+trained once and shared:
 
 ==============  ==========  ========  ========================================================
 variant         tokenizer   base      sparse stage
@@ -55,16 +57,12 @@ from semtalk.evaluation.report import ablation_markdown, write_json, write_markd
 from semtalk.evaluation.scoring import Scorer, ScoringOptions
 from semtalk.features.cache import FeatureCache
 from semtalk.fileio import write_text_atomic
-from semtalk.generation.release import assemble_release, cache_speakers
-from semtalk.training.fgd_encoder import load_fgd_config, train_fgd_encoder
-from semtalk.training.generator import (
-    SparseSolver,
-    load_generator_config,
-    train_base,
-    train_sparse,
-)
+from semtalk.pipeline.stages import PIPELINE, Workspace, train
+from semtalk.release import SPARSE
+from semtalk.training.fgd_encoder import load_fgd_config
+from semtalk.training.generator import SparseSolver, load_generator_config
 from semtalk.training.solver import SolverConfig
-from semtalk.training.tokenizer import load_tokenizer_config, train_tokenizer
+from semtalk.training.tokenizer import load_tokenizer_config
 
 STAGE_FILE = "stage.json"
 RESULT_FILE = "result.json"
@@ -232,20 +230,25 @@ class Ablation:
         self.log: Callable[[str], None] = print if config.progress else (lambda _: None)
 
     # ------------------------------------------------------------------ stages
-    def _stage(self, name: str, settings: Any, train: Callable[[Path], Path],
-               release_of: Callable[[Path], Path]) -> Path:
-        """Train stage ``name`` unless ``stage.json`` says it finished with ``settings``."""
-        folder = self.out / "stages" / name
-        marker = folder / STAGE_FILE
+    def _workspace(self, name: str, **settings: Any) -> Workspace:
+        return Workspace(self.data, self.out / "stages" / name, progress=self.config.progress,
+                         **settings)
+
+    def _stage(self, name: str, kind: str, settings: Any, ws: Workspace) -> Path:
+        """Train ``ws``'s pipeline stage ``kind`` as ablation stage ``name``, unless its
+        ``stage.json`` says it finished with ``settings``; returns the stage's release."""
+        marker = ws.runs / STAGE_FILE
+        release = {"tokenizer": ws.tokenizer_release, "base": ws.base_release,
+                   "sparse": ws.sparse_release, "fgd-encoder": ws.fgd_release}[kind]
         identity = json.loads(json.dumps(settings, default=str))
         if marker.is_file():
             record = json.loads(marker.read_text())
-            if record.get("settings") == identity and release_of(folder).is_dir():
+            if record.get("settings") == identity and release.is_dir():
                 self.stage_seconds[name] = float(record["seconds"])
-                return release_of(folder)
+                return release
         self.log(f"[ablate] training {name}")
         started = time.perf_counter()
-        release = train(folder)
+        release = train(ws, kind)
         seconds = time.perf_counter() - started
         self.stage_seconds[name] = seconds
         write_text_atomic(marker, json.dumps({"settings": identity, "seconds": round(seconds, 2)},
@@ -266,13 +269,9 @@ class Ablation:
             self.config.preset, overrides=[*self.config.tokenizer_overrides,
                                            *TOKENIZER_STAGES[key]]), self.config.steps_scale)
 
-        def train(folder: Path) -> Path:
-            for part in BodyPart:
-                train_tokenizer(config, part, self.data, folder, progress=self.config.progress)
-            return folder / "tokenizer"
-
-        return self._stage(f"tokenizer-{key}", to_dict(config), train,
-                           lambda f: f / "tokenizer")
+        name = f"tokenizer-{key}"
+        return self._stage(name, "tokenizer", to_dict(config),
+                           self._workspace(name, tokenizer_config=config))
 
     def _generator_config(self, overrides: Sequence[str]) -> Any:
         return _scaled(load_generator_config(
@@ -285,10 +284,9 @@ class Ablation:
         tokenizer = self.tokenizer_stage(tokenizer_key)
         config = self._generator_config(overrides)
         settings = {"config": to_dict(config), "tokenizer": str(tokenizer)}
-        return self._stage(f"base-{key}", settings,
-                           lambda f: train_base(config, self.data, f, tokenizer,
-                                                progress=self.config.progress),
-                           lambda f: f / "base")
+        name = f"base-{key}"
+        return self._stage(name, "base", settings,
+                           self._workspace(name, tokenizer=tokenizer, base_config=config))
 
     def sparse_stage(self, key: str) -> tuple[Path, Path, Path]:
         """``(tokenizer, base, sparse)`` releases of sparse stage ``key``."""
@@ -297,16 +295,16 @@ class Ablation:
         tokenizer, base = self.tokenizer_stage(tokenizer_key), self.base_stage(base_key)
         config = self._generator_config([*base_overrides, *extra])
         settings = {"config": to_dict(config), "tokenizer": str(tokenizer), "base": str(base)}
-        sparse = self._stage(f"sparse-{key}", settings,
-                             lambda f: train_sparse(config, self.data, f, tokenizer, base,
-                                                    progress=self.config.progress),
-                             lambda f: f / "sparse")
+        name = f"sparse-{key}"
+        sparse = self._stage(name, "sparse", settings,
+                             self._workspace(name, tokenizer=tokenizer, base=base,
+                                             sparse_config=config))
         return tokenizer, base, sparse
 
     def placeholder_sparse(self, tokenizer: Path, base: Path, base_key: str) -> Path:
         """An untrained (seeded) sparse model to complete a base-only release."""
         folder = self.out / "stages" / f"{PLACEHOLDER_SPARSE}-{base_key}"
-        release = folder / "sparse"
+        release = folder / SPARSE
         if not release.is_dir():
             config = self._generator_config(BASE_STAGES[base_key][1])
             solver = SparseSolver(config, self.data, tokenizer, base, folder / "unused_run")
@@ -322,10 +320,8 @@ class Ablation:
         config = _scaled(load_fgd_config(self.config.preset,
                                          overrides=list(self.config.fgd_overrides)),
                          self.config.steps_scale)
-        encoder = self._stage("fgd", to_dict(config),
-                              lambda f: train_fgd_encoder(config, self.data, f,
-                                                          progress=self.config.progress),
-                              lambda f: f / "fgd_encoder")
+        encoder = self._stage("fgd", "fgd-encoder", to_dict(config),
+                              self._workspace("fgd", fgd_config=config))
         return dataclasses.replace(scoring, fgd_encoder=encoder)
 
     # ------------------------------------------------------------------ variants
@@ -358,8 +354,9 @@ class Ablation:
             if result.get("key") == key:
                 return result
         self.log(f"[ablate] evaluating {variant.name}")
-        release = assemble_release(folder / "release", tokenizer=tokenizer, base=base,
-                                   sparse=sparse, speakers=cache_speakers(self.cache))
+        release = folder / "release"
+        PIPELINE.run_stage(Workspace(self.data, folder, release=release, tokenizer=tokenizer,
+                                     base=base, sparse=sparse), "release", track=False)
         started = time.perf_counter()
         evaluation = evaluate_release(release, self.data, folder / "eval", scorer=scorer,
                                       base_only=variant.base_only, label=variant.label,
