@@ -14,7 +14,9 @@ import pytest
 from semtalk.body.motion import read_motion_npz
 from semtalk.cli import main
 from semtalk.data.audio import load_audio, num_frames_for
-from semtalk.demo import (
+from semtalk.errors import DataError
+from semtalk.pipeline import Outcome, Workspace
+from semtalk.pipeline.demo import (
     DEMO_PIPELINE,
     STAMP,
     DemoConfig,
@@ -22,8 +24,6 @@ from semtalk.demo import (
     held_out_clip,
     run_demo,
 )
-from semtalk.errors import DataError
-from semtalk.pipeline import Outcome, Workspace
 from semtalk.release import Release
 from semtalk.training.metric_log import read_log
 
@@ -173,7 +173,7 @@ def test_other_dataset_settings_need_fresh(built: tuple[DemoConfig, DemoResult],
 
 def test_cli_maps_arguments_to_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import semtalk.demo
+    import semtalk.pipeline.demo
 
     calls: list[tuple[DemoConfig, bool, bool]] = []
 
@@ -182,7 +182,7 @@ def test_cli_maps_arguments_to_the_config(monkeypatch: pytest.MonkeyPatch, tmp_p
         out = Path(config.out)
         return DemoResult(out, out / "release", "clip", {})
 
-    monkeypatch.setattr(semtalk.demo, "run_demo", fake_run)
+    monkeypatch.setattr(semtalk.pipeline.demo, "run_demo", fake_run)
     out = tmp_path / "d"
     assert main(["demo", "--out", str(out), "--minutes", "3", "--seed", "4", "--preset", "tiny",
                  "--base-steps", "7", "--workers", "1", "--no-video", "--fresh",

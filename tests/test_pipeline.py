@@ -134,7 +134,7 @@ def test_progress_hooks_see_every_stage(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- the pipeline
 def test_the_pipeline_is_defined_once() -> None:
-    from semtalk.demo import DEMO_PIPELINE
+    from semtalk.pipeline.demo import DEMO_PIPELINE
 
     assert PIPELINE.names == ["synth", "prepare", "tokenizer", "base", "sparse", "release",
                               "fgd-encoder"]

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from semtalk.errors import DataError
-from semtalk.models.base_generator import BaseGeneratorConfig
-from semtalk.models.sparse_generator import SparseGeneratorConfig
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.release import (
     FEATURES_FILE,
@@ -25,6 +23,7 @@ from semtalk.release import (
     copy_folder,
     publish,
 )
+from semtalk.training.presets import load_preset
 
 
 def spec_dict() -> dict:
@@ -83,11 +82,13 @@ def test_unreadable_features_name_the_file(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- compatibility
 def test_check_compatible_lists_every_difference(tmp_path: Path) -> None:
-    tokenizer = MotionTokenizer.tiny()
-    base = BaseGeneratorConfig.tiny(32, beat_dim=4)
-    sparse = SparseGeneratorConfig.tiny(32, 10, 8, 8)
+    tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", "tiny"))
+    base = load_preset("base_generator", "tiny", speech_dim=32, beat_dim=4)
+    sparse = load_preset("sparse_generator", "tiny", speech_dim=32, vocab_size=10,
+                         sentence_dim=8, emotion_dim=8)
     check_compatible(tmp_path, "these", codes=base.codes, base=base, sparse=sparse)
-    other_base = BaseGeneratorConfig.tiny(16, beat_dim=4, num_speakers=7)
+    other_base = load_preset("base_generator", "tiny", speech_dim=16, beat_dim=4,
+                             num_speakers=7)
     changed = spec_dict()
     changed["audio_features"]["spectral"]["config"]["n_mels"] = 64
     base_features = FeatureSpec.from_dict(changed, tmp_path / "base" / FEATURES_FILE)

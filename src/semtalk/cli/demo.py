@@ -19,7 +19,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from semtalk.demo import DemoConfig
+    from semtalk.pipeline.demo import DemoConfig
 
     default = DemoConfig()
     parser = subparsers.add_parser(
@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semtalk.demo import DemoConfig, run_demo
+    from semtalk.pipeline.demo import DemoConfig, run_demo
 
     presets = {} if args.preset is None else {"tokenizer_preset": args.preset,
                                               "generator_preset": args.preset}

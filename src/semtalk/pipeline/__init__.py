@@ -1,5 +1,5 @@
 """The pipeline's stage graph, defined once (:data:`~semtalk.pipeline.stages.PIPELINE`), and
-the commands that run it: ``semtalk demo`` (:mod:`semtalk.demo`), ``semtalk train``
+the commands that run it: ``semtalk demo`` (:mod:`semtalk.pipeline.demo`), ``semtalk train``
 (:func:`~semtalk.pipeline.stages.train`) and ``semtalk ablate``
 (:mod:`semtalk.pipeline.ablate`).
 
