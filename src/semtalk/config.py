@@ -46,7 +46,7 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: {value!r} matches none of {_type_name(kind)}")
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if isinstance(value, kind):
             return value
         if not isinstance(value, Mapping):

@@ -24,7 +24,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 
@@ -280,6 +280,26 @@ class Beat2Dataset:
                 f"both cropped to {frames} frames ({frames / MOTION_FPS:.2f} s)",
                 Severity.WARNING))
         return frames
+
+    @overload
+    def _optional(
+        self, info: ClipInfo, modality: Literal["words"], issues: list[DataIssue]
+    ) -> list[Word] | None: ...
+
+    @overload
+    def _optional(
+        self, info: ClipInfo, modality: Literal["semantic"], issues: list[DataIssue]
+    ) -> list[SemanticSegment] | None: ...
+
+    @overload
+    def _optional(
+        self, info: ClipInfo, modality: Literal["emotion"], issues: list[DataIssue]
+    ) -> list[EmotionSegment] | None: ...
+
+    @overload
+    def _optional(
+        self, info: ClipInfo, modality: str, issues: list[DataIssue]
+    ) -> list[Word] | list[SemanticSegment] | list[EmotionSegment] | None: ...
 
     def _optional(
         self, info: ClipInfo, modality: str, issues: list[DataIssue]

@@ -39,7 +39,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import numpy as np
 
@@ -382,7 +382,9 @@ class HubertFeatures(AudioFeatureExtractor):
         """Record block ``layer``'s output (``layer=0``: block 1's input) and drop later blocks."""
         layer = self.settings.layer
         assert layer is not None
-        blocks = model.encoder.layers
+        # a HuBERT / wav2vec 2.0 model: its encoder holds the transformer blocks in a ModuleList
+        encoder = cast("torch.nn.Module", model.encoder)
+        blocks = cast("torch.nn.ModuleList", encoder.layers)
         if layer == 0:
             def keep_input(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
                 self._captured.append(args[0] if args else kwargs["hidden_states"])
@@ -393,7 +395,7 @@ class HubertFeatures(AudioFeatureExtractor):
                 self._captured.append(output[0] if isinstance(output, tuple) else output)
 
             blocks[layer - 1].register_forward_hook(keep_output)
-        model.encoder.layers = blocks[:max(layer, 1)]
+        encoder.layers = blocks[:max(layer, 1)]
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from semtalk.models.generator_common import FRAMES_PER_TOKEN
 
 if TYPE_CHECKING:
     from semtalk.body.skeleton import BodyModel
+    from semtalk.render.mesh import MeshBodyModel
     from semtalk.render.preview import BodyView
 
 logger = logging.getLogger(__name__)
@@ -284,7 +285,9 @@ def _body(body_model: BodyModel | str | Path | None) -> BodyModel:
     """``body_model`` itself if it is a model, else the one its path names (or built-in)."""
     from semtalk.body.skeleton import load_body_model
 
-    return body_model if hasattr(body_model, "joints") else load_body_model(body_model)
+    if body_model is None or isinstance(body_model, str | Path):
+        return load_body_model(body_model)
+    return body_model
 
 
 def motion_joints(gen: Generation, body_model: BodyModel | str | Path | None = None
@@ -371,7 +374,9 @@ def _view(gen: Generation, body: BodyModel, kind: str) -> BodyView:
         from semtalk.render.mesh import MeshView
 
         motion = gen.motion
-        return MeshView.from_motion(body, motion.poses, motion.trans, motion.betas,
+        # preview_kind gives "mesh" only for a body model with a mesh (render.mesh.has_mesh)
+        mesh_body = cast("MeshBodyModel", body)
+        return MeshView.from_motion(mesh_body, motion.poses, motion.trans, motion.betas,
                                     motion.expressions)
     from semtalk.render.stick import StickView, check_joints
 

@@ -143,6 +143,8 @@ class SkeletonConv(nn.Module):
     channels of the edges in ``neighbours[e]``. Zero padding of ``padding`` frames each side.
     """
 
+    mask: torch.Tensor
+
     def __init__(self, neighbours: tuple[tuple[int, ...], ...], in_per_edge: int,
                  out_per_edge: int, kernel_size: int, stride: int, padding: int) -> None:
         super().__init__()
@@ -180,6 +182,8 @@ class SkeletonConv(nn.Module):
 
 class SkeletonResidualLayer(nn.Module):
     """``tanh(pool(GroupNorm(conv(x)) + shortcut(x)))``: halves time, may merge edges."""
+
+    pool: torch.Tensor | None
 
     def __init__(self, topology: LayerTopology, in_per_edge: int, out_per_edge: int,
                  kernel_size: int, norm_groups: int) -> None:

@@ -103,7 +103,7 @@ def read_config(path: Path, model_name: str, format_version: int, config_class: 
     if not isinstance(header.get("config"), dict):
         raise DataError(path, "missing the 'config' object")
     try:
-        config = from_dict(config_class, header["config"], "config")
+        config: Any = from_dict(config_class, header["config"], "config")
     except (ConfigError, ValueError, TypeError) as exc:
         raise DataError(path, str(exc)) from exc
     unset = [name for name in getattr(config_class, "required_in_release", ())

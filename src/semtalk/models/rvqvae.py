@@ -105,20 +105,31 @@ class RVQVAE(PretrainedModel):
     format_version = 1
     config_class = RVQVAEConfig
 
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
     def __init__(self, config: RVQVAEConfig) -> None:
         super().__init__()
+        if config.input_dim is None:
+            raise ValueError("RVQVAE needs config.input_dim set (RVQVAEConfig.for_part fills "
+                             "it in for a body part)")
+        input_dim = config.input_dim
         self.config = config
-        arch = dict(width=config.width, code_dim=config.code_dim, depth=config.depth,
-                    dilation_growth=config.dilation_growth, dropout=config.dropout)
-        self.encoder = ConvEncoder(config.input_dim, down_t=config.down_t, **arch)
+        self.encoder = ConvEncoder(input_dim, width=config.width, code_dim=config.code_dim,
+                                   down_t=config.down_t, depth=config.depth,
+                                   dilation_growth=config.dilation_growth,
+                                   dropout=config.dropout)
         self.quantizer = ResidualVQ(config.quantizer)
-        self.decoder = ConvDecoder(config.input_dim, up_t=config.down_t, **arch)
+        self.decoder = ConvDecoder(input_dim, width=config.width, code_dim=config.code_dim,
+                                   up_t=config.down_t, depth=config.depth,
+                                   dilation_growth=config.dilation_growth,
+                                   dropout=config.dropout)
         # Feature normalisation (set from training data by :meth:`set_normalization`): the
         # encoder sees ``(x - mean) / std`` and the decoder's output is mapped back. Rotation
         # features vary by a few hundredths around large constant 6D values; without this a
         # small model spends most of its training learning the mean pose.
-        self.register_buffer("feature_mean", torch.zeros(config.input_dim))
-        self.register_buffer("feature_std", torch.ones(config.input_dim))
+        self.register_buffer("feature_mean", torch.zeros(input_dim))
+        self.register_buffer("feature_std", torch.ones(input_dim))
 
     @torch.no_grad()
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor,

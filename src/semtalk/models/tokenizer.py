@@ -169,8 +169,9 @@ class MotionTokenizer(nn.Module):
         start = None if start_xz is None else torch.as_tensor(start_xz, dtype=torch.float32)
         eyes = None if eye_pose is None else torch.as_tensor(eye_pose, dtype=torch.float32)
         poses, expressions, trans = tokenizer_parts_to_motion(features, start, eyes)
-        kwargs = {} if betas is None else {"betas": betas}
-        return Motion(poses.numpy(), expressions.numpy(), trans.numpy(), **kwargs)
+        if betas is None:
+            return Motion(poses.numpy(), expressions.numpy(), trans.numpy())
+        return Motion(poses.numpy(), expressions.numpy(), trans.numpy(), betas=betas)
 
 
 def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -223,9 +224,14 @@ class ResidualVQ(nn.Module):
         return self.config.num_quantizers
 
     @property
+    def codebook_layers(self) -> list[EMACodebook]:
+        """The Q layers, typed (:attr:`layers` is an ``nn.ModuleList`` of :class:`EMACodebook`)."""
+        return [cast(EMACodebook, layer) for layer in self.layers]
+
+    @property
     def codebooks(self) -> torch.Tensor:
         """All codebooks stacked, ``[Q, K, D]`` (a copy)."""
-        return torch.stack([layer.codebook for layer in self.layers])
+        return torch.stack([layer.codebook for layer in self.codebook_layers])
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.config.codebook_dim:
@@ -255,7 +261,7 @@ class ResidualVQ(nn.Module):
         offset = torch.zeros_like(z.detach())  # sum_{j<k} sg(q_j), so r_k = z - offset
         total = torch.zeros_like(offset)  # sum of the used layers' vectors
         codes, layer_losses, perplexity, usage = [], [], [], []
-        for index, layer in enumerate(self.layers):
+        for index, layer in enumerate(self.codebook_layers):
             residual = z - offset  # [B, N, D]; the commitment gradient flows into z
             flat = residual.detach().reshape(-1, dim)  # [B*N, D]
             if self.training and not bool(layer.initialized):
@@ -300,7 +306,7 @@ class ResidualVQ(nn.Module):
         z = x.float()
         offset = torch.zeros_like(z)  # same arithmetic as forward, so the codes agree exactly
         codes = []
-        for layer in self.layers:
+        for layer in self.codebook_layers:
             layer_codes = layer.nearest((z - offset).reshape(-1, dim)).view(batch, length)
             offset = offset + layer.codebook[layer_codes].float()
             codes.append(layer_codes)
@@ -313,11 +319,12 @@ class ResidualVQ(nn.Module):
         entries of -1 give zero vectors.
         """
         self._check_codes(codes)
+        layers = self.codebook_layers
         vectors = []
         for index in range(codes.shape[-1]):
             layer_codes = codes[..., index]
             valid = (layer_codes >= 0).unsqueeze(-1)
-            picked = self.layers[index].codebook[layer_codes.clamp_min(0)].float()
+            picked = layers[index].codebook[layer_codes.clamp_min(0)].float()
             vectors.append(picked * valid)
         return torch.stack(vectors)
 

@@ -66,7 +66,9 @@ class StickView:
     def setup(self, ax: Axes, scale: float) -> list[Artist]:
         draw_floor(ax, self.extent(), scale)
         self._lines = LineCollection(
-            self._segments(0), colors=[PART_COLOURS[p] for *_, p in self.bones],
+            # matplotlib's stub wants a Sequence; an [n, 2, 2] array is one at runtime
+            self._segments(0),  # type: ignore[arg-type]
+            colors=[PART_COLOURS[p] for *_, p in self.bones],
             linewidths=[PART_LINE_WIDTHS[p] * scale for *_, p in self.bones],
             capstyle="round", joinstyle="round", zorder=3)
         ax.add_collection(self._lines)
@@ -82,7 +84,8 @@ class StickView:
 
     def update(self, frame: int) -> None:
         assert self._lines is not None and self._head is not None, "call setup first"
-        self._lines.set_segments(self._segments(frame))
+        # matplotlib's stub wants a Sequence; an [n, 2, 2] array is one at runtime
+        self._lines.set_segments(self._segments(frame))  # type: ignore[arg-type]
         self._head.set_center(tuple(self._centres[frame]))
 
     def close(self) -> None:

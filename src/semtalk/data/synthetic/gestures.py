@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from semtalk.body.parts import JOINT_NAMES, NUM_JOINTS
 
@@ -35,7 +36,7 @@ def side_of(joint: int) -> str:
     return "right" if JOINT_NAMES[joint].startswith("right_") else "left"
 
 
-def mirrored(angles: np.ndarray, side: str) -> np.ndarray:
+def mirrored(angles: npt.ArrayLike, side: str) -> np.ndarray:
     """Left-side angles as they apply to ``side``."""
     return np.asarray(angles, dtype=np.float64) * (MIRROR if side == "right" else 1.0)
 
@@ -84,8 +85,8 @@ def rest_pose() -> np.ndarray:
     for side in ("left", "right"):
         for name, angles in ARM_REST.items():
             pose[side_joint(side, name)] = mirrored(angles, side)
-        for joint, angles in hand_angles("relaxed", side).items():
-            pose[joint] = angles
+        for joint, hand in hand_angles("relaxed", side).items():
+            pose[joint] = hand
     return pose
 
 

@@ -211,7 +211,7 @@ def _check_coverage(words: Sequence[Word], regions: Sequence[tuple[float, float]
         speech[round(start * FRAME_RATE):round(end * FRAME_RATE)] = True
     for word in words:
         covered[round(word.start * FRAME_RATE):round(word.end * FRAME_RATE)] = True
-    coverage = np.count_nonzero(speech & covered) / max(np.count_nonzero(speech), 1)
+    coverage = int(np.count_nonzero(speech & covered)) / max(int(np.count_nonzero(speech)), 1)
     if coverage < MIN_SPEECH_COVERAGE:
         raise AlignmentError(where, f"the {len(words)} aligned words cover only {coverage:.0%} "
                                     f"of the speech in the audio (at least "

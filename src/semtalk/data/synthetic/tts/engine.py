@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +43,9 @@ from semtalk.data.synthetic.tts.library import (
 )
 from semtalk.data.synthetic.tts.prosody import Prosody
 from semtalk.data.synthetic.tts.state import SynthState, libc_random
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr  # the class ctypes re-exports privately as ctypes._CFuncPtr
 
 _MAX_ENGINES = 8
 """Voices kept loaded per process; the least recently used one is unloaded beyond this."""
@@ -100,7 +104,7 @@ class Engine:
         self._layout = read_elf_layout(lib_path)
         self._handle: int | None = None
         self._state: SynthState | None = None
-        self._set_rand_seed: ctypes._CFuncPtr | None = None
+        self._set_rand_seed: CFuncPtr | None = None
         self._used = False
         self.sample_rate = 0
         self._open()
