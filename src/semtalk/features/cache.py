@@ -275,11 +275,11 @@ class _Preparer:
             dtype = np.float16 if extractor.dim >= FLOAT16_MIN_DIM else np.float32
             arrays[f"audio_{extractor.name}"] = values.astype(dtype)
         rows = num_windows(n, self.settings.hop)
-        for extractor in self.window_extractors:
-            values = extractor.extract(clip.audio, clip.words or [], n, self.settings.window,
-                                       self.settings.hop)
-            _check_shape(folder, extractor.name, values, (rows, extractor.dim))
-            arrays[f"window_{extractor.name}"] = values.astype(np.float32)
+        for window_extractor in self.window_extractors:
+            values = window_extractor.extract(clip.audio, clip.words or [], n,
+                                              self.settings.window, self.settings.hop)
+            _check_shape(folder, window_extractor.name, values, (rows, window_extractor.dim))
+            arrays[f"window_{window_extractor.name}"] = values.astype(np.float32)
         for name, array in arrays.items():
             _save_array(folder / f"{name}.npy", array)
         words = [[w.text, round(w.start, 6), round(w.end, 6)] for w in clip.words or []]

@@ -8,6 +8,7 @@ identities equal the recorded ones, and computes :class:`SpeechFeatures` for new
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,8 +123,11 @@ class UtteranceFeaturizer:
             audio, window = registry.build_extractors(self.spec)
             built = ({e.name: e for e in audio}, {e.name: e for e in window})
             problems = []
-            for kind, by_name in zip(("audio_features", "window_features"), built, strict=True):
-                for name, trained in getattr(self.features, kind).items():
+            pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = [
+                (self.features.audio_features, built[0]),
+                (self.features.window_features, built[1])]
+            for features, by_name in pairs:
+                for name, trained in features.items():
                     extractor = by_name.get(name)
                     if extractor is None:
                         problems.append(f"{name}: no extractor of that name")

@@ -209,9 +209,11 @@ def _outputs_current(outputs: dict[str, Path], release: Path) -> bool:
                for p in outputs.values())
 
 
-def _generate(ws: DemoWorkspace) -> Outcome:
+def _generate(ws: Workspace) -> Outcome:
     """The demo's last stage: generate for the held-out clip (skipped when its outputs are
-    newer than the release)."""
+    newer than the release). Runs in a :class:`DemoWorkspace`."""
+    if not isinstance(ws, DemoWorkspace):
+        raise TypeError(f"the generate stage needs a DemoWorkspace, got {type(ws).__name__}")
     from tqdm.auto import tqdm
 
     from semtalk.data.beat2 import Beat2Dataset
@@ -219,16 +221,17 @@ def _generate(ws: DemoWorkspace) -> Outcome:
     from semtalk.generation.outputs import output_paths, save_outputs
     from semtalk.metrics.semantic import semantic_accuracy
 
-    clip_id = held_out_clip(ws.data)
+    data, release = ws.need(ws.data, "dataset folder"), ws.need(ws.release, "release folder")
+    clip_id = held_out_clip(data)
     ws.generated["clip_id"] = clip_id
     outputs = output_paths(ws.output, clip_id, video=ws.video)
     ws.generated["outputs"] = outputs
-    if _outputs_current(outputs, ws.release):
+    if _outputs_current(outputs, release):
         return Outcome(f"outputs of {clip_id} are current", reused=True)
-    dataset = Beat2Dataset(ws.data, splits=["test"])
+    dataset = Beat2Dataset(data, splits=["test"])
     info = dataset.info(clip_id)
     clip = dataset.load(info)
-    model = SemTalk.from_pretrained(ws.release)
+    model = SemTalk.from_pretrained(release)
     gen = model.generate(clip.audio, words=clip.words, speaker=info.speaker_id)
     if gen.num_frames != clip.num_frames:
         raise RuntimeError(f"generated {gen.num_frames} frames for a {clip.num_frames}-frame "

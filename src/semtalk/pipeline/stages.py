@@ -124,7 +124,8 @@ class Workspace:
         return {"data": str(self.data), "cache": str(self.cache), "runs": str(self.runs),
                 "release": str(self.release)}
 
-    def _need(self, value: Any, what: str) -> Any:
+    def need(self, value: Any, what: str) -> Any:
+        """``value`` (a field of this workspace), or ValueError naming ``what`` when it is None."""
         if value is None:
             raise ValueError(f"this workspace has no {what}")
         return value
@@ -136,7 +137,7 @@ def dataset_problems(ws: Workspace) -> list[str]:
     from semtalk.data.beat2 import SPLIT_FILE, Beat2Dataset
     from semtalk.data.synthetic.dataset import MANIFEST
 
-    root, synth = ws._need(ws.data, "dataset folder"), ws._need(ws.synth, "synth config")
+    root, synth = ws.need(ws.data, "dataset folder"), ws.need(ws.synth, "synth config")
     if not (root / MANIFEST).is_file() or not (root / SPLIT_FILE).is_file():
         return ["not generated yet"]
     if json.loads((root / MANIFEST).read_text()).get("config") != asdict(synth):
@@ -155,10 +156,11 @@ def _synth_complete(ws: Workspace) -> str | None:
 def _synth(ws: Workspace) -> Outcome:
     from semtalk.data.synthetic.dataset import generate_dataset
 
-    manifest = generate_dataset(ws.data, ws.synth, progress=ws.progress)
+    manifest = generate_dataset(ws.need(ws.data, "dataset folder"), ws.synth,
+                                progress=ws.progress)
     problems = dataset_problems(ws)
     if problems:
-        raise DataError(ws._need(ws.data, "dataset folder"),
+        raise DataError(ws.need(ws.data, "dataset folder"),
                         "the synthetic dataset does not validate: " + "; ".join(problems[:5]))
     clips = manifest["clips"]
     minutes = sum(c["frames"] for c in clips) / 30 / 60
@@ -179,7 +181,7 @@ def _prepare_complete(ws: Workspace) -> str | None:
     if not (ws.cache / MANIFEST).is_file():
         return None
     cache = FeatureCache(ws.cache)
-    if cache.missing() or cache.ids() != Beat2Dataset(ws.data).ids:
+    if cache.missing() or cache.ids() != Beat2Dataset(ws.need(ws.data, "dataset folder")).ids:
         return None
     try:
         cache.require({e.name: e.identity() for e in audio},
@@ -193,7 +195,7 @@ def _prepare(ws: Workspace) -> Outcome:
     from semtalk.features.cache import prepare_cache
 
     audio, window = registry.build_extractors(ws.extractors)
-    cache = prepare_cache(ws._need(ws.data, "dataset folder"), ws.cache, audio_extractors=audio,
+    cache = prepare_cache(ws.need(ws.data, "dataset folder"), ws.cache, audio_extractors=audio,
                           window_extractors=window, progress=ws.progress)
     return Outcome(f"{len(cache.ids())} clips: {_extractor_names(audio, window)}")
 
@@ -318,7 +320,7 @@ def folder_digest(folder: Path) -> str | None:
 
 
 def _tokenizer(ws: Workspace) -> Outcome:
-    config = ws._need(ws.tokenizer_config, "tokenizer config")
+    config = ws.need(ws.tokenizer_config, "tokenizer config")
     steps = config.solver.max_steps
     release = ws.runs / TOKENIZER
     new = [p for p in ws.parts if not (release / p.value).is_dir()]
@@ -333,7 +335,7 @@ def _tokenizer(ws: Workspace) -> Outcome:
 
 
 def _base(ws: Workspace) -> Outcome:
-    config = ws._need(ws.base_config, "base config")
+    config = ws.need(ws.base_config, "base config")
     run = ws.runs / BASE_RUN
     quiet = _finished(run, ws.runs / BASE, config.solver.max_steps)
     train_base(config, ws.cache, ws.runs, ws.tokenizer, progress=ws.progress and not quiet)
@@ -341,7 +343,7 @@ def _base(ws: Workspace) -> Outcome:
 
 
 def _sparse(ws: Workspace) -> Outcome:
-    config = ws._need(ws.sparse_config, "sparse config")
+    config = ws.need(ws.sparse_config, "sparse config")
     run = ws.runs / SPARSE_RUN
     quiet = _finished(run, ws.runs / SPARSE, config.solver.max_steps)
     train_sparse(config, ws.cache, ws.runs, ws.tokenizer, ws.base,
@@ -350,7 +352,7 @@ def _sparse(ws: Workspace) -> Outcome:
 
 
 def _fgd_encoder(ws: Workspace) -> Outcome:
-    train_fgd_encoder(ws._need(ws.fgd_config, "FGD encoder config"), ws.cache, ws.runs,
+    train_fgd_encoder(ws.need(ws.fgd_config, "FGD encoder config"), ws.cache, ws.runs,
                       progress=ws.progress)
     return Outcome(f"FGD encoder -> {ws.fgd_release}")
 
@@ -361,7 +363,7 @@ def _stage_releases(ws: Workspace) -> dict[str, Path]:
 
 
 def _release_complete(ws: Workspace) -> str | None:
-    release = ws._need(ws.release, "release folder")
+    release = ws.need(ws.release, "release folder")
     if release_matches(release, _stage_releases(ws), cache_speakers(ws.cache)):
         return "release matches the trained stages"
     return None
@@ -369,7 +371,7 @@ def _release_complete(ws: Workspace) -> str | None:
 
 def _release(ws: Workspace) -> Outcome:
     speakers = cache_speakers(ws.cache)
-    assemble_release(ws._need(ws.release, "release folder"), **_stage_releases(ws),
+    assemble_release(ws.need(ws.release, "release folder"), **_stage_releases(ws),
                      speakers=speakers)
     return Outcome(f"speakers {sorted(speakers.values())}, stages {', '.join(STAGES)}",
                    reused=False)

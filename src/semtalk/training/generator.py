@@ -286,13 +286,13 @@ class BaseSolver(_GeneratorSolver):
 
     def _rhythm(self, out: GeneratorOutput) -> dict[str, torch.Tensor]:
         c = self.config
-        terms = {"local": 0.0, "global": 0.0}
+        terms: dict[str, Any] = {"local": 0.0, "global": 0.0}  # tensors once a pair is added
         for motion, audio in out.rhythm.values():
             loss = rhythmic_consistency_loss(motion, audio, c.temperature, c.rhythm_local,
                                              c.rhythm_global)
             terms["local"] = terms["local"] + loss["local"]
             terms["global"] = terms["global"] + loss["global"]
-        return terms  # type: ignore[return-value]
+        return terms
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
                       step: int) -> tuple[torch.Tensor, dict[str, float]]:

@@ -29,10 +29,10 @@ import json
 import math
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -169,6 +169,11 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def dataset_size(dataset: Dataset) -> int:
+    """Examples in ``dataset`` (the solver's datasets are map-style, with a length)."""
+    return len(cast(Sized, dataset))
+
+
 class _Batches(torch.utils.data.Sampler[list[int]]):
     """The remaining batches of one epoch: fixed index lists, in order."""
 
@@ -288,9 +293,10 @@ class Solver(ABC):
                 model, device_ids=device_ids, find_unused_parameters=self.find_unused_parameters)
         dataset = self.train_dataset()
         val = self.val_dataset() if ddp.is_main else None
-        steps_per_epoch = len(dataset) // (cfg.batch_size * ddp.world_size)
+        size = dataset_size(dataset)
+        steps_per_epoch = size // (cfg.batch_size * ddp.world_size)
         if steps_per_epoch == 0:
-            raise DataError(self.out, f"{len(dataset)} training windows are fewer than one batch "
+            raise DataError(self.out, f"{size} training windows are fewer than one batch "
                                       f"({cfg.batch_size} x {ddp.world_size} processes); "
                                       f"lower solver.batch_size or add data")
         logger = MetricLogger(self.out, enabled=ddp.is_main,
@@ -323,7 +329,7 @@ class Solver(ABC):
                     state.batch_in_epoch += 1
                     if state.step % cfg.log_every == 0 or state.step == 1:
                         logger.log(state.step, "train", {
-                            "loss": loss.item(), **values, "lr": scheduler.get_last_lr()[0]})
+                            "loss": loss.item(), **values, "lr": float(scheduler.get_last_lr()[0])})
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.4f}")
                     final = state.step >= cfg.max_steps
@@ -370,7 +376,7 @@ class Solver(ABC):
         """The batches of ``state.epoch`` from ``state.batch_in_epoch`` on, on the device."""
         cfg = self.solver_config
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state.epoch)
-        order = torch.randperm(len(dataset), generator=generator).tolist()
+        order = torch.randperm(dataset_size(dataset), generator=generator).tolist()
         mine = order[ddp.rank::ddp.world_size]
         batches = [mine[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                    for i in range(state.batch_in_epoch, steps_per_epoch)]
@@ -426,7 +432,7 @@ class Solver(ABC):
 
     def _validate(self, model: nn.Module, val: Dataset | None, state: TrainState,
                   logger: MetricLogger, ddp: Distributed) -> None:
-        if ddp.is_main and val is not None and len(val) > 0:
+        if ddp.is_main and val is not None and dataset_size(val) > 0:
             metrics = self.evaluate(model, val)
             logger.log(state.step, "val", metrics)
             value = metrics.get(self.selection_metric)

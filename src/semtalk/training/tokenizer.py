@@ -93,8 +93,8 @@ class PartWindows(CachedWindows):
         clip = self.clip(window)
         frames = slice(window.start, window.stop)
         parts = motion_to_tokenizer_parts(
-            *(read_rows(a, frames) for a in (clip.poses, clip.expressions, clip.trans,
-                                              clip.contacts)))
+            read_rows(clip.poses, frames), read_rows(clip.expressions, frames),
+            read_rows(clip.trans, frames), read_rows(clip.contacts, frames))
         return {"features": parts[self.part]}
 
 
