@@ -5,12 +5,14 @@ packages below it (``LAYERS``, the table ``docs/architecture.md`` draws)."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "semtalk"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 FOUNDATION = {"constants", "errors", "fileio", "config", "devices"}
 """Modules every layer may import (version and rates, the error type, atomic files, typed
@@ -200,3 +202,20 @@ def test_training_and_generation_never_import_each_other() -> None:
 def test_every_package_has_a_row() -> None:
     packages = {package_of(m) for m in import_graph()} - {FACADE}
     assert packages <= set(LAYERS), sorted(packages - set(LAYERS))
+
+
+def documented_layers() -> dict[str, set[str]]:
+    """``package -> packages it may import`` as the table in ``docs/architecture.md`` says
+    (first column: the package, first name; last column: what it may import)."""
+    rows: dict[str, set[str]] = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        names = re.findall(r"`([\w.]+?)(?:/|\.py)?`", cells[0]) if len(cells) == 3 else []
+        if names and names[0] not in FOUNDATION:
+            rows[names[0]] = set(re.findall(r"`(\w+)`", cells[2]))
+    return rows
+
+
+def test_the_architecture_doc_draws_this_table() -> None:
+    assert documented_layers() == {name: allowed for name, allowed in LAYERS.items()
+                                   if name not in FOUNDATION}
