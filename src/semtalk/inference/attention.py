@@ -15,13 +15,13 @@ plain stacks up to float rounding (tests compare both).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.inference.packed import InferenceModule, linear_product
+from semtalk.inference.packed import InferenceModule, linear_product, release_parameters
 
 KeysValues = tuple[torch.Tensor, torch.Tensor]
 """One layer's cross-attention keys and values, each ``[B, heads, M, D / heads]``."""
@@ -42,10 +42,10 @@ def supported_layers(layers: Sequence[nn.Module]) -> bool:
 
 
 def memory_weights(layers: Sequence[nn.TransformerDecoderLayer],
-                   projection: nn.Linear | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                   projection: nn.Linear | None = None
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Each layer's key/value projection ``([2D, Din], [2D])`` of the memory, with
-    ``projection`` folded in (in float64, then rounded once)."""
-    out = []
+    ``projection`` folded in (in float64, then rounded once), layer by layer."""
     for layer in layers:
         attention = layer.multihead_attn
         dim = attention.embed_dim
@@ -58,8 +58,7 @@ def memory_weights(layers: Sequence[nn.TransformerDecoderLayer],
                 folded_bias = folded_bias + wide @ projection.bias.detach().double()
             weight = (wide @ projection.weight.detach().double()).to(weight.dtype)
             bias = folded_bias.to(bias.dtype)
-        out.append((weight.contiguous(), bias.contiguous()))
-    return out
+        yield weight.contiguous(), bias.contiguous()
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -173,15 +172,24 @@ class FastDecoder(InferenceModule):
         decoder: the stack (see :func:`supported_layers`).
         projection: a ``nn.Linear`` the plain model applies to the memory before the stack,
             folded into the key/value products (the caller then passes the memory unprojected).
+        release: free each plain layer's weights once its fast copy is built (the plain
+            stack is then unusable; :func:`~semtalk.inference.prepare.prepare_for_inference`
+            discards it).
     """
 
-    def __init__(self, decoder: nn.TransformerDecoder,
-                 projection: nn.Linear | None = None) -> None:
+    def __init__(self, decoder: nn.TransformerDecoder, projection: nn.Linear | None = None,
+                 release: bool = False) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(FastDecoderLayer(layer) for layer in decoder.layers)
-        self.memory_products = nn.ModuleList(
-            linear_product(weight, bias)
-            for weight, bias in memory_weights(list(decoder.layers), projection))
+        self.layers = nn.ModuleList()
+        self.memory_products = nn.ModuleList()
+        for layer, (weight, bias) in zip(decoder.layers, memory_weights(decoder.layers,
+                                                                        projection), strict=True):
+            self.layers.append(FastDecoderLayer(layer))
+            self.memory_products.append(linear_product(weight, bias))
+            del weight, bias
+            if release:
+                release_parameters(layer.self_attn, layer.multihead_attn, layer.linear1,
+                                   layer.linear2)
         self.norm = decoder.norm
         self.heads = decoder.layers[0].multihead_attn.num_heads
 

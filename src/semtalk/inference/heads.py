@@ -31,7 +31,7 @@ from torch import nn
 
 from semtalk.body.parts import BodyPart
 from semtalk.inference.attention import memory_weights, supported_layers
-from semtalk.inference.packed import InferenceModule, PackedLinear, packable
+from semtalk.inference.packed import InferenceModule, PackedLinear, packable, release_parameters
 from semtalk.modules.code_heads import CodeHeads, ResidualCodeHeads
 
 Norm = tuple[torch.Tensor, torch.Tensor]
@@ -130,14 +130,15 @@ def can_stack(heads: Sequence[nn.Module]) -> bool:
                        for d in h.decoders) for h in heads)
 
 
-def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
-    """Stack the weights of ``heads`` (see :func:`can_stack`)."""
+def stack_weights(heads: Sequence[ResidualCodeHeads], release: bool = False) -> StackedWeights:
+    """Stack the weights of ``heads`` (see :func:`can_stack`); ``release``: free the heads'
+    decoder weights layer by layer once stacked (the heads are then unusable)."""
     first = heads[0]
     attention = first.decoders[0].layers[0].self_attn
     dim = attention.embed_dim
 
     def every_memory_product(head: ResidualCodeHeads) -> tuple[torch.Tensor, torch.Tensor]:
-        pairs = memory_weights([layer for d in head.decoders for layer in d.layers])
+        pairs = list(memory_weights([layer for d in head.decoders for layer in d.layers]))
         return torch.cat([w for w, _ in pairs]), torch.cat([b for _, b in pairs])
 
     # every decoder layer's memory keys and values in one product per head
@@ -161,6 +162,8 @@ def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
                        _stack_norm([la.norm2 for la in per_head]),
                        _stack_norm([la.norm3 for la in per_head])),
                 eps=(per_head[0].norm1.eps, per_head[0].norm2.eps, per_head[0].norm3.eps)))
+            if release:
+                release_parameters(*per_head)
         layers.append(stack_k)
     return StackedWeights(
         first_logits=(_stack_linear([h.first_logits[0] for h in heads]),
@@ -265,10 +268,11 @@ class StackedCodeHeads(InferenceModule):
     for run as one stacked pass (:func:`run_stacked`) from a view of the stacked weights of
     all the heads (a copy when they are not neighbours in the heads' order)."""
 
-    def __init__(self, heads: CodeHeads) -> None:
+    def __init__(self, heads: CodeHeads, release: bool = False) -> None:
+        """``release``: free the plain heads' decoder weights as they are stacked."""
         super().__init__()
         self.names = list(heads.keys())
-        self.weights = stack_weights(list(heads.values()))
+        self.weights = stack_weights(list(heads.values()), release)
         self._views: dict[tuple[int, ...], StackedWeights] = {}
         self._views_lock = threading.Lock()
 

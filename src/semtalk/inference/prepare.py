@@ -26,6 +26,10 @@ for inference only: ``train()`` and inputs that need gradients raise.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -51,7 +55,7 @@ class FastFaceBranch(FaceBranch, InferenceModule):
         self.speaker = face.speaker
         self.seed = _prepared_tree(face.seed)
         self.position = face.position
-        self.decoder = FastDecoder(face.decoder, projection=face.memory)
+        self.decoder = FastDecoder(face.decoder, projection=face.memory, release=True)
         self.out = _prepared_tree(face.out)
         self._first: dict[tuple[object, ...], KeysValues] = {}
 
@@ -74,11 +78,31 @@ class FastFaceBranch(FaceBranch, InferenceModule):
         return known
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None (another C library)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system. The packed copies are allocated while the
+    dense weights they replace are freed, which leaves the heap full of holes that glibc keeps
+    (about 350 MB at paper size); without this a prepared model's resident memory stays that
+    much above its size."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _fold_word_memory(body: BodyBranch) -> None:
     """The body branch's word-memory Linear folded into its word-hints decoder."""
     if (type(body.word_memory) is nn.Linear and type(body.word_hints) is nn.TransformerDecoder
             and supported_layers(body.word_hints.layers)):
-        body.word_hints = FastDecoder(body.word_hints, projection=body.word_memory)
+        body.word_hints = FastDecoder(body.word_hints, projection=body.word_memory,
+                                     release=True)
         body.word_memory = nn.Identity()
 
 
@@ -88,9 +112,10 @@ def _fast(module: nn.Module) -> nn.Module | None:
     if kind is FaceBranch and supported_layers(module.decoder.layers):
         return FastFaceBranch(module)
     if kind is CodeHeads and can_stack(list(module.values())):
-        return StackedCodeHeads(module)
+        return StackedCodeHeads(module, release=True)
     if kind in (nn.TransformerDecoder, nn.TransformerEncoder):
-        return (FastDecoder(module) if kind is nn.TransformerDecoder else FastEncoder(module)
+        return (FastDecoder(module, release=True) if kind is nn.TransformerDecoder
+                else FastEncoder(module)
                 ) if supported_layers(module.layers) else module
     if kind is TemporalDownsample:
         return FastDownsample(module)
@@ -111,10 +136,12 @@ def _prepared_tree(module: nn.Module) -> nn.Module:
         return fast
     if isinstance(module, BodyBranch):
         _fold_word_memory(module)
-    for name, child in list(module.named_children()):
-        replacement = _prepared_tree(child)
-        if replacement is not child:
+    for name in list(module._modules):  # names only: a replaced child is freed at once
+        child = module._modules[name]
+        if child is not None and (replacement := _prepared_tree(child)) is not child:
             setattr(module, name, replacement)
+            del child
+            _return_freed_memory()
     return module
 
 
