@@ -40,7 +40,7 @@ from semtalk.errors import DataError
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
 from semtalk.generation.release import Release
 from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer, mono_16k
-from semtalk.inference import is_prepared, prepare_for_inference
+from semtalk.inference import is_prepared, prepare_for_inference, return_freed_memory
 from semtalk.inference.lanes import Lanes, lanes_available
 from semtalk.inference.window import WindowInputs, WindowModels, run_window
 from semtalk.models.base_generator import BaseAudio
@@ -373,6 +373,8 @@ class SemTalk:
         start_xz = seed_motion.trans[0, [0, 2]] if seed is not None else None
         motion = release.tokenizer.detokenize(full, num_frames=frames, start_xz=start_xz,
                                               betas=seed_motion.betas)
+        if self.fast:
+            return_freed_memory()  # what the windows freed, before the next utterance
         frame_psi = np.repeat(psi_used, FRAMES_PER_TOKEN)[:frames]
         frame_raw = np.repeat(psi_model, FRAMES_PER_TOKEN)[:frames]
         count = -(-frames // FRAMES_PER_TOKEN)

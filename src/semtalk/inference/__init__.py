@@ -9,6 +9,6 @@ face branch's first-layer cache. Generation runs each window as a task graph
 The plain model is the reference: a prepared one computes the same up to float rounding.
 """
 
-from semtalk.inference.prepare import is_prepared, prepare_for_inference
+from semtalk.inference.prepare import is_prepared, prepare_for_inference, return_freed_memory
 
-__all__ = ["is_prepared", "prepare_for_inference"]
+__all__ = ["is_prepared", "prepare_for_inference", "return_freed_memory"]

@@ -87,11 +87,12 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
-def _return_freed_memory() -> None:
-    """Hand the heap's free pages back to the system. The packed copies are allocated while the
-    dense weights they replace are freed, which leaves the heap full of holes that glibc keeps
-    (about 350 MB at paper size); without this a prepared model's resident memory stays that
-    much above its size."""
+def return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). The packed copies are allocated while the dense weights they replace are
+    freed, which leaves the heap full of holes that glibc keeps (about 350 MB at paper size);
+    a generation leaves some more (about 100 MB at paper size), which the next one, or the
+    next utterance's feature extraction, would otherwise stack its peak on."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
@@ -141,7 +142,7 @@ def _prepared_tree(module: nn.Module) -> nn.Module:
         if child is not None and (replacement := _prepared_tree(child)) is not child:
             setattr(module, name, replacement)
             del child
-            _return_freed_memory()
+            return_freed_memory()
     return module
 
 
