@@ -31,8 +31,9 @@ window can take) and no token semantic (the base model alone).
 Wall-clock figures are the best of ``--repeat`` runs, with the process CPU time of that run
 beside them (other programs on the machine inflate CPU time much less than wall time; with
 several threads it adds up the threads). The load average before and after is printed.
-``--plain`` switches the inference fast path off (PyTorch's own layers, no packed weights);
-``--lanes off`` runs each window on one lane (see :mod:`semtalk.generation.lanes`). The feature
+``--plain`` runs the plain models (``SemTalk(fast=False)``: PyTorch's own layers, no packed
+weights, each window by the models' own forward on one lane); ``--lanes off`` runs each window's
+task graph on one lane (see :mod:`semtalk.inference.lanes`). The feature
 cache that defines the feature identities (a 6-second synthetic clip) is built in ``--work`` (a
 temporary folder by default).
 """
@@ -107,8 +108,11 @@ def vocabulary(words: list[Word], size: int) -> Vocabulary:
 
 
 def build_model(preset: str, features: Any, speakers: dict[int, int],
-                vocab: Vocabulary, folder: Path) -> Any:
-    """A :class:`SemTalk` on a random-weight release of ``preset`` (built in memory)."""
+                vocab: Vocabulary, folder: Path, precision: str = "fp32",
+                fast: bool = True) -> tuple[Any, dict[str, str]]:
+    """A :class:`SemTalk` on a random-weight release of ``preset`` (built in memory), its
+    generators in ``precision``; ``fast`` False: the plain models (no inference fast path).
+    With it, the parameter count of each model (before preparing them for inference)."""
     from semtalk.generation.engine import SemTalk
     from semtalk.generation.speech import UtteranceFeaturizer
     from semtalk.models.base_generator import BaseMotionGenerator
@@ -128,7 +132,10 @@ def build_model(preset: str, features: Any, speakers: dict[int, int],
         sentence_dim=int(window["sentence"]["dim"]),
         emotion_dim=int(window["emotion"]["dim"]))).eval()
     release = Release(folder, tokenizer, base, sparse, features, vocab, speakers)
-    return SemTalk(release, UtteranceFeaturizer(features, vocab, folder))
+    sizes = {"tokenizer": parameters(tokenizer), "base": parameters(base),
+             "sparse": parameters(sparse)}
+    return SemTalk(release, UtteranceFeaturizer(features, vocab, folder), precision=precision,
+                   fast=fast), sizes
 
 
 # --------------------------------------------------------------------------- timing
@@ -261,18 +268,15 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
     features, speakers = feature_identity_of_default_cache(work)
     torch.set_num_threads(args.threads)  # after the cache: building a clip sets one thread
     audio, words = synthetic_speech(args.seconds)
-    model = build_model(args.preset, features, speakers, vocabulary(words, args.vocab),
-                        work)
+    model, sizes = build_model(args.preset, features, speakers,
+                               vocabulary(words, args.vocab), work, args.precision,
+                               fast=not args.plain)
     built_rss = megabytes_rss()
     release = model.release
     duration = len(audio) / AUDIO_SAMPLE_RATE
-    print(f"== preset {args.preset}: tokenizer {parameters(release.tokenizer)}, base "
-          f"{parameters(release.base)}, sparse {parameters(release.sparse)} parameters "
+    print(f"== preset {args.preset}: tokenizer {sizes['tokenizer']}, base "
+          f"{sizes['base']}, sparse {sizes['sparse']} parameters "
           f"(random weights), vocabulary {len(release.vocab)}")
-    if args.precision != "fp32":
-        from semtalk.generation.engine import SemTalk
-
-        model = SemTalk(model.release, model.featurizer, precision=args.precision)
     model.parallel = {"auto": None, "on": True, "off": False}[args.lanes]
     lanes = (model.parallel if model.parallel is not None
              else torch.get_num_threads() >= 2)
@@ -282,19 +286,14 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
           + ("; inference fast path OFF" if args.plain else ""))
     model.extract_features(audio[:AUDIO_SAMPLE_RATE], AUDIO_SAMPLE_RATE, [])  # build extractors
 
-    with contextlib.ExitStack() as stack:
-        if args.plain:
-            from semtalk.modules.inference import plain_inference
-
-            stack.enter_context(plain_inference())
-        every, none = Emphasis(scale=1e6), Emphasis(scale=0.0)  # ψ = 1 / 0 on every token
-        runs = [end_to_end(model, audio, words, every) for _ in range(args.repeat)]
-        features = model.extract_features(audio, AUDIO_SAMPLE_RATE, words)
-        windows = len(window_starts(features.num_frames, model.window))
-        cases = {"every token semantic": every, "mixed": mixed_emphasis(words),
-                 "no token semantic": none}
-        timed = {name: [per_window(model, features, emphasis) for _ in range(args.repeat)]
-                 for name, emphasis in cases.items()}
+    every, none = Emphasis(scale=1e6), Emphasis(scale=0.0)  # ψ = 1 / 0 on every token
+    runs = [end_to_end(model, audio, words, every) for _ in range(args.repeat)]
+    features = model.extract_features(audio, AUDIO_SAMPLE_RATE, words)
+    windows = len(window_starts(features.num_frames, model.window))
+    cases = {"every token semantic": every, "mixed": mixed_emphasis(words),
+             "no token semantic": none}
+    timed = {name: [per_window(model, features, emphasis) for _ in range(args.repeat)]
+             for name, emphasis in cases.items()}
 
     print(f"   audio: {duration:.1f} s of synthetic speech, {len(words)} words, "
           f"{features.num_frames} frames, {windows} windows of {model.window} frames "

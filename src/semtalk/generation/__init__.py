@@ -9,8 +9,7 @@ from __future__ import annotations
 from semtalk.generation.emphasis import Emphasis
 from semtalk.generation.engine import SemTalk, fuse_codes
 from semtalk.generation.outputs import Generation
-from semtalk.generation.release import Release, assemble_release
 from semtalk.generation.speech import SpeechFeatures
+from semtalk.release import Release
 
-__all__ = ["Emphasis", "Generation", "Release", "SemTalk", "SpeechFeatures", "assemble_release",
-           "fuse_codes"]
+__all__ = ["Emphasis", "Generation", "Release", "SemTalk", "SpeechFeatures", "fuse_codes"]

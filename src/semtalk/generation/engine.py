@@ -15,7 +15,7 @@ tail that does not fill a window).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,20 +38,21 @@ from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
-from semtalk.generation.lanes import Lanes, Task, lanes_available
 from semtalk.generation.outputs import Generation
-from semtalk.generation.release import Release
 from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer
+from semtalk.inference import is_prepared, prepare_for_inference, return_freed_memory
+from semtalk.inference.lanes import Lanes, lanes_available
+from semtalk.inference.window import WindowInputs, WindowModels, run_window
 from semtalk.models.base_generator import BaseAudio
-from semtalk.models.body_branch import BODY_PARTS
+from semtalk.models.fusion import DEFAULT_BETA, fuse_codes
 from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs
 from semtalk.models.sparse_generator import SemanticScore
 from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.release import Release
 
 SEED_FRAMES = FRAMES_PER_TOKEN
 """Seed frames per window: exactly one token, so a window's first token is the previous one's
 last."""
-DEFAULT_BETA = 0.5
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 """Generator precisions (:class:`SemTalk`'s ``precision``)."""
 DEFAULT_SPEAKER_ID = 2
@@ -119,13 +120,14 @@ class SemTalk:
 
     def __init__(self, release: Release, featurizer: UtteranceFeaturizer | None,
                  device: torch.device | str = "cpu", beta: float = DEFAULT_BETA,
-                 parallel: bool | None = None, precision: str = "fp32") -> None:
+                 parallel: bool | None = None, precision: str = "fp32",
+                 fast: bool = True) -> None:
         """``featurizer`` None: an engine for precomputed features only (e.g. a cached dataset,
         where the local models behind the release's features need not be present);
         :meth:`generate` and :meth:`extract_features` then refuse.
 
         ``parallel``: run each window's independent jobs on two CPU lanes (see
-        :mod:`semtalk.generation.lanes`; the outputs are the same). None: on a CPU with at
+        :mod:`semtalk.inference.lanes`; the outputs are the same). None: on a CPU with at
         least two torch threads. During generation the torch thread count is halved per lane
         and restored afterwards.
 
@@ -133,7 +135,13 @@ class SemTalk:
         the base and sparse generators to bfloat16 (the tokenizer stays float32): about 1.5x
         faster on CPUs with AVX-512 BF16 or AMX (other CPUs emulate it and may be slower), at
         the price of slightly different codes (measured in the README). Unlike every other
-        speed path, it changes the output."""
+        speed path, it changes the output.
+
+        ``fast``: prepare the release's models for CPU inference once, in place
+        (:func:`semtalk.inference.prepare_for_inference`: packed weights, decoder fast path,
+        stacked code heads; they then serve inference only) and run each window as a task
+        graph (:mod:`semtalk.inference.window`). False: the plain models, each window by their
+        own forward (the reference; the same motion up to float rounding)."""
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         self.release = release
@@ -145,8 +153,21 @@ class SemTalk:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.precision = precision
         self.dtype = PRECISIONS[precision]
-        release.base.to(self.dtype)
-        release.sparse.to(self.dtype)
+        self.fast = fast
+        for model in (release.base, release.sparse):
+            if is_prepared(model):  # already prepared (by another engine): cast before that
+                if next(model.parameters()).dtype != self.dtype:
+                    raise ValueError("this release's models were prepared for inference in "
+                                     "another precision; load the release again")
+                if not fast:
+                    raise ValueError("this release's models were prepared for inference; load "
+                                     "the release again for the plain models")
+                continue
+            model.to(self.dtype)
+            if fast:
+                prepare_for_inference(model)
+        if fast:
+            prepare_for_inference(release.tokenizer)
         self.window = release.base.config.window
         self._neutral = neutral_seed(release.tokenizer)
 
@@ -156,18 +177,18 @@ class SemTalk:
                         sentence_model: str | Path | None = None,
                         emotion_model: str | Path | None = None,
                         beta: float = DEFAULT_BETA, parallel: bool | None = None,
-                        precision: str = "fp32") -> SemTalk:
-        """Load a release folder (see :mod:`semtalk.generation.release`).
+                        precision: str = "fp32", fast: bool = True) -> SemTalk:
+        """Load a release folder (see :mod:`semtalk.release`).
 
         ``hubert_model`` / ``sentence_model`` / ``emotion_model``: local folders of the models
-        the release's features were computed with, when it used any. ``beta``, ``parallel``
-        and ``precision``: as in the constructor.
+        the release's features were computed with, when it used any. ``beta``, ``parallel``,
+        ``precision`` and ``fast``: as in the constructor.
         """
         release = Release.load(path, device)
         featurizer = UtteranceFeaturizer(
             release.features, release.vocab, Path(path), hubert_model=hubert_model,
             sentence_model=sentence_model, emotion_model=emotion_model, device=str(device))
-        return cls(release, featurizer, device, beta, parallel, precision)
+        return cls(release, featurizer, device, beta, parallel, precision, fast)
 
     # ------------------------------------------------------------------------- speakers
     @property
@@ -258,7 +279,8 @@ class SemTalk:
         psi_used, psi_model = np.zeros(tokens, np.float32), np.zeros(tokens, np.float32)
         chosen = np.zeros(tokens, bool)
         speaker_t = torch.tensor([speaker_cls], device=device)
-        parallel = lanes_available(device) if self.parallel is None else self.parallel
+        parallel = self.fast and (lanes_available(device) if self.parallel is None
+                                  else self.parallel)
         windows = self._seedless(inputs, starts, speaker_t, edit)
         with Lanes(parallel) as lanes:
             for k, (start, seedless) in enumerate(zip(starts, windows, strict=True)):
@@ -276,6 +298,8 @@ class SemTalk:
         start_xz = seed_motion.trans[0, [0, 2]] if seed is not None else None
         motion = release.tokenizer.detokenize(full, num_frames=frames, start_xz=start_xz,
                                               betas=seed_motion.betas)
+        if self.fast:
+            return_freed_memory()  # what the windows freed, before the next utterance
         frame_psi = np.repeat(psi_used, FRAMES_PER_TOKEN)[:frames]
         frame_raw = np.repeat(psi_model, FRAMES_PER_TOKEN)[:frames]
         count = -(-frames // FRAMES_PER_TOKEN)
@@ -342,121 +366,42 @@ class SemTalk:
         """Fused codes ``{part: [n, Q]}``, used ψ ``[n]``, model ψ ``[n]`` of one window and
         the next window's seed rows (``seed_rows`` again when ``next_seed`` is False).
 
-        The window's work runs as a task graph (:meth:`_window_tasks`) on ``lanes``.
+        Fast: the window's task graph (:func:`semtalk.inference.window.run_window`) on
+        ``lanes``; plain: :meth:`_plain_window`.
         """
         seedless.inputs.motion[0, :SEED_FRAMES] = seed_rows
         psi = seedless.score.psi[0]
-        done = lanes.run_graph(self._window_tasks(seedless, next_seed))
-        fused = {part: done[f"codes {part.value}"] for part in BodyPart}
-        if next_seed:
-            seed_rows = _seed_rows({part: done[f"decode {part.value}"] for part in BodyPart})
+        release = self.release
+        window = WindowInputs(seedless.inputs, seedless.score, seedless.audio)
+        if self.fast:
+            models = WindowModels(release.base, release.sparse, release.tokenizer)
+            fused, decoded = run_window(lanes, models, window, self.beta, next_seed)
+        else:
+            fused, decoded = self._plain_window(window, next_seed)
+        if decoded is not None:
+            seed_rows = _seed_rows(decoded)
         return (fused, psi.float().cpu().numpy(), seedless.raw_psi.float().cpu().numpy(),
                 seed_rows)
 
-    def _window_tasks(self, seedless: _Seedless, next_seed: bool) -> dict[str, Task]:
-        """The task graph of one window whose seed is in place.
-
-        ψ (computed ahead) decides what runs: the sparse body branch and heads only when a
-        token takes their codes (ψ > β), the base body heads only when a token keeps them
-        (ψ <= β); the base face always. Tasks: the seed encoders and body-branch trunks, the
-        base face branch, each body part's step (:meth:`BodyBranch.part`), Coarse2Fine (and
-        the Eq. 5 blend), the code heads, each part's fused codes (``"codes <part>"``) and,
-        with ``next_seed``, each part's decoded features (``"decode <part>"``) as soon as its
-        codes are known.
-        """
-        base_model, sparse_model = self.release.base, self.release.sparse
-        batch, score, audio = seedless.inputs, seedless.score, seedless.audio
-        psi = score.psi[0]
-        chosen = psi > self.beta
-        sparse_parts = tuple(sparse_model.parts) if bool(chosen.any()) else ()
-        base_body = tuple(p for p in BODY_PARTS
-                          if p not in sparse_parts or not bool(chosen.all()))
-        # the longest path first: a free lane takes the first ready task (the caller the base
-        # seed encoder, the worker, a moment later, the sparse trunk)
-        tasks = {"base seed": Task(lambda r: base_model.seed_encoder(batch.motion, batch.mask))}
-        if sparse_parts:
-            tasks["sparse trunk"] = Task(lambda r: sparse_model.encode_trunk(batch, score))
-        tasks["base trunk"] = Task(
-            lambda r: base_model.body.trunk(r["base seed"], batch.speaker, audio.body),
-            ("base seed",))
-        tasks["base face"] = Task(
-            lambda r: base_model.face(r["base seed"], audio.face, batch.speaker), ("base seed",))
-        for part in BODY_PARTS:
-            tasks[f"base {part.value}"] = Task(
-                lambda r, part=part: base_model.body.part(r["base trunk"], part), ("base trunk",))
-        tasks["base refine"] = Task(
-            lambda r: base_model.refine({part: r[f"base {part.value}"] for part in
-                                         base_model.parts}, audio, rhythm=False),
-            tuple(f"base {part.value}" for part in base_model.parts))
-        heads = _head_groups(base_body, sparse_parts)
-        for name, (model, parts) in heads.items():
-            if model == "base":
-                tasks[name] = Task(
-                    lambda r, parts=parts: base_model.predict_codes(r["base refine"], parts)[0],
-                    ("base refine",))
-        if sparse_parts:
-            for part in sparse_parts:
-                tasks[f"sparse {part.value}"] = Task(
-                    lambda r, part=part: sparse_model.body.part(r["sparse trunk"], part),
-                    ("sparse trunk",))
-            tasks["sparse refine"] = Task(lambda r: self._sparse_features(r, score),
-                                          (*(f"sparse {p.value}" for p in sparse_parts),
-                                           "base refine"))
-            for name, (model, parts) in heads.items():
-                if model == "sparse":
-                    tasks[name] = Task(
-                        lambda r, parts=parts: sparse_model.predict_codes(
-                            r["sparse refine"], score, parts)[0], ("sparse refine",))
-        for part in BodyPart:
-            sources = {model: name for name, (model, parts) in heads.items() if part in parts}
-            tasks[f"codes {part.value}"] = Task(
-                lambda r, part=part, sources=sources: self._fused_part(part, r, sources, psi),
-                tuple(sources.values()))
-        if next_seed:
-            tokenizer = self.release.tokenizer
-            for part in BodyPart:
-                tasks[f"decode {part.value}"] = Task(
-                    lambda r, part=part: tokenizer.decode_parts(
-                        {part: r[f"codes {part.value}"][None]})[part][0].float(),
-                    (f"codes {part.value}",))
-        return tasks
-
-    def _sparse_features(self, done: Mapping[str, Any],
-                         score: SemanticScore) -> dict[BodyPart, torch.Tensor]:
-        """The sparse model's refined body features, blended with the base ones (Eq. 5)."""
-        sparse_model = self.release.sparse
-        features = sparse_model.refine({part: done[f"sparse {part.value}"]
-                                        for part in sparse_model.parts})
-        if sparse_model.blend is None:
-            return features
-        return sparse_model.blend_base(features, done["base refine"].features, score.psi)
-
-    def _fused_part(self, part: BodyPart, done: Mapping[str, Any], sources: Mapping[str, str],
-                    psi: torch.Tensor) -> torch.Tensor:
-        """E(q^b, q^s; ψ) of one part from the logits of the heads that ran for it
-        (``sources``: ``{"base" | "sparse": task name}``)."""
-        codes = {model: {part: done[name][part][0].argmax(dim=-1)}
-                 for model, name in sources.items()}
-        return fuse_codes(codes.get("base", {}), codes.get("sparse", {}), psi, self.beta,
-                          parts=(part,))[part]
-
-
-def _head_groups(base_body: tuple[BodyPart, ...], sparse_parts: tuple[BodyPart, ...]
-                 ) -> dict[str, tuple[str, tuple[BodyPart, ...]]]:
-    """The code-head tasks of a window: ``{name: ("base" | "sparse", parts)}``, each a
-    stacked pass over neighbouring parts, sized so that two lanes finish them together.
-
-    Both models' body heads: the four base heads beside the three sparse ones. One model's
-    body heads only: its heads and the base face head in two groups of two.
-    """
-    face = (BodyPart.FACE,)
-    if base_body and sparse_parts:
-        return {"base heads": ("base", face + base_body), "sparse heads": ("sparse", sparse_parts)}
-    if sparse_parts:
-        return {"sparse heads": ("sparse", sparse_parts[:2]), "face head": ("base", face),
-                "sparse heads 2": ("sparse", sparse_parts[2:])}
-    every = face + base_body
-    return {"base heads": ("base", every[:2]), "base heads 2": ("base", every[2:])}
+    def _plain_window(self, window: WindowInputs, next_seed: bool
+                      ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor] | None]:
+        """The reference window: both models in full (by their own steps, on the audio
+        latents and ψ computed ahead), E(q^b, q^s; ψ), and the next seed's decoded parts."""
+        base, sparse = self.release.base, self.release.sparse
+        batch, score, audio = window.inputs, window.score, window.audio
+        seed = base.seed_encoder(batch.motion, batch.mask)
+        features = base.body(seed, batch.speaker, audio.body)
+        features[BodyPart.FACE] = base.face(seed, audio.face, batch.speaker)
+        encoding = base.refine(features, audio, rhythm=False)
+        base_logits, _ = base.predict_codes(encoding)
+        sparse_out = sparse.predict(batch, score, base_features=encoding.features)
+        fused = fuse_codes({part: logits[0].argmax(dim=-1) for part, logits in base_logits.items()},
+                           {part: codes[0] for part, codes in sparse_out.codes().items()},
+                           score.psi[0], self.beta)
+        if not next_seed:
+            return fused, None
+        decoded = self.release.tokenizer.decode_parts({part: c[None] for part, c in fused.items()})
+        return fused, {part: x[0].float() for part, x in decoded.items()}
 
 
 def _seed_rows(parts: dict[BodyPart, torch.Tensor]) -> torch.Tensor:
@@ -465,34 +410,6 @@ def _seed_rows(parts: dict[BodyPart, torch.Tensor]) -> torch.Tensor:
     contacts = parts[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)
     rows = motion_to_seed_features(poses, trans, contacts)
     return rows[-SEED_FRAMES:].float()
-
-
-def fuse_codes(base: dict[BodyPart, torch.Tensor], sparse: dict[BodyPart, torch.Tensor],
-               psi: torch.Tensor, beta: float = DEFAULT_BETA,
-               parts: Sequence[BodyPart] = tuple(BodyPart)) -> dict[BodyPart, torch.Tensor]:
-    """E(q^b, q^s; ψ): per token, the sparse codes where ψ > β, else the base codes.
-
-    Args:
-        base: ``{part: [N, Q]}`` codes of all four parts; a body part may be missing when
-            every token takes the sparse codes (generation then skips its base heads).
-        sparse: ``{part: [N, Q]}`` codes of the parts the sparse model predicts (the body);
-            parts it lacks (the face) always come from ``base``.
-        psi: ``[N]`` semantic score.
-        parts: the parts to fuse (default all four).
-    """
-    chosen = psi > beta
-    fused = {}
-    for part in parts:
-        if part in base and part in sparse:
-            fused[part] = torch.where(chosen[:, None], sparse[part], base[part])
-        elif part in base:
-            fused[part] = base[part]
-        elif part in sparse and bool(chosen.all()):  # every token takes the sparse codes
-            fused[part] = sparse[part]
-        else:
-            raise ValueError(f"fusion needs the base codes of {part.value}: "
-                             f"{'a token keeps them' if part in sparse else 'none given'}")
-    return fused
 
 
 def window_codes_len(codes: dict[BodyPart, torch.Tensor]) -> int:

@@ -35,25 +35,14 @@ from semtalk.models.generator_common import (
     GeneratorSizes,
     check_inputs,
     generator_config_problems,
-    run_code_heads,
 )
 from semtalk.models.pretrained import PretrainedModel
-from semtalk.modules.attention import (
-    PeriodicPositionalEncoding,
-    cross_query,
-    decode_with_memory,
-    memory_keys_values,
-    run_decoder,
-    self_attended,
-    transformer_decoder,
-)
+from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
 from semtalk.modules.audio_encoder import RhythmAudioEncoder
 from semtalk.modules.coarse2fine import CoarseToFine
-from semtalk.modules.code_heads import ResidualCodeHeads
+from semtalk.modules.code_heads import CodeHeads, ResidualCodeHeads
 from semtalk.modules.fusion import MLP
-from semtalk.modules.inference import cached, uses_fast_path
 from semtalk.modules.motion_encoder import SeedMotionEncoder
-from semtalk.modules.packed import Linear
 from semtalk.modules.temporal import TemporalDownsample, frames_to_tokens
 
 FACE, UPPER, HANDS, LOWER = BodyPart.FACE, BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
@@ -122,49 +111,22 @@ class FaceBranch(nn.Module):
         hidden, latent = sizes.hidden, sizes.latent
         self.speaker = nn.Embedding(num_speakers, hidden)
         self.seed = MLP(latent, hidden, latent)
-        self.memory = Linear(2 * latent, hidden)
+        self.memory = nn.Linear(2 * latent, hidden)
         self.position = PeriodicPositionalEncoding(hidden, period, dropout)
         self.decoder = transformer_decoder(hidden, sizes.heads, sizes.feedforward,
                                            sizes.face_layers, dropout)
-        self.out = nn.Sequential(Linear(hidden, latent), TemporalDownsample(latent),
+        self.out = nn.Sequential(nn.Linear(hidden, latent), TemporalDownsample(latent),
                                  MLP(latent, hidden, latent), TemporalDownsample(latent))
 
     def forward(self, seed: torch.Tensor, audio: torch.Tensor,
                 speaker: torch.Tensor) -> torch.Tensor:
-        """f_e ``[B, T/4, L]``.
+        """f_e ``[B, T/4, L]``."""
+        memory = self.memory(torch.cat([audio, self.seed(seed)], dim=-1))  # [B, T, 2L] -> H
+        return self.out(self.decoder(self.query(speaker, seed.shape[1]), memory))
 
-        The decoder's target is the speakers' embedding plus positions, the same in every
-        window, so in inference its first layer's self-attention and cross-attention query
-        are computed once per speakers and length and kept (exactly what each window would
-        compute)."""
-        memory = torch.cat([audio, self.seed(seed)], dim=-1)  # [B, T, 2L], then Linear -> H
-        if uses_fast_path(self.decoder):
-            keys_values = memory_keys_values(self.decoder, [self.decoder], memory,
-                                             self.memory)[0]
-            first = self._first_layer(speaker, seed.shape[1])
-            return self.out(decode_with_memory(self.decoder, first[0], keys_values, first))
-        return self.out(run_decoder(self.decoder, self._query(speaker, seed.shape[1]), memory,
-                                    self.memory))
-
-    def _query(self, speaker: torch.Tensor, frames: int) -> torch.Tensor:
-        """The decoder's target ``PE(spk)``: ``[B, T, H]``."""
+    def query(self, speaker: torch.Tensor, frames: int) -> torch.Tensor:
+        """The decoder's target ``PE(spk)``: ``[B, T, H]`` (the same in every window)."""
         return self.position(self.speaker(speaker)[:, None].expand(len(speaker), frames, -1))
-
-    def _first_layer(self, speaker: torch.Tensor,
-                     frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first decoder layer's self-attended target and cross-attention query for these
-        speakers and length, kept until a parameter they read changes (its dtype and device
-        included)."""
-        layer = self.decoder.layers[0]
-        sources = [self.speaker.weight, *layer.self_attn.parameters(), *layer.norm1.parameters(),
-                   layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias]
-        known: dict[tuple[object, ...], tuple[torch.Tensor, torch.Tensor]] = cached(
-            self, "first_layer", sources, dict)
-        key = (tuple(speaker.tolist()), frames)
-        if key not in known:
-            attended = self_attended(layer, self._query(speaker, frames))
-            known[key] = (attended, cross_query(layer.multihead_attn, attended))
-        return known[key]
 
 
 @dataclass
@@ -231,7 +193,7 @@ class BaseMotionGenerator(PretrainedModel):
             CoarseToFine(BASE_COARSE_TO_FINE, latent, sizes.latent_heads,
                          sizes.latent_feedforward, sizes.coarse2fine_layers, config.dropout)
             if config.use_coarse2fine else None)
-        self.code_heads = nn.ModuleDict({
+        self.code_heads = CodeHeads({
             part.value: ResidualCodeHeads(latent, hidden, codes.codebook_size,
                                           codes.num_quantizers, sizes.residual_layers,
                                           sizes.residual_heads, sizes.residual_feedforward,
@@ -290,5 +252,5 @@ class BaseMotionGenerator(PretrainedModel):
                       ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
         """Step 7, the residual code heads of ``parts`` (default all four): ``(logits, latents)``
         as in :class:`GeneratorOutput`. Generation skips the parts it will not use."""
-        return run_code_heads(self.code_heads, encoding.features, encoding.conditions,
-                              self.parts if parts is None else parts)
+        return self.code_heads(encoding.features, encoding.conditions,
+                               self.parts if parts is None else parts)

@@ -21,13 +21,10 @@ from semtalk.body.parts import BodyPart
 from semtalk.models.generator_common import GeneratorSizes
 from semtalk.modules.attention import (
     PeriodicPositionalEncoding,
-    run_decoder,
-    run_encoder,
     transformer_decoder,
     transformer_encoder,
 )
 from semtalk.modules.fusion import MLP
-from semtalk.modules.packed import Linear
 from semtalk.modules.temporal import TemporalDownsample
 
 BODY_PARTS: tuple[BodyPart, ...] = (BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER)
@@ -63,10 +60,10 @@ class BodyBranch(nn.Module):
         layer = dict(dim=hidden, heads=sizes.heads, feedforward=sizes.feedforward,
                      dropout=dropout)
         self.speaker = nn.Embedding(num_speakers, hidden)
-        self.seed = nn.Sequential(MLP(latent, hidden, latent), Linear(latent, hidden))
+        self.seed = nn.Sequential(MLP(latent, hidden, latent), nn.Linear(latent, hidden))
         self.position = PeriodicPositionalEncoding(hidden, period, dropout)
         self.self_attention = transformer_encoder(layers=sizes.self_layers, **layer)
-        self.word_memory = Linear(latent, hidden)
+        self.word_memory = nn.Linear(latent, hidden)
         self.word_hints = transformer_decoder(layers=sizes.word_layers, **layer)
         self.downsample = TemporalDownsample(hidden)
         self.speaker_downsample = TemporalDownsample(hidden)
@@ -75,7 +72,7 @@ class BodyBranch(nn.Module):
         self.part_attention = nn.ModuleDict({
             n: transformer_decoder(layers=sizes.part_layers, **layer) for n in names})
         self.part_out = nn.ModuleDict({
-            n: nn.Sequential(Linear(hidden, latent), TemporalDownsample(latent))
+            n: nn.Sequential(nn.Linear(hidden, latent), TemporalDownsample(latent))
             for n in names})
 
     def forward(self, seed: torch.Tensor, speaker: torch.Tensor,
@@ -92,10 +89,9 @@ class BodyBranch(nn.Module):
         """Steps 1-4 (arguments as in :meth:`forward`)."""
         batch, frames = seed.shape[:2]
         spk = self.speaker(speaker)[:, None].expand(batch, frames, -1)  # [B, T, H]
-        x = run_encoder(self.self_attention, self.position(self.seed(seed) + spk))
+        x = self.self_attention(self.position(self.seed(seed) + spk))
         if memory is not None:
-            x = x + run_decoder(self.word_hints, self.position(x + spk), memory,
-                                self.word_memory)
+            x = x + self.word_hints(self.position(x + spk), self.word_memory(memory))
         x = self.downsample(x)  # [B, T/2, H]
         return BodyTrunk(speaker=self.speaker_downsample(spk),
                          lifted={part: self.part_mlps[part.value](x) for part in BODY_PARTS})
@@ -104,6 +100,6 @@ class BodyBranch(nn.Module):
         """Step 5 for one part: ``f_p [B, T/4, L]``."""
         lifted = trunk.lifted
         others = sum(lifted[other] for other in BODY_PARTS if other != part)
-        attended = run_decoder(self.part_attention[part.value],
-                               self.position(lifted[part] + trunk.speaker), others)
+        attended = self.part_attention[part.value](self.position(lifted[part] + trunk.speaker),
+                                                   others)
         return self.part_out[part.value](attended + lifted[part])

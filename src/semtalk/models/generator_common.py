@@ -7,7 +7,6 @@ tokens, ``Q`` RVQ layers, ``K`` codes per layer, ``D`` code/latent channels.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +15,6 @@ from torch import nn
 
 from semtalk.body.parts import BodyPart
 from semtalk.models.rvqvae import RVQVAEConfig
-from semtalk.modules.inference import uses_fast_path
-from semtalk.modules.stacked_heads import run_stacked, stacked_weights, take_heads
 
 FRAMES_PER_TOKEN = 4
 """The generators halve the frame rate twice (two stride-2 convs), so a token is 4 frames."""
@@ -185,33 +182,6 @@ class GeneratorOutput:
     def codes(self) -> dict[BodyPart, torch.Tensor]:
         """Most likely code of every layer: ``{part: [B, N, Q]}`` long."""
         return {part: logits.argmax(dim=-1) for part, logits in self.logits.items()}
-
-
-def run_code_heads(heads: nn.ModuleDict, features: Mapping[BodyPart, torch.Tensor],
-                   conditions: Mapping[BodyPart, torch.Tensor], parts: Iterable[BodyPart]
-                   ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
-    """``(logits, latents)`` of the residual code heads ``heads[part]`` of every part in
-    ``parts``, each reading ``features[part]`` and attending to ``conditions[part]``.
-
-    In inference (:func:`~semtalk.modules.inference.uses_fast_path`) several parts run as one
-    stacked pass (:mod:`semtalk.modules.stacked_heads`; equal up to float rounding)."""
-    parts = tuple(parts)
-    every = (stacked_weights(heads, "stacked_heads", list(heads.values()))
-             if len(parts) > 1 and uses_fast_path(heads) else None)
-    if every is not None:
-        # one stack of all the model's heads, cached; the parts asked for are a view of it
-        # (a copy when they are not neighbours in the module's order)
-        names = list(heads.keys())
-        stacked_logits, stacked_latents = run_stacked(
-            take_heads(every, [names.index(part.value) for part in parts]),
-            torch.stack([features[part] for part in parts]),
-            torch.stack([conditions[part] for part in parts]))
-        return ({part: stacked_logits[k] for k, part in enumerate(parts)},
-                {part: stacked_latents[k] for k, part in enumerate(parts)})
-    logits, latents = {}, {}
-    for part in parts:
-        logits[part], latents[part] = heads[part.value](features[part], conditions[part])
-    return logits, latents
 
 
 def _describe(tensor: object) -> str:

@@ -50,21 +50,15 @@ from semtalk.models.generator_common import (
     GeneratorSizes,
     check_inputs,
     generator_config_problems,
-    run_code_heads,
 )
 from semtalk.models.pretrained import PretrainedModel
-from semtalk.modules.attention import (
-    PeriodicPositionalEncoding,
-    run_decoder,
-    transformer_decoder,
-)
+from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
 from semtalk.modules.audio_encoder import SpeechEncoder
 from semtalk.modules.coarse2fine import CoarseToFine
-from semtalk.modules.code_heads import ResidualCodeHeads
+from semtalk.modules.code_heads import CodeHeads, ResidualCodeHeads
 from semtalk.modules.fusion import MLP, ChannelFusion
 from semtalk.modules.gate import GATE_MODES, SemanticGate
 from semtalk.modules.motion_encoder import SeedMotionEncoder
-from semtalk.modules.packed import Linear
 from semtalk.modules.temporal import tokens_to_frames
 
 UPPER, HANDS, LOWER = BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
@@ -163,9 +157,9 @@ class SemanticEncoder(nn.Module):
         super().__init__()
         sizes, latent = config.sizes, config.sizes.latent
         self.word_embedding = nn.Embedding(config.vocab_size, config.word_dim)
-        self.word_projection = Linear(config.word_dim, latent)
-        self.sentence_projection = Linear(config.sentence_dim, latent)
-        self.emotion_projection = Linear(config.emotion_dim, latent)
+        self.word_projection = nn.Linear(config.word_dim, latent)
+        self.sentence_projection = nn.Linear(config.sentence_dim, latent)
+        self.emotion_projection = nn.Linear(config.emotion_dim, latent)
         self.context_fusion = ChannelFusion(latent)
         self.position = PeriodicPositionalEncoding(latent, config.window, config.dropout)
         self.decoder = transformer_decoder(latent, sizes.latent_heads, sizes.latent_feedforward,
@@ -179,7 +173,7 @@ class SemanticEncoder(nn.Module):
         words = self.word_projection(self.word_embedding(word_ids))  # φ_l [B, T, L]
         context = self.context_fusion(self.sentence_projection(sentence),
                                       self.emotion_projection(emotion))[:, None]  # [B, 1, L]
-        semantic = run_decoder(self.decoder, self.position(words), context)
+        semantic = self.decoder(self.position(words), context)
         return self.speech_fusion(semantic, self.speech(speech))
 
 
@@ -210,7 +204,7 @@ class SparseMotionGenerator(PretrainedModel):
         self.blend = (nn.ModuleDict({part.value: MLP(latent, hidden, latent)
                                      for part in self.parts})
                       if config.blend_base else None)
-        self.code_heads = nn.ModuleDict({
+        self.code_heads = CodeHeads({
             part.value: ResidualCodeHeads(latent, hidden, codes.codebook_size,
                                           codes.num_quantizers, sizes.residual_layers,
                                           sizes.residual_heads, sizes.residual_feedforward,
@@ -302,8 +296,7 @@ class SparseMotionGenerator(PretrainedModel):
                       ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
         """Step 7, the code heads of ``parts`` (default all three), attending to f_t."""
         parts = self.parts if parts is None else parts
-        return run_code_heads(self.code_heads, features,
-                              dict.fromkeys(parts, score.semantic), parts)
+        return self.code_heads(features, dict.fromkeys(parts, score.semantic), parts)
 
     def blend_base(self, sparse: Mapping[BodyPart, torch.Tensor],
                    base: Mapping[BodyPart, torch.Tensor] | None,

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.conv import Conv1d
 from semtalk.modules.fusion import MLP, ChannelFusion
 
 
@@ -22,9 +21,9 @@ class SpeechEncoder(nn.Module):
 
     def __init__(self, speech_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.first = Conv1d(speech_dim, out_dim, 3, padding=1, bias=False)
+        self.first = nn.Conv1d(speech_dim, out_dim, 3, padding=1, bias=False)
         self.norm = nn.BatchNorm1d(out_dim)
-        self.second = Conv1d(out_dim, out_dim, 3, padding=1, bias=False)
+        self.second = nn.Conv1d(out_dim, out_dim, 3, padding=1, bias=False)
 
     def forward(self, speech: torch.Tensor) -> torch.Tensor:
         """``[B, T, speech_dim] -> [B, T, out_dim]``."""

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from semtalk.body.parts import BodyPart
-from semtalk.modules.attention import run_decoder, transformer_decoder
+from semtalk.modules.attention import transformer_decoder
 
 Schedule = Sequence[tuple[BodyPart, Sequence[tuple[BodyPart, bool]]]]
 
@@ -52,5 +52,5 @@ class CoarseToFine(nn.Module):
         for target, sources in self.schedule:
             memory = sum(refined[part] if use_refined else features[part]
                          for part, use_refined in sources)
-            refined[target] = run_decoder(self.decoders[target.value], features[target], memory)
+            refined[target] = self.decoders[target.value](features[target], memory)
         return refined

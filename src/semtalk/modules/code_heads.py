@@ -10,26 +10,20 @@ condition (the fused audio, or the semantic feature f_t in the sparse model):
 - ``logits_k = MLP(D, D, K)(z_k)``.
 
 ``z_0 .. z_{Q-1}`` are regressed onto the tokenizer's per-layer code vectors (spec §5.2 step 11).
-
-In inference (:func:`~semtalk.modules.inference.uses_fast_path`) the keys and values of the
-condition for all ``(Q - 1) x layers`` decoder layers are computed once, up front
-(:func:`~semtalk.modules.attention.memory_keys_values`); the outputs equal the plain path's up to
-float rounding.
+:class:`CodeHeads` holds one such head per body part. (The CPU inference fast path, several
+parts' heads in one stacked pass, lives in :mod:`semtalk.inference.heads`.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 
-from semtalk.modules.attention import (
-    decode_with_memory,
-    memory_keys_values,
-    transformer_decoder,
-)
+from semtalk.body.parts import BodyPart
+from semtalk.modules.attention import transformer_decoder
 from semtalk.modules.fusion import MLP
-from semtalk.modules.inference import uses_fast_path
-from semtalk.modules.packed import Linear
 
 
 class ResidualCodeHeads(nn.Module):
@@ -48,7 +42,7 @@ class ResidualCodeHeads(nn.Module):
         super().__init__()
         self.first_logits = MLP(dim, hidden_dim, codebook_size)
         residual = num_quantizers - 1
-        self.mixers = nn.ModuleList(Linear(k * dim, dim) for k in range(2, residual + 1))
+        self.mixers = nn.ModuleList(nn.Linear(k * dim, dim) for k in range(2, residual + 1))
         self.decoders = nn.ModuleList(transformer_decoder(dim, heads, feedforward, layers, dropout)
                                       for _ in range(residual))
         self.logits = nn.ModuleList(MLP(dim, dim, codebook_size) for _ in range(residual))
@@ -56,15 +50,26 @@ class ResidualCodeHeads(nn.Module):
     def forward(self, x: torch.Tensor,
                 cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of every layer and the predicted code vectors ``z_0 .. z_{Q-1}``."""
-        memory = (memory_keys_values(self, list(self.decoders), cond)
-                  if uses_fast_path(self) and len(self.decoders) else None)
         latents = [x]
         logits = [self.first_logits(x)]
         for k, (decoder, head) in enumerate(zip(self.decoders, self.logits, strict=True), 1):
             query = x if k == 1 else self.mixers[k - 2](torch.cat(latents, dim=-1))
-            attended = (decoder(query, cond) if memory is None
-                        else decode_with_memory(decoder, query, memory[k - 1]))
-            z = attended + query
+            z = decoder(query, cond) + query
             latents.append(z)
             logits.append(head(z))
         return torch.stack(logits, dim=2), torch.stack(latents, dim=1)
+
+
+class CodeHeads(nn.ModuleDict):
+    """The residual code heads of a generator's parts, ``{part name: ResidualCodeHeads}``."""
+
+    def forward(self, features: Mapping[BodyPart, torch.Tensor],
+                conditions: Mapping[BodyPart, torch.Tensor], parts: Sequence[BodyPart]
+                ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
+        """``(logits, latents)`` of the heads of ``parts``, each reading ``features[part]``
+        and attending to ``conditions[part]``: ``{part: [B, N, Q, K]}``,
+        ``{part: [B, Q, N, D]}``."""
+        logits, latents = {}, {}
+        for part in parts:
+            logits[part], latents[part] = self[part.value](features[part], conditions[part])
+        return logits, latents

@@ -2,7 +2,8 @@
 
 The layout follows T2M-GPT / MoMask as the official SemTalk code uses it (no normalisation,
 ReLU activations). :class:`ConvEncoder` and :class:`ConvDecoder` take and return channels-last
-tensors ``[B, T, D]``; the blocks inside work channels-first ``[B, C, T]``.
+tensors ``[B, T, D]``; the blocks inside work channels-first ``[B, C, T]``. (Their CPU inference
+fast path, convolutions as unfolded products, lives in :mod:`semtalk.inference.conv`.)
 """
 
 from __future__ import annotations
@@ -11,52 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.inference import cached, uses_fast_path
-from semtalk.modules.packed import Product, prepare
-
-
-def unfolded_product(owner: nn.Module, conv: nn.Conv1d) -> Product:
-    """``conv`` as one product over its ``k`` input frames stacked along channels: weight
-    ``[C_out, k * C_in]``, kernel tap major, packed where supported
-    (:mod:`semtalk.modules.packed`). Kept on ``owner`` until a parameter changes."""
-    sources = [conv.weight] if conv.bias is None else [conv.weight, conv.bias]
-    return cached(owner, "unfolded_product", sources, lambda: prepare(
-        conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1), conv.bias))
-
-
-class Conv1d(nn.Conv1d):
-    """``nn.Conv1d`` (same parameters, state dict and training). In inference a stride-1,
-    zero-padded, ungrouped conv runs as one product over the ``k`` shifted copies of its input
-    (im2col; :func:`unfolded_product`), when its weight is packed or it is dilated: PyTorch's
-    CPU conv kernels are 1.3-3.5x slower at the 16-64-frame lengths of generation. Equal up to
-    float rounding. ``[B, C, T]`` in and out
-    (the result is a channels-last tensor viewed as ``[B, C, T]``)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C_in, T] -> [B, C_out, T']``."""
-        if (not uses_fast_path(self) or self.stride[0] != 1 or self.groups != 1
-                or self.padding_mode != "zeros" or isinstance(self.padding, str)):
-            return super().forward(x)
-        kernel, dilation, padding = self.kernel_size[0], self.dilation[0], self.padding[0]
-        product = unfolded_product(self, self)
-        if product.packed is None and dilation == 1:  # small: PyTorch's kernel is as fast
-            return super().forward(x)
-        rows = x.transpose(1, 2)  # [B, T, C_in]
-        if kernel > 1 or padding:
-            padded = F.pad(rows, (0, 0, padding, padding))
-            frames = padded.shape[1] - dilation * (kernel - 1)
-            rows = torch.cat([padded[:, k * dilation:k * dilation + frames]
-                              for k in range(kernel)], dim=-1)  # [B, T', k C_in]
-        return product(rows).transpose(1, 2)
-
 
 class ResConv1DBlock(nn.Module):
     """``x + Dropout(Conv1x1(ReLU(DilatedConv3(ReLU(x)))))`` on ``[B, C, T]`` (length kept)."""
 
     def __init__(self, width: int, dilation: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        self.dilated = Conv1d(width, width, kernel_size=3, dilation=dilation, padding=dilation)
-        self.pointwise = Conv1d(width, width, kernel_size=1)
+        self.dilated = nn.Conv1d(width, width, kernel_size=3, dilation=dilation, padding=dilation)
+        self.pointwise = nn.Conv1d(width, width, kernel_size=1)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,11 +52,11 @@ class ConvEncoder(nn.Module):
     def __init__(self, input_dim: int, width: int, code_dim: int, down_t: int, depth: int,
                  dilation_growth: int, dropout: float = 0.0) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Conv1d(input_dim, width, 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [nn.Conv1d(input_dim, width, 3, padding=1), nn.ReLU()]
         for _ in range(down_t):
             layers += [nn.Conv1d(width, width, 4, stride=2, padding=1),
                        Resnet1D(width, depth, dilation_growth, True, dropout)]
-        layers.append(Conv1d(width, code_dim, 3, padding=1))
+        layers.append(nn.Conv1d(width, code_dim, 3, padding=1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,13 +74,13 @@ class ConvDecoder(nn.Module):
     def __init__(self, output_dim: int, width: int, code_dim: int, up_t: int, depth: int,
                  dilation_growth: int, dropout: float = 0.0) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Conv1d(code_dim, width, 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [nn.Conv1d(code_dim, width, 3, padding=1), nn.ReLU()]
         for _ in range(up_t):
             layers += [Resnet1D(width, depth, dilation_growth, True, dropout),
                        nn.Upsample(scale_factor=2, mode="nearest"),
-                       Conv1d(width, width, 3, padding=1)]
-        layers += [Conv1d(width, width, 3, padding=1), nn.ReLU(),
-                   Conv1d(width, output_dim, 3, padding=1)]
+                       nn.Conv1d(width, width, 3, padding=1)]
+        layers += [nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),
+                   nn.Conv1d(width, output_dim, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semtalk.modules.packed import Linear
-
 
 class MLP(nn.Sequential):
     """``Linear(in -> hidden) -> LeakyReLU(0.2) -> Linear(hidden -> out)`` on the last axis."""
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
-        super().__init__(Linear(in_dim, hidden_dim), nn.LeakyReLU(0.2),
-                         Linear(hidden_dim, out_dim))
+        super().__init__(nn.Linear(in_dim, hidden_dim), nn.LeakyReLU(0.2),
+                         nn.Linear(hidden_dim, out_dim))
 
 
 class ChannelFusion(nn.Module):
@@ -28,7 +26,7 @@ class ChannelFusion(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
-        self.mix = Linear(2 * dim, 2 * dim)
+        self.mix = nn.Linear(2 * dim, 2 * dim)
 
     def weights(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``[..., D, 2]`` mixing weights (each pair sums to 1)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semtalk.modules.packed import Linear
 from semtalk.modules.temporal import frames_to_tokens
 
 GATE_MODES = ("learned", "random", "none")
@@ -32,7 +31,7 @@ class SemanticGate(nn.Module):
             raise ValueError(f"gate mode must be one of {GATE_MODES}, got {mode!r}")
         self.mode = mode
         self.frames_per_token = frames_per_token
-        self.classifier = Linear(dim, 2) if mode == "learned" else None
+        self.classifier = nn.Linear(dim, 2) if mode == "learned" else None
 
     def forward(self, fusion: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Gate logits (learned mode only) and the semantic score ψ per token."""

@@ -13,16 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.conv import Conv1d
-
 
 class ResBlock1D(nn.Module):
     """``x + Conv3(LeakyReLU(Conv3(x)))`` on ``[B, C, T]`` (length kept)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.first = Conv1d(channels, channels, 3, padding=1)
-        self.second = Conv1d(channels, channels, 3, padding=1)
+        self.first = nn.Conv1d(channels, channels, 3, padding=1)
+        self.second = nn.Conv1d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, T] -> [B, C, T]``."""
@@ -38,7 +36,7 @@ class MotionConvEncoder(nn.Module):
             raise ValueError(f"the motion encoder needs >= 1 layer, got {layers}")
         stack: list[nn.Module] = []
         for index in range(layers):
-            stack += [Conv1d(in_dim if index == 0 else out_dim, out_dim, 3, padding=1),
+            stack += [nn.Conv1d(in_dim if index == 0 else out_dim, out_dim, 3, padding=1),
                       nn.LeakyReLU(0.2), ResBlock1D(out_dim)]
         self.net = nn.Sequential(*stack)
 

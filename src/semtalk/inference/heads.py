@@ -6,22 +6,22 @@ operators, so a head runs far below the CPU's (or GPU's) peak. With the weights 
 stacked (``[P, in, out]``), every step runs once for all parts as a batched product
 (``baddbmm``) and one attention call over ``P x B`` sequences: on 2 CPU cores the four
 parts of the paper-size base model take about two thirds of the time of four separate heads.
-Where the CPU's packed kernels serve (:mod:`semtalk.modules.packed`) the products run per head
+Where the CPU's packed kernels serve (:mod:`semtalk.inference.packed`) the products run per head
 from packed weights instead (faster than ``baddbmm`` there); attention and norms stay batched.
 
 The math is :class:`~semtalk.modules.code_heads.ResidualCodeHeads` with the decoder fast path
-(:func:`~semtalk.modules.attention.decode_with_memory`: post-norm, ReLU, no dropout); outputs
-equal the per-part heads' up to float rounding (tests compare both). The stacked (or packed)
-weights are a copy of all of a model's heads (for the paper sizes about 68 MB per part), built
-on first use
-and kept on the owner until a parameter changes (:func:`~semtalk.modules.inference.cached`);
-a subset of the parts runs from a view of it (:func:`take_heads`).
+(:class:`~semtalk.inference.attention.FastDecoder`: post-norm, ReLU, no dropout); outputs
+equal the per-part heads' up to float rounding (tests compare both). :class:`StackedCodeHeads`
+replaces a model's :class:`~semtalk.modules.code_heads.CodeHeads` in a prepared model and holds
+the stacked (or packed) weights only, not the per-part heads' (for the paper sizes about 68 MB
+per part); a subset of the parts runs from a view of them (:func:`take_heads`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semtalk.modules.attention import memory_weights
-from semtalk.modules.code_heads import ResidualCodeHeads
-from semtalk.modules.inference import cached
-from semtalk.modules.packed import Product, packable, prepare
+from semtalk.body.parts import BodyPart
+from semtalk.inference.attention import memory_weights, supported_layers
+from semtalk.inference.packed import InferenceModule, PackedLinear, packable, release_parameters
+from semtalk.modules.code_heads import CodeHeads, ResidualCodeHeads
 
 Norm = tuple[torch.Tensor, torch.Tensor]
 """Stacked LayerNorm affine ``(weight [P, 1, D], bias [P, 1, D])``."""
@@ -43,14 +43,14 @@ class StackedLinear:
     """One Linear of ``P`` heads: ``x [P, M, in] -> [P, M, out]``.
 
     Either the weights stacked (``weight [P, in, out]``, one batched product) or, where the
-    CPU's packed kernels serve (:func:`~semtalk.modules.packed.packable`), one packed
-    :class:`~semtalk.modules.packed.Product` per head (faster than the batched product there, and
-    no stacked copy is kept). ``bias [P, 1, out]`` either way.
+    CPU's packed kernels serve (:func:`~semtalk.inference.packed.packable`), one
+    :class:`~semtalk.inference.packed.PackedLinear` per head (faster than the batched product
+    there, and no stacked copy is kept). ``bias [P, 1, out]`` either way.
     """
 
     bias: torch.Tensor
     weight: torch.Tensor | None = None
-    products: tuple[Product, ...] | None = None
+    products: tuple[PackedLinear, ...] | None = None
 
     def __call__(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
         """``[P, M, in] -> [P, M, out]``; ``relu``: ReLU applied to the result."""
@@ -93,11 +93,11 @@ class StackedWeights:
 
 def _stack_rows(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]) -> StackedLinear:
     """One stacked Linear from each head's ``weight [out, in]`` and ``bias [out]`` (a module's
-    own, or rows of a packed projection)."""
+    own, or rows of a projection)."""
     bias = torch.stack([b.detach()[None] for b in biases]).contiguous()
     if packable(weights[0]):
         return StackedLinear(bias, products=tuple(
-            prepare(w, b) for w, b in zip(weights, biases, strict=True)))
+            PackedLinear(w, b) for w, b in zip(weights, biases, strict=True)))
     return StackedLinear(bias, weight=torch.stack([w.detach().t() for w in weights]).contiguous())
 
 
@@ -114,9 +114,10 @@ def _shape_signature(head: ResidualCodeHeads) -> list[tuple[str, tuple[int, ...]
     return [(name, tuple(p.shape)) for name, p in head.named_parameters()]
 
 
-def can_stack(heads: Sequence[ResidualCodeHeads]) -> bool:
-    """True when the heads have the same layout (sizes and layer counts), so they stack."""
-    if len(heads) < 2:
+def can_stack(heads: Sequence[nn.Module]) -> bool:
+    """True when the heads are plain :class:`ResidualCodeHeads` of one layout (sizes and layer
+    counts) with decoders the fast path computes, so they stack."""
+    if len(heads) < 2 or any(type(h) is not ResidualCodeHeads for h in heads):
         return False
     first = heads[0]
     if len(first.decoders) == 0:
@@ -124,18 +125,24 @@ def can_stack(heads: Sequence[ResidualCodeHeads]) -> bool:
     signature = _shape_signature(first)
     head_count = first.decoders[0].layers[0].self_attn.num_heads
     return all(_shape_signature(h) == signature
-               and h.decoders[0].layers[0].self_attn.num_heads == head_count for h in heads[1:])
+               and h.decoders[0].layers[0].self_attn.num_heads == head_count
+               and all(type(d) is nn.TransformerDecoder and supported_layers(d.layers)
+                       for d in h.decoders) for h in heads)
 
 
-def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
-    """Stack the weights of ``heads`` (see :func:`can_stack`)."""
+def stack_weights(heads: Sequence[ResidualCodeHeads], release: bool = False) -> StackedWeights:
+    """Stack the weights of ``heads`` (see :func:`can_stack`); ``release``: free the heads'
+    decoder weights layer by layer once stacked (the heads are then unusable)."""
     first = heads[0]
     attention = first.decoders[0].layers[0].self_attn
     dim = attention.embed_dim
-    # every decoder layer's memory keys and values, as the per-head fast path packs them (its
-    # layout check included: post-norm, ReLU, packed biased projections)
-    memory = _stack_rows(*zip(*(memory_weights(list(h.decoders), None) for h in heads),
-                              strict=True))
+
+    def every_memory_product(head: ResidualCodeHeads) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = list(memory_weights([layer for d in head.decoders for layer in d.layers]))
+        return torch.cat([w for w, _ in pairs]), torch.cat([b for _, b in pairs])
+
+    # every decoder layer's memory keys and values in one product per head
+    memory = _stack_rows(*zip(*(every_memory_product(h) for h in heads), strict=True))
     layers = []
     for k, decoder in enumerate(first.decoders):
         stack_k = []
@@ -155,6 +162,8 @@ def stack_weights(heads: Sequence[ResidualCodeHeads]) -> StackedWeights:
                        _stack_norm([la.norm2 for la in per_head]),
                        _stack_norm([la.norm3 for la in per_head])),
                 eps=(per_head[0].norm1.eps, per_head[0].norm2.eps, per_head[0].norm3.eps)))
+            if release:
+                release_parameters(*per_head)
         layers.append(stack_k)
     return StackedWeights(
         first_logits=(_stack_linear([h.first_logits[0] for h in heads]),
@@ -206,6 +215,8 @@ def run_stacked(weights: StackedWeights, x: torch.Tensor,
                 cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``x [P, B, N, D]``, ``cond [P, B, T, D]`` -> logits ``[P, B, N, Q, K]`` and latents
     ``[P, B, Q, N, D]`` (each head's :meth:`ResidualCodeHeads.forward`, stacked)."""
+    if x.requires_grad or cond.requires_grad:
+        raise RuntimeError("stacked code heads are for inference only (no gradients)")
     parts, batch, tokens, dim = x.shape
     frames = cond.shape[2]
     heads, head_dim = weights.heads, dim // weights.heads
@@ -252,11 +263,39 @@ def run_stacked(weights: StackedWeights, x: torch.Tensor,
     return stacked_logits, stacked_latents.transpose(1, 2)
 
 
-def stacked_weights(owner: nn.Module, name: str,
-                    heads: Sequence[ResidualCodeHeads]) -> StackedWeights | None:
-    """The stacked weights of ``heads``, or None when they do not stack (:func:`can_stack`),
-    kept on ``owner`` as ``name`` until a parameter of theirs changes
-    (:func:`~semtalk.modules.inference.cached`)."""
-    sources = [p for head in heads for p in head.parameters()]
-    return cached(owner, name, sources,
-                  lambda: stack_weights(heads) if can_stack(heads) else None)
+class StackedCodeHeads(InferenceModule):
+    """A model's :class:`~semtalk.modules.code_heads.CodeHeads` in inference: the parts asked
+    for run as one stacked pass (:func:`run_stacked`) from a view of the stacked weights of
+    all the heads (a copy when they are not neighbours in the heads' order)."""
+
+    def __init__(self, heads: CodeHeads, release: bool = False) -> None:
+        """``release``: free the plain heads' decoder weights as they are stacked."""
+        super().__init__()
+        self.names = list(heads.keys())
+        self.weights = stack_weights(list(heads.values()), release)
+        self._views: dict[tuple[int, ...], StackedWeights] = {}
+        self._views_lock = threading.Lock()
+
+    def _taken(self, index: tuple[int, ...]) -> StackedWeights:
+        """The weights of the heads ``index``, views of neighbours kept for the next call."""
+        if index == tuple(range(len(self.names))):
+            return self.weights
+        view = self._views.get(index)
+        if view is None:
+            view = take_heads(self.weights, index)
+            if index == tuple(range(index[0], index[0] + len(index))):  # a view: no memory
+                with self._views_lock:
+                    self._views[index] = view
+        return view
+
+    def forward(self, features: Mapping[BodyPart, torch.Tensor],
+                conditions: Mapping[BodyPart, torch.Tensor], parts: Sequence[BodyPart]
+                ) -> tuple[dict[BodyPart, torch.Tensor], dict[BodyPart, torch.Tensor]]:
+        """As :meth:`CodeHeads.forward`: ``(logits, latents)`` of the heads of ``parts``."""
+        parts = tuple(parts)
+        stacked_logits, stacked_latents = run_stacked(
+            self._taken(tuple(self.names.index(part.value) for part in parts)),
+            torch.stack([features[part] for part in parts]),
+            torch.stack([conditions[part] for part in parts]))
+        return ({part: stacked_logits[k] for k, part in enumerate(parts)},
+                {part: stacked_latents[k] for k, part in enumerate(parts)})

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from semtalk.generation.lanes import Lanes, Task, lanes_available
+from semtalk.inference.lanes import Lanes, Task, lanes_available
 
 
 def _job(k: int) -> tuple[int, int, bool, bool, int]:

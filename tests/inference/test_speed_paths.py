@@ -1,15 +1,16 @@
-"""Speed paths change no output: the generators' inference fast path, the sparse model's
-score/predict split and generation skipping the sparse body branch when no token uses it."""
+"""Speed paths change no output: generators prepared for inference against the plain ones, the
+sparse model's score/predict split, stacked code heads, and generation's window graph skipping
+the sparse body branch when no token uses it."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from semtalk.body.parts import FULL_DIM, BodyPart
 from semtalk.data.textgrid import Word
@@ -22,14 +23,14 @@ from semtalk.generation.engine import (
     fuse_codes,
     window_starts,
 )
-from semtalk.generation.lanes import Lanes
 from semtalk.generation.speech import SpeechFeatures
+from semtalk.inference import prepare_for_inference
+from semtalk.inference.heads import StackedCodeHeads
+from semtalk.inference.lanes import Lanes
 from semtalk.models.base_generator import BaseMotionGenerator
 from semtalk.models.generator_common import GeneratorInputs, GeneratorOutput
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
-from semtalk.modules.code_heads import ResidualCodeHeads
-from semtalk.modules.inference import plain_inference
-from semtalk.modules.temporal import TemporalDownsample
+from semtalk.modules.code_heads import CodeHeads, ResidualCodeHeads
 from semtalk.training.presets import load_preset
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
@@ -85,14 +86,16 @@ def _assert_outputs(a: GeneratorOutput, b: GeneratorOutput, exact: bool) -> None
         torch.testing.assert_close(a.psi, b.psi, **tolerance)
 
 
-def test_generators_fast_path_matches_the_plain_layers_in_eval_mode() -> None:
+def test_prepared_generators_match_the_plain_ones() -> None:
     base, sparse = _models()
     base.eval(), sparse.eval()
+    fast_base = prepare_for_inference(copy.deepcopy(base))
+    fast_sparse = prepare_for_inference(copy.deepcopy(sparse))
+    assert isinstance(fast_base.code_heads, StackedCodeHeads)
     inputs = _inputs()
     with torch.inference_mode():
-        fast = _run(base, sparse, inputs)
-        with plain_inference():
-            plain = _run(base, sparse, inputs)
+        fast = _run(fast_base, fast_sparse, inputs)
+        plain = _run(base, sparse, inputs)
     for a, b in zip(fast, plain, strict=True):
         _assert_outputs(a, b, exact=False)
     for part in fast[0].rhythm:
@@ -100,18 +103,23 @@ def test_generators_fast_path_matches_the_plain_layers_in_eval_mode() -> None:
                                    **TOLERANCE)
 
 
-def test_training_mode_is_untouched_by_the_fast_path() -> None:
+def test_preparing_a_copy_leaves_the_plain_model_as_it_was() -> None:
+    """The plain model keeps its modules, state dict and training; the prepared copy refuses
+    to train."""
     base, sparse = _models()
+    state = {k: v.clone() for k, v in sparse.state_dict().items()}
+    kinds = [type(m) for m in sparse.modules()]
+    prepared = prepare_for_inference(copy.deepcopy(sparse))
+    assert [type(m) for m in sparse.modules()] == kinds
+    assert sparse.state_dict().keys() == state.keys()
+    assert all(torch.equal(v, state[k]) for k, v in sparse.state_dict().items())
+    assert type(sparse.code_heads) is CodeHeads and sparse.training
     inputs = _inputs()
-    with torch.no_grad():  # even without autograd, training mode takes the plain layers
-        trained = _run(base, sparse, inputs)
-        with plain_inference():
-            reference = _run(base, sparse, inputs)
-    for a, b in zip(trained, reference, strict=True):
-        _assert_outputs(a, b, exact=True)
-    out = sparse(inputs, base_features=trained[0].features)
+    out = sparse(inputs, base_features=base(inputs).features)
     out.logits[BodyPart.HANDS].sum().backward()
     assert sparse.semantic.word_embedding.weight.grad is not None
+    with pytest.raises(RuntimeError, match="prepared for inference"):
+        prepared.train()
 
 
 @pytest.mark.parametrize("gate", ["learned", "random"])
@@ -234,28 +242,14 @@ def test_two_lanes_give_the_same_motion(tiny_release: Path) -> None:
         np.testing.assert_array_equal(one.motion.trans, two.motion.trans)
 
 
-def test_downsample_fast_path_is_the_stride_two_conv() -> None:
-    torch.manual_seed(0)
-    layer = TemporalDownsample(24).eval()
-    x = torch.randn(3, 24, 16).transpose(1, 2)  # [3, 16, 24], not contiguous
-    with torch.inference_mode():
-        fast = layer(x)
-        with plain_inference():
-            plain = layer(x)
-    torch.testing.assert_close(fast, plain, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(fast[:, 2], layer.conv(x[:, 4:6].transpose(1, 2))[..., 0])
-    with torch.no_grad():  # a changed weight rebuilds the cached one
-        layer.conv.weight.mul_(2)
-    with torch.inference_mode():
-        torch.testing.assert_close(layer(x), layer.conv(x.transpose(1, 2)).transpose(1, 2))
-
-
 def test_generation_fast_path_gives_the_plain_motion(tiny_release: Path) -> None:
     model = SemTalk.from_pretrained(tiny_release)
+    reference = SemTalk.from_pretrained(tiny_release, fast=False)
+    assert isinstance(model.release.base.code_heads, StackedCodeHeads)
+    assert type(reference.release.base.code_heads) is CodeHeads
     features = _features(model, 190)
     fast = model.generate_features(features)
-    with plain_inference():
-        plain = model.generate_features(features)
+    plain = reference.generate_features(features)
     np.testing.assert_allclose(fast.token_psi, plain.token_psi, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(fast.sparse_tokens, plain.sparse_tokens)
     np.testing.assert_allclose(fast.motion.poses, plain.motion.poses, rtol=1e-4, atol=1e-5)
@@ -264,12 +258,7 @@ def test_generation_fast_path_gives_the_plain_motion(tiny_release: Path) -> None
 
 
 def test_stacked_code_heads_are_the_per_part_heads() -> None:
-    from semtalk.modules.stacked_heads import (
-        can_stack,
-        run_stacked,
-        stack_weights,
-        stacked_weights,
-    )
+    from semtalk.inference.heads import can_stack, run_stacked, stack_weights
 
     torch.manual_seed(0)
     heads = [ResidualCodeHeads(16, 24, 10, 4, 2, 4, 32, 0.1).eval() for _ in range(3)]
@@ -277,20 +266,35 @@ def test_stacked_code_heads_are_the_per_part_heads() -> None:
     assert can_stack(heads)
     assert not can_stack(heads[:1])
     assert not can_stack([*heads, ResidualCodeHeads(16, 24, 10, 3, 2, 4, 32, 0.1)])
-    owner = nn.Module()
-    assert stacked_weights(owner, "mixed", [*heads, ResidualCodeHeads(16, 24, 10, 3, 2, 4, 32,
-                                                                      0.1)]) is None
-    kept = stacked_weights(owner, "same", heads)
-    assert kept is not None and stacked_weights(owner, "same", heads) is kept
     with torch.inference_mode():
         logits, latents = run_stacked(stack_weights(heads), x, cond)
-        with plain_inference():
-            expected = [head(x[k], cond[k]) for k, head in enumerate(heads)]
+        expected = [head(x[k], cond[k]) for k, head in enumerate(heads)]
     assert logits.shape == (3, 2, 5, 4, 10) and latents.shape == (3, 2, 4, 5, 16)
     for k, (want_logits, want_latents) in enumerate(expected):
         torch.testing.assert_close(logits[k], want_logits, **TOLERANCE)
         torch.testing.assert_close(latents[k], want_latents, **TOLERANCE)
         assert torch.equal(logits[k].argmax(-1), want_logits.argmax(-1))
+
+
+def test_heads_that_do_not_stack_are_prepared_one_by_one() -> None:
+    """Code heads of different layouts stay a :class:`CodeHeads` of prepared heads, with the
+    plain heads' results."""
+    from semtalk.inference.attention import FastDecoder
+
+    torch.manual_seed(0)
+    parts = (BodyPart.UPPER, BodyPart.HANDS)
+    plain = CodeHeads({BodyPart.UPPER.value: ResidualCodeHeads(16, 24, 10, 4, 2, 4, 32, 0.1),
+                       BodyPart.HANDS.value: ResidualCodeHeads(16, 24, 10, 3, 2, 4, 32, 0.1)})
+    prepared = prepare_for_inference(copy.deepcopy(plain))
+    assert type(prepared) is CodeHeads
+    assert isinstance(prepared[BodyPart.HANDS.value].decoders[0], FastDecoder)
+    features = {part: torch.randn(2, 5, 16) for part in parts}
+    conditions = {part: torch.randn(2, 12, 16) for part in parts}
+    with torch.inference_mode():
+        got, _ = prepared(features, conditions, parts)
+        want, _ = plain.eval()(features, conditions, parts)
+    for part in parts:
+        torch.testing.assert_close(got[part], want[part], **TOLERANCE)
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["batched", "packed"])
@@ -299,8 +303,8 @@ def test_stacked_heads_of_some_parts_are_taken_from_one_stack(
     """Any subset of a model's heads runs from the one cached stack of all of them: a view
     for neighbours, a copy otherwise, with the same results as those heads alone; the same
     with per-head packed products (the packed weights shared, never copied)."""
-    from semtalk.modules import packed as packed_module
-    from semtalk.modules.stacked_heads import run_stacked, stack_weights, take_heads
+    from semtalk.inference import packed as packed_module
+    from semtalk.inference.heads import run_stacked, stack_weights, take_heads
 
     if packed and not packed_module.packing_supported():
         pytest.skip("this PyTorch has no oneDNN packed linear")
@@ -330,23 +334,25 @@ def test_stacked_heads_of_some_parts_are_taken_from_one_stack(
             take_heads(every, [])
 
 
-def test_generator_heads_stack_in_inference_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    import semtalk.models.generator_common as common
-
+def test_prepared_generator_runs_any_parts_from_its_stacked_heads() -> None:
+    """Every subset of parts (one part too) runs from the stacked heads, with the plain heads'
+    codes; the stacked heads hold no per-part heads."""
     base, _ = _models()
-    inputs = _inputs()
-    calls: list[int] = []
-    stacked = common.run_stacked
-    monkeypatch.setattr(common, "run_stacked", lambda *a: (calls.append(1), stacked(*a))[1])
     base.eval()
+    prepared = prepare_for_inference(copy.deepcopy(base))
+    assert isinstance(prepared.code_heads, StackedCodeHeads)
+    assert not list(prepared.code_heads.children())
+    inputs = _inputs()
     with torch.inference_mode():
-        base(inputs)
-        base.predict_codes(base.encode(inputs), (BodyPart.FACE,))  # one part: nothing to stack
-    assert calls == [1]
-    base.train()
-    with torch.no_grad():
-        base(inputs)
-    assert calls == [1]
+        encoding = base.encode(inputs)
+        for parts in ((BodyPart.FACE,), (BodyPart.HANDS, BodyPart.LOWER),
+                      (BodyPart.LOWER, BodyPart.FACE), base.parts):
+            got, _ = prepared.predict_codes(encoding, parts)
+            want, _ = base.predict_codes(encoding, parts)
+            assert got.keys() == want.keys() == set(parts)
+            for part in parts:
+                torch.testing.assert_close(got[part], want[part], **TOLERANCE)
+                assert torch.equal(got[part].argmax(-1), want[part].argmax(-1))
 
 
 def test_bf16_precision_is_opt_in_and_close(tiny_release: Path) -> None:
@@ -358,6 +364,13 @@ def test_bf16_precision_is_opt_in_and_close(tiny_release: Path) -> None:
     fast = SemTalk.from_pretrained(tiny_release, precision="bf16")
     assert next(fast.release.sparse.parameters()).dtype == torch.bfloat16
     assert next(fast.release.tokenizer.parameters()).dtype == torch.float32
+    from semtalk.inference.packed import PackedLinear
+
+    assert not any(isinstance(m, PackedLinear) for m in fast.release.base.modules())  # fp32 only
+    assert any(isinstance(m, PackedLinear) for m in exact.release.base.modules()) == (
+        any(isinstance(m, PackedLinear) for m in exact.release.sparse.modules()))
+    with pytest.raises(ValueError, match="another precision"):
+        SemTalk(fast.release, None, precision="fp32")
     features = _features(exact, 190)
     a = exact.generate_features(features)
     b = fast.generate_features(features)
@@ -394,14 +407,14 @@ def test_seed_independent_work_in_any_batch_size_gives_the_same_motion(
 def test_head_groups_cover_each_models_parts_in_neighbouring_stacks() -> None:
     """Every part a window needs gets its heads from exactly the models fusion reads, each
     group a run of neighbouring parts (a view of the cached stack)."""
-    from semtalk.generation.engine import _head_groups
+    from semtalk.inference.window import head_groups
 
     face, upper, hands, lower = BodyPart.FACE, BodyPart.UPPER, BodyPart.HANDS, BodyPart.LOWER
     body = (upper, hands, lower)
     cases = {"both": (body, body), "sparse only": ((), body), "base only": (body, ())}
     orders = {"base": (face, *body), "sparse": body}
     for name, (base_body, sparse_parts) in cases.items():
-        groups = _head_groups(base_body, sparse_parts)
+        groups = head_groups(base_body, sparse_parts)
         covered: dict[str, list[BodyPart]] = {"base": [], "sparse": []}
         for model, parts in groups.values():
             order = orders[model]
@@ -414,13 +427,15 @@ def test_head_groups_cover_each_models_parts_in_neighbouring_stacks() -> None:
 
 
 def test_face_branch_keeps_its_first_layer_per_speaker() -> None:
-    """The face decoder's target (speaker + positions) is the same in every window: its first
-    layer's self-attention and query are computed once per speakers and length, give exactly
-    the per-window values, and follow a changed weight."""
-    from semtalk.modules.attention import decode_with_memory, memory_keys_values
+    """The face decoder's target (speaker + positions) is the same in every window: the
+    prepared face branch computes its first layer's self-attention and query once per speakers
+    and length, exactly the per-window values, equal to the plain branch's output."""
+    from semtalk.inference.prepare import FastFaceBranch
 
     base, _ = _models()
-    face = base.face.eval()
+    plain = base.face.eval()
+    face = prepare_for_inference(copy.deepcopy(plain))
+    assert isinstance(face, FastFaceBranch)
     torch.manual_seed(5)
     seed, audio = torch.randn(1, 16, 32), torch.randn(1, 16, 32)
     layer = face.decoder.layers[0]
@@ -430,17 +445,10 @@ def test_face_branch_keeps_its_first_layer_per_speaker() -> None:
         outputs = {spk: face(seed, audio, torch.tensor([spk])) for spk in (0, 1, 0)}
         assert len(calls) == 2  # once per speaker
         memory = torch.cat([audio, face.seed(seed)], dim=-1)
-        keys_values = memory_keys_values(face.decoder, [face.decoder], memory, face.memory)[0]
-        fresh = face.out(decode_with_memory(face.decoder, face._query(torch.tensor([0]), 16),
-                                            keys_values))
+        fresh = face.out(face.decoder.decode(face.query(torch.tensor([0]), 16),
+                                             face.decoder.keys_values(memory)))
         assert torch.equal(outputs[0], fresh)  # the kept first layer is the computed one
         assert not torch.allclose(outputs[0], outputs[1])
-        with plain_inference():
-            plain = face(seed, audio, torch.tensor([1]))
-        torch.testing.assert_close(outputs[1], plain, **TOLERANCE)
-        with torch.inference_mode(False), torch.no_grad():
-            layer.norm1.weight.mul_(0.5)
-        changed = face(seed, audio, torch.tensor([1]))
-        with plain_inference():
-            torch.testing.assert_close(changed, face(seed, audio, torch.tensor([1])), **TOLERANCE)
-    assert not torch.allclose(changed, outputs[1])
+        for spk in (0, 1):
+            torch.testing.assert_close(outputs[spk], plain(seed, audio, torch.tensor([spk])),
+                                       **TOLERANCE)
