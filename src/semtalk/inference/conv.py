@@ -43,6 +43,8 @@ class UnfoldedConv1d(InferenceModule):
     def __init__(self, conv: nn.Conv1d) -> None:
         super().__init__()
         self.kernel, self.dilation = conv.kernel_size[0], conv.dilation[0]
+        if isinstance(conv.padding, str):  # unfolds() takes numeric padding only
+            raise ValueError(f"an unfolded conv needs numeric padding, got {conv.padding!r}")
         self.padding = conv.padding[0]
         self.product = linear_product(unfolded_weight(conv).contiguous(), conv.bias)
 

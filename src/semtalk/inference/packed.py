@@ -83,6 +83,9 @@ class PackedLinear(InferenceModule):
     Holds the packed weight and the bias only (buffers ``packed`` and ``bias``), not ``W``.
     """
 
+    packed: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
@@ -108,6 +111,9 @@ class PackedLinear(InferenceModule):
 class DenseLinear(InferenceModule):
     """``x W^T + b`` with PyTorch's product (buffers ``weight [out, in]`` and ``bias``): where
     packing does not serve (see :func:`packable`)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()

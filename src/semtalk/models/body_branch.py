@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -43,6 +44,16 @@ class BodyTrunk:
     lifted: dict[BodyPart, torch.Tensor]
 
 
+class _StackSizes(TypedDict):
+    """The sizes every transformer stack of the branch shares (keyword arguments of
+    ``transformer_encoder`` / ``transformer_decoder``)."""
+
+    dim: int
+    heads: int
+    feedforward: int
+    dropout: float
+
+
 class BodyBranch(nn.Module):
     """``seed [B, T, L]``, ``speaker [B]``, ``memory [B, T, L] | None`` -> ``{part: [B, T/4, L]}``.
 
@@ -53,12 +64,17 @@ class BodyBranch(nn.Module):
         dropout: dropout of the transformer layers and the positional encoding.
     """
 
+    # swapped by prepare_for_inference: word_memory for nn.Identity once folded into
+    # word_hints, which becomes a FastDecoder
+    word_memory: nn.Module
+    word_hints: nn.Module
+
     def __init__(self, sizes: GeneratorSizes, num_speakers: int, period: int,
                  dropout: float) -> None:
         super().__init__()
         hidden, latent = sizes.hidden, sizes.latent
-        layer = dict(dim=hidden, heads=sizes.heads, feedforward=sizes.feedforward,
-                     dropout=dropout)
+        layer = _StackSizes(dim=hidden, heads=sizes.heads, feedforward=sizes.feedforward,
+                            dropout=dropout)
         self.speaker = nn.Embedding(num_speakers, hidden)
         self.seed = nn.Sequential(MLP(latent, hidden, latent), nn.Linear(latent, hidden))
         self.position = PeriodicPositionalEncoding(hidden, period, dropout)

@@ -198,7 +198,7 @@ def _check_tensor(name: str, tensor: object, shape: tuple[int, ...], kind: str) 
         and tensor.dtype != torch.bool,
         "bool": tensor.dtype == torch.bool,
     }[kind]
-    if not dtype_ok or tuple(tensor.shape) != shape:  # type: ignore[union-attr]
+    if not isinstance(tensor, torch.Tensor) or not dtype_ok or tuple(tensor.shape) != shape:
         wanted = "[" + ", ".join(str(s) for s in shape) + "]"
         article = "an" if kind == "integer" else "a"
         raise ValueError(f"inputs.{name} must be {article} {kind} tensor of shape {wanted}, "

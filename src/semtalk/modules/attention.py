@@ -23,6 +23,8 @@ class PeriodicPositionalEncoding(nn.Module):
     generators' length-T/2 stages) uses the first positions.
     """
 
+    table: torch.Tensor  # [period, D], a buffer
+
     def __init__(self, dim: int, period: int, dropout: float = 0.1) -> None:
         super().__init__()
         if dim < 2 or dim % 2:
