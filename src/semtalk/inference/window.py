@@ -28,6 +28,8 @@ from semtalk.models.sparse_generator import SemanticScore, SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
 
 Codes = dict[BodyPart, torch.Tensor]
+Results = Mapping[str, Any]
+"""What a task reads: the results of the tasks so far (``{name: value}``)."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,10 @@ def window_tasks(models: WindowModels, window: WindowInputs, beta: float,
     tasks["base face"] = Task(
         lambda r: base_model.face(r["base seed"], audio.face, batch.speaker), ("base seed",))
     for part in BODY_PARTS:
-        tasks[f"base {part.value}"] = Task(
-            lambda r, part=part: base_model.body.part(r["base trunk"], part), ("base trunk",))
+        def base_part(r: Results, part: BodyPart = part) -> torch.Tensor:
+            return base_model.body.part(r["base trunk"], part)
+
+        tasks[f"base {part.value}"] = Task(base_part, ("base trunk",))
     tasks["base refine"] = Task(
         lambda r: base_model.refine({part: r[f"base {part.value}"] for part in
                                      base_model.parts}, audio, rhythm=False),
@@ -122,34 +126,43 @@ def window_tasks(models: WindowModels, window: WindowInputs, beta: float,
     heads = head_groups(base_body, sparse_parts)
     for name, (model, parts) in heads.items():
         if model == "base":
-            tasks[name] = Task(
-                lambda r, parts=parts: base_model.predict_codes(r["base refine"], parts)[0],
-                ("base refine",))
+            def base_heads(r: Results, parts: tuple[BodyPart, ...] = parts
+                           ) -> dict[BodyPart, torch.Tensor]:
+                return base_model.predict_codes(r["base refine"], parts)[0]
+
+            tasks[name] = Task(base_heads, ("base refine",))
     if sparse_parts:
         for part in sparse_parts:
-            tasks[f"sparse {part.value}"] = Task(
-                lambda r, part=part: sparse_model.body.part(r["sparse trunk"], part),
-                ("sparse trunk",))
+            def sparse_part(r: Results, part: BodyPart = part) -> torch.Tensor:
+                return sparse_model.body.part(r["sparse trunk"], part)
+
+            tasks[f"sparse {part.value}"] = Task(sparse_part, ("sparse trunk",))
         tasks["sparse refine"] = Task(lambda r: _sparse_features(sparse_model, r, score),
                                       (*(f"sparse {p.value}" for p in sparse_parts),
                                        "base refine"))
         for name, (model, parts) in heads.items():
             if model == "sparse":
-                tasks[name] = Task(
-                    lambda r, parts=parts: sparse_model.predict_codes(
-                        r["sparse refine"], score, parts)[0], ("sparse refine",))
+                def sparse_heads(r: Results, parts: tuple[BodyPart, ...] = parts
+                                 ) -> dict[BodyPart, torch.Tensor]:
+                    return sparse_model.predict_codes(r["sparse refine"], score, parts)[0]
+
+                tasks[name] = Task(sparse_heads, ("sparse refine",))
     for part in BodyPart:
         sources = {model: name for name, (model, parts) in heads.items() if part in parts}
-        tasks[f"codes {part.value}"] = Task(
-            lambda r, part=part, sources=sources: _fused_part(part, r, sources, psi, beta),
-            tuple(sources.values()))
+
+        def fused_codes(r: Results, part: BodyPart = part,
+                        sources: dict[str, str] = sources) -> torch.Tensor:
+            return _fused_part(part, r, sources, psi, beta)
+
+        tasks[f"codes {part.value}"] = Task(fused_codes, tuple(sources.values()))
     if next_seed:
         tokenizer = models.tokenizer
         for part in BodyPart:
-            tasks[f"decode {part.value}"] = Task(
-                lambda r, part=part: tokenizer.decode_parts(
-                    {part: r[f"codes {part.value}"][None]})[part][0].float(),
-                (f"codes {part.value}",))
+            def decoded(r: Results, part: BodyPart = part) -> torch.Tensor:
+                codes = {part: r[f"codes {part.value}"][None]}
+                return tokenizer.decode_parts(codes)[part][0].float()
+
+            tasks[f"decode {part.value}"] = Task(decoded, (f"codes {part.value}",))
     return tasks
 
 
