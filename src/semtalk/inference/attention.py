@@ -16,6 +16,7 @@ plain stacks up to float rounding (tests compare both).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -27,12 +28,13 @@ KeysValues = tuple[torch.Tensor, torch.Tensor]
 """One layer's cross-attention keys and values, each ``[B, heads, M, D / heads]``."""
 
 
-def supported_layers(layers: Sequence[nn.Module]) -> bool:
+def supported_layers(
+        layers: Sequence[nn.TransformerEncoderLayer | nn.TransformerDecoderLayer]) -> bool:
     """True when the fast layers compute these PyTorch layers: post-norm, ReLU, batch-first,
     packed biased projections, no extra keys (the layers ``transformer_decoder`` and
     ``transformer_encoder`` build)."""
     for layer in layers:
-        attentions = [layer.self_attn] + ([layer.multihead_attn]
+        attentions = [layer.self_attn] + ([cast(nn.MultiheadAttention, layer.multihead_attn)]
                                           if hasattr(layer, "multihead_attn") else [])
         if (layer.norm_first or layer.activation is not F.relu or any(
                 not a.batch_first or not a._qkv_same_embed_dim or a.in_proj_bias is None

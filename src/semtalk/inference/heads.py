@@ -23,7 +23,7 @@ import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,7 @@ from semtalk.body.parts import BodyPart
 from semtalk.inference.attention import memory_weights, supported_layers
 from semtalk.inference.packed import InferenceModule, PackedLinear, packable, release_parameters
 from semtalk.modules.code_heads import CodeHeads, ResidualCodeHeads
+from semtalk.modules.fusion import MLP
 
 Norm = tuple[torch.Tensor, torch.Tensor]
 """Stacked LayerNorm affine ``(weight [P, 1, D], bias [P, 1, D])``."""
@@ -55,6 +56,8 @@ class StackedLinear:
     def __call__(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
         """``[P, M, in] -> [P, M, out]``; ``relu``: ReLU applied to the result."""
         if self.products is None:
+            if self.weight is None:
+                raise ValueError("a stacked Linear needs its stacked weight or its products")
             y = torch.baddbmm(self.bias, x, self.weight)
             return F.relu(y) if relu else y
         return torch.stack([product(x[index], relu)
@@ -114,40 +117,57 @@ def _shape_signature(head: ResidualCodeHeads) -> list[tuple[str, tuple[int, ...]
     return [(name, tuple(p.shape)) for name, p in head.named_parameters()]
 
 
+# Typed views of a plain head's modules: ResidualCodeHeads builds its decoders with
+# transformer_decoder, its mixers as nn.Linear and its logits as MLPs, and a head is stacked
+# before any of its modules is swapped for a fast one.
+def _decoders(head: ResidualCodeHeads) -> list[nn.TransformerDecoder]:
+    return [cast(nn.TransformerDecoder, decoder) for decoder in head.decoders]
+
+
+def _linear(module: nn.Module) -> nn.Linear:
+    return cast(nn.Linear, module)
+
+
+def _logits_mlp(head: ResidualCodeHeads, index: int) -> MLP:
+    return cast(MLP, head.logits[index])
+
+
 def can_stack(heads: Sequence[nn.Module]) -> bool:
     """True when the heads are plain :class:`ResidualCodeHeads` of one layout (sizes and layer
     counts) with decoders the fast path computes, so they stack."""
     if len(heads) < 2 or any(type(h) is not ResidualCodeHeads for h in heads):
         return False
-    first = heads[0]
+    residual = cast(Sequence[ResidualCodeHeads], heads)  # checked just above
+    first = residual[0]
     if len(first.decoders) == 0:
         return False
     signature = _shape_signature(first)
-    head_count = first.decoders[0].layers[0].self_attn.num_heads
+    head_count = _decoders(first)[0].layers[0].self_attn.num_heads
     return all(_shape_signature(h) == signature
-               and h.decoders[0].layers[0].self_attn.num_heads == head_count
+               and _decoders(h)[0].layers[0].self_attn.num_heads == head_count
                and all(type(d) is nn.TransformerDecoder and supported_layers(d.layers)
-                       for d in h.decoders) for h in heads)
+                       for d in h.decoders) for h in residual)
 
 
 def stack_weights(heads: Sequence[ResidualCodeHeads], release: bool = False) -> StackedWeights:
     """Stack the weights of ``heads`` (see :func:`can_stack`); ``release``: free the heads'
     decoder weights layer by layer once stacked (the heads are then unusable)."""
     first = heads[0]
-    attention = first.decoders[0].layers[0].self_attn
+    attention: nn.MultiheadAttention = _decoders(first)[0].layers[0].self_attn
     dim = attention.embed_dim
 
     def every_memory_product(head: ResidualCodeHeads) -> tuple[torch.Tensor, torch.Tensor]:
-        pairs = list(memory_weights([layer for d in head.decoders for layer in d.layers]))
+        pairs = list(memory_weights([layer for d in _decoders(head) for layer in d.layers]))
         return torch.cat([w for w, _ in pairs]), torch.cat([b for _, b in pairs])
 
     # every decoder layer's memory keys and values in one product per head
     memory = _stack_rows(*zip(*(every_memory_product(h) for h in heads), strict=True))
     layers = []
-    for k, decoder in enumerate(first.decoders):
+    for k, decoder in enumerate(_decoders(first)):
         stack_k = []
         for index in range(len(decoder.layers)):
-            per_head = [h.decoders[k].layers[index] for h in heads]
+            per_head: list[nn.TransformerDecoderLayer] = [_decoders(h)[k].layers[index]
+                                                          for h in heads]
             cross = [layer.multihead_attn for layer in per_head]
             stack_k.append(_Layer(
                 self_qkv=_stack_rows([la.self_attn.in_proj_weight for la in per_head],
@@ -166,12 +186,13 @@ def stack_weights(heads: Sequence[ResidualCodeHeads], release: bool = False) -> 
                 release_parameters(*per_head)
         layers.append(stack_k)
     return StackedWeights(
-        first_logits=(_stack_linear([h.first_logits[0] for h in heads]),
-                      _stack_linear([h.first_logits[2] for h in heads])),
-        mixers=[_stack_linear([h.mixers[i] for h in heads]) for i in range(len(first.mixers))],
+        first_logits=(_stack_linear([_linear(h.first_logits[0]) for h in heads]),
+                      _stack_linear([_linear(h.first_logits[2]) for h in heads])),
+        mixers=[_stack_linear([_linear(h.mixers[i]) for h in heads])
+                for i in range(len(first.mixers))],
         layers=layers, memory=memory,
-        logits=[(_stack_linear([h.logits[i][0] for h in heads]),
-                 _stack_linear([h.logits[i][2] for h in heads]))
+        logits=[(_stack_linear([_linear(_logits_mlp(h, i)[0]) for h in heads]),
+                 _stack_linear([_linear(_logits_mlp(h, i)[2]) for h in heads]))
                 for i in range(len(first.logits))],
         heads=attention.num_heads)
 
@@ -272,7 +293,9 @@ class StackedCodeHeads(InferenceModule):
         """``release``: free the plain heads' decoder weights as they are stacked."""
         super().__init__()
         self.names = list(heads.keys())
-        self.weights = stack_weights(list(heads.values()), release)
+        # a CodeHeads holds ResidualCodeHeads ({part name: ResidualCodeHeads})
+        self.weights = stack_weights([cast(ResidualCodeHeads, h) for h in heads.values()],
+                                     release)
         self._views: dict[tuple[int, ...], StackedWeights] = {}
         self._views_lock = threading.Lock()
 

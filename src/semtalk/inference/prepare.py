@@ -29,11 +29,18 @@ from __future__ import annotations
 import ctypes
 import functools
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
 
-from semtalk.inference.attention import FastDecoder, FastEncoder, KeysValues, supported_layers
+from semtalk.inference.attention import (
+    FastDecoder,
+    FastDecoderLayer,
+    FastEncoder,
+    KeysValues,
+    supported_layers,
+)
 from semtalk.inference.conv import FastDownsample, UnfoldedConv1d, unfolds
 from semtalk.inference.heads import StackedCodeHeads, can_stack
 from semtalk.inference.packed import InferenceModule, PackedLinear, packable
@@ -50,7 +57,12 @@ class FastFaceBranch(FaceBranch, InferenceModule):
     values, and the first decoder layer's self-attended target and cross-attention query
     computed once per speakers and length (exactly what each window would compute)."""
 
+    decoder: FastDecoder
+
     def __init__(self, face: FaceBranch) -> None:
+        if not isinstance(face.decoder, nn.TransformerDecoder):
+            raise TypeError("FastFaceBranch needs a plain face branch (an nn.TransformerDecoder), "
+                            f"got a {type(face.decoder).__name__}")
         nn.Module.__init__(self)
         self.speaker = face.speaker
         self.seed = _prepared_tree(face.seed)
@@ -72,7 +84,7 @@ class FastFaceBranch(FaceBranch, InferenceModule):
         key = (tuple(speaker.tolist()), frames)
         known = self._first.get(key)
         if known is None:
-            layer = self.decoder.layers[0]
+            layer = cast(FastDecoderLayer, self.decoder.layers[0])  # FastDecoder builds them
             attended = layer.self_attended(self.query(speaker, frames))
             known = self._first[key] = (attended, layer.cross_query(attended))
         return known
@@ -109,20 +121,20 @@ def _fold_word_memory(body: BodyBranch) -> None:
 
 def _fast(module: nn.Module) -> nn.Module | None:
     """The fast module that replaces ``module``, or None to keep it (and look inside)."""
-    kind = type(module)
-    if kind is FaceBranch and supported_layers(module.decoder.layers):
+    if (type(module) is FaceBranch and isinstance(module.decoder, nn.TransformerDecoder)
+            and supported_layers(module.decoder.layers)):
         return FastFaceBranch(module)
-    if kind is CodeHeads and can_stack(list(module.values())):
+    if type(module) is CodeHeads and can_stack(list(module.values())):
         return StackedCodeHeads(module, release=True)
-    if kind in (nn.TransformerDecoder, nn.TransformerEncoder):
-        return (FastDecoder(module, release=True) if kind is nn.TransformerDecoder
-                else FastEncoder(module)
-                ) if supported_layers(module.layers) else module
-    if kind is TemporalDownsample:
+    if type(module) is nn.TransformerDecoder:
+        return FastDecoder(module, release=True) if supported_layers(module.layers) else module
+    if type(module) is nn.TransformerEncoder:
+        return FastEncoder(module) if supported_layers(module.layers) else module
+    if type(module) is TemporalDownsample:
         return FastDownsample(module)
-    if kind is nn.Conv1d and unfolds(module):
+    if type(module) is nn.Conv1d and unfolds(module):
         return UnfoldedConv1d(module)
-    if kind is nn.Linear and packable(module.weight):
+    if type(module) is nn.Linear and packable(module.weight):
         return PackedLinear(module.weight, module.bias)
     if isinstance(module, (nn.MultiheadAttention, nn.TransformerDecoderLayer,
                            nn.TransformerEncoderLayer, InferenceModule)):

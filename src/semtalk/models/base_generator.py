@@ -105,6 +105,12 @@ class BaseGeneratorConfig:
 class FaceBranch(nn.Module):
     """``seed [B, T, L]``, ``audio [B, T, L]``, ``speaker [B]`` -> f_e ``[B, T/4, L]``."""
 
+    # swapped for fast modules in inference (FastFaceBranch: prepared copies of seed and out,
+    # a FastDecoder)
+    seed: nn.Module
+    decoder: nn.Module
+    out: nn.Module
+
     def __init__(self, sizes: GeneratorSizes, num_speakers: int, period: int,
                  dropout: float) -> None:
         super().__init__()
