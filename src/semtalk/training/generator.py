@@ -43,6 +43,7 @@ from semtalk.configs import load_stage_config
 from semtalk.errors import DataError
 from semtalk.features.cache import VOCAB as CACHE_VOCAB
 from semtalk.features.cache import FeatureCache
+from semtalk.inference import prepare_for_inference
 from semtalk.losses.generator import (
     code_classification_loss,
     gate_classification_loss,
@@ -281,7 +282,8 @@ class BaseSolver(_GeneratorSolver):
                 "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train]}
 
     def build_model(self) -> nn.Module:
-        self.tokenizer.to(self.device).eval()
+        # the frozen tokenizer only encodes targets: it runs prepared for inference
+        prepare_for_inference(self.tokenizer.to(self.device))  # in place
         return BaseMotionGenerator(self.model_config())
 
     def _rhythm(self, out: GeneratorOutput) -> dict[str, torch.Tensor]:
@@ -376,9 +378,10 @@ class SparseSolver(_GeneratorSolver):
                 "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train]}
 
     def build_model(self) -> nn.Module:
-        # The frozen stages move to the training device once, here, not on every step.
-        self.tokenizer.to(self.device).eval()
-        self.base.to(self.device).eval()
+        # The frozen stages move to the training device once, here, not on every step, and run
+        # prepared for inference (they only encode: targets, and the base features to blend).
+        prepare_for_inference(self.tokenizer.to(self.device))  # in place
+        prepare_for_inference(self.base.to(self.device))  # in place
         return SparseMotionGenerator(self.model_config())
 
     def _forward(self, model: nn.Module, batch: dict[str, torch.Tensor], mask: torch.Tensor,

@@ -25,6 +25,7 @@ Checkpoints hold tensors and plain values only and are read with ``weights_only=
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -42,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from semtalk.config import describe_difference, to_dict
 from semtalk.errors import DataError
 from semtalk.fileio import atomic_path, write_text_atomic
+from semtalk.inference import prepare_for_inference
 from semtalk.release import copy_folder, publish
 from semtalk.training.metric_log import MetricLogger
 
@@ -399,6 +401,9 @@ class Solver(ABC):
         """
         was_training = model.training
         model.eval()
+        # the metrics of this state of the model, from a copy prepared for inference (faster;
+        # equal to the plain model up to float rounding)
+        evaluated = prepare_for_inference(copy.deepcopy(model))
         rng = torch.get_rng_state()
         totals: dict[str, float] = {}
         collected: dict[str, list[torch.Tensor]] = {}
@@ -411,7 +416,7 @@ class Solver(ABC):
                          for k, v in batch.items()}
                 size = len(next(iter(batch.values())))
                 with self._autocast():
-                    values = self.validation_metrics(model, batch)
+                    values = self.validation_metrics(evaluated, batch)
                 for name, value in values.items():
                     if torch.is_tensor(value) and value.dim() > 0:
                         collected.setdefault(name, []).append(value.detach().float().cpu())
