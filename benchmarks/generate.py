@@ -278,8 +278,8 @@ def run_preset(args: argparse.Namespace, work: Path) -> None:
           f"{sizes['base']}, sparse {sizes['sparse']} parameters "
           f"(random weights), vocabulary {len(release.vocab)}")
     model.parallel = {"auto": None, "on": True, "off": False}[args.lanes]
-    lanes = (model.parallel if model.parallel is not None
-             else torch.get_num_threads() >= 2)
+    lanes = model.fast and (model.parallel if model.parallel is not None
+                            else torch.get_num_threads() >= 2)
     model.parallel = lanes
     print(f"   torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
           f"{'two lanes' if lanes else 'one lane'}, generators in {args.precision}"
