@@ -295,3 +295,8 @@ def test_emphasis_tokens_cover_the_frames_the_report_gives_the_word() -> None:
     edit = psi_edit(Emphasis(emphasize=("up",)), [word], 50)
     assert edit.record["emphasize"][0]["tokens"] == [30, 31]
     assert (edit.floor[30:31] == 0.9).all() and (edit.floor[31:] == 0).all()
+
+
+def test_auto_device_resolves_to_one_that_exists(tiny_release: Path) -> None:
+    model = SemTalk.from_pretrained(tiny_release, "auto")
+    assert model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -36,6 +36,7 @@ from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import num_frames_for, to_mono
 from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
+from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
 from semtalk.generation.outputs import Generation
@@ -146,7 +147,7 @@ class SemTalk:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         self.release = release
         self.featurizer = featurizer
-        self.device = torch.device(device)
+        self.device = resolve_device(str(device))
         self.beta = beta
         self.parallel = parallel
         if precision not in PRECISIONS:
@@ -184,6 +185,7 @@ class SemTalk:
         the release's features were computed with, when it used any. ``beta``, ``parallel``,
         ``precision`` and ``fast``: as in the constructor.
         """
+        device = resolve_device(str(device))  # "auto" included
         release = Release.load(path, device)
         featurizer = UtteranceFeaturizer(
             release.features, release.vocab, Path(path), hubert_model=hubert_model,

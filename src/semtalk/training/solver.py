@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from semtalk.config import describe_difference, to_dict
+from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.fileio import atomic_path, write_text_atomic
 from semtalk.inference import prepare_for_inference
@@ -158,19 +159,6 @@ class Distributed:
             dist.destroy_process_group()
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> this process's CUDA device when available, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r} requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
-
-
 def dataset_size(dataset: Dataset) -> int:
     """Examples in ``dataset`` (the solver's datasets are map-style, with a length)."""
     return len(cast(Sized, dataset))
@@ -259,7 +247,7 @@ class Solver(ABC):
         would (a later ``fit`` continues exactly); schedules still follow ``max_steps``.
         """
         cfg = self.solver_config
-        requested = resolve_device(cfg.device)
+        requested = resolve_device(cfg.device, local_rank=0)
         ddp = Distributed.from_environment(requested.type)
         try:
             self.device = resolve_device(cfg.device, ddp.local_rank)
