@@ -202,3 +202,18 @@ def test_prepared_generators_hold_no_dense_copy_of_packed_weights(
         assert packed + dense <= 1.02 * plain_bytes, (packed, dense, plain_bytes)
         assert dense < 0.35 * plain_bytes, (dense, plain_bytes)
         assert packed > 0.6 * plain_bytes
+
+
+def test_prepared_fgd_autoencoder_encodes_like_the_plain_one() -> None:
+    """Every semtalk model prepares: the FGD autoencoder (its convs swapped) still finds its
+    weights' dtype and encodes as the plain model does."""
+    from semtalk.metrics.fgd_encoder import FGDAutoencoder, FGDEncoderConfig
+
+    torch.manual_seed(0)
+    plain = FGDAutoencoder(FGDEncoderConfig()).eval()
+    prepared = prepare_for_inference(copy.deepcopy(plain))
+    rot6d = torch.randn(2, 32, 330)
+    with torch.no_grad():
+        torch.testing.assert_close(prepared.encode(rot6d), plain.encode(rot6d),
+                                   rtol=1e-4, atol=1e-4)
+    assert prepared.dtype == torch.float32

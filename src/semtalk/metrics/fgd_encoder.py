@@ -301,10 +301,16 @@ class FGDAutoencoder(PretrainedModel):
             raise ValueError(f"FGDAutoencoder needs a sequence length that is a positive "
                              f"multiple of {factor}, got T={rot6d.shape[1]}")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The float type of the weights (inputs are cast to it)."""
+        return next(t.dtype for t in (*self.parameters(), *self.buffers())
+                    if t.is_floating_point())
+
     def encode(self, rot6d: torch.Tensor) -> torch.Tensor:
         """FGD features: ``[B, T, 330] -> [B, T/16, 240]`` (T a multiple of 16)."""
         self._check(rot6d)
-        return self.encoder(rot6d.to(self.decoder.out.weight.dtype))
+        return self.encoder(rot6d.to(self.dtype))
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """``[B, T/16, 240] -> [B, T, 330]``."""

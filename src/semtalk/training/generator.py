@@ -197,6 +197,7 @@ class _GeneratorSolver(Solver):
     """What both generator stages share: data, tokenizer targets, masks, code losses."""
 
     find_unused_parameters = True  # the "self" pass skips the word-hints decoder
+    validate_prepared = True
 
     def __init__(self, config: GeneratorTrainConfig, data: str | Path, tokenizer: str | Path,
                  out: str | Path,

@@ -197,6 +197,9 @@ class Solver(ABC):
     """Validation metric that selects the best model (lower is better)."""
     find_unused_parameters: bool = False
     """Passed to DDP when some parameters do not take part in every forward pass."""
+    validate_prepared: bool = False
+    """Validate on a copy of the model prepared for inference
+    (:func:`~semtalk.inference.prepare_for_inference`: faster, equal up to float rounding)."""
 
     def __init__(self, solver_config: SolverConfig, out: str | Path) -> None:
         self.solver_config = solver_config
@@ -389,9 +392,8 @@ class Solver(ABC):
         """
         was_training = model.training
         model.eval()
-        # the metrics of this state of the model, from a copy prepared for inference (faster;
-        # equal to the plain model up to float rounding)
-        evaluated = prepare_for_inference(copy.deepcopy(model))
+        evaluated = (prepare_for_inference(copy.deepcopy(model)) if self.validate_prepared
+                     else model)
         rng = torch.get_rng_state()
         totals: dict[str, float] = {}
         collected: dict[str, list[torch.Tensor]] = {}

@@ -103,6 +103,7 @@ class TokenizerSolver(Solver):
 
     stage = "tokenizer"
     selection_metric = "loss"
+    validate_prepared = True
 
     def __init__(self, config: TokenizerTrainConfig, part: BodyPart, data: str | Path,
                  out: str | Path,
