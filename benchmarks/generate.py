@@ -66,13 +66,13 @@ PRESETS = ("tiny", "paper")
 # --------------------------------------------------------------------------- inputs
 def synthetic_speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, list[Word]]:
     """``seconds`` of espeak-ng speech at 16 kHz (silence-padded) and its word timings."""
+    from semtalk.data.audio import to_mono
     from semtalk.data.synthetic.script import sample_script
     from semtalk.data.synthetic.tts import synthesize
-    from semtalk.generation.speech import mono_16k
 
     script = sample_script(np.random.default_rng(seed), seconds, "neutral")
     speech = synthesize(script.words, script.prosody, pause_after=script.pause_after)
-    audio = mono_16k(speech.audio, speech.sample_rate)
+    audio = to_mono(speech.audio, speech.sample_rate)
     samples = round(seconds * AUDIO_SAMPLE_RATE)
     audio = np.pad(audio[:samples], (0, max(0, samples - len(audio))))
     words = [Word(w.text, w.start, w.end) for w in speech.words if w.end <= seconds]
