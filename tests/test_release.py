@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -155,6 +156,24 @@ def test_a_failed_publish_leaves_no_partial_release(tmp_path: Path, fails_in: st
     with pytest.raises(RuntimeError):
         publish(tmp_path / "new", lambda s: (_ for _ in ()).throw(RuntimeError("x")))
     assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_final_rename_puts_the_old_folder_back(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "release"
+    publish(out, lambda s: (s / "old.txt").write_text("old"))
+    real_replace = os.replace
+
+    def replace(source: object, target: object) -> None:
+        if Path(str(source)).name.endswith(".tmp"):  # the staged folder's rename fails
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="No space"):
+        publish(out, lambda s: (s / "new.txt").write_text("new"))
+    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release"]
 
 
 def test_publish_removes_what_a_killed_writer_left(tmp_path: Path) -> None:

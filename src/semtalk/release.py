@@ -250,7 +250,11 @@ def publish(out: str | Path, fill: Callable[[Path], object],
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(out, old)
-            os.replace(staging, out)
+            try:
+                os.replace(staging, out)
+            except BaseException:
+                os.replace(old, out)  # the old folder back in place
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, out)
