@@ -80,10 +80,10 @@ def synthetic_speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, list[Wo
 
 
 def feature_identity_of_default_cache(work: Path) -> tuple[Any, dict[int, int]]:
-    """``(FeatureSpec, speakers)`` of a tiny cache made with the offline defaults."""
+    """``(release.FeatureSpec, speakers)`` of a tiny cache made with the offline defaults."""
     from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
     from semtalk.features.cache import FeatureCache, prepare_cache
-    from semtalk.features.registry import FeatureSpec, build_extractors
+    from semtalk.features.registry import ExtractorChoice, build_extractors
     from semtalk.release import FeatureSpec as TrainedFeatures
     from semtalk.release import cache_speakers
 
@@ -91,7 +91,7 @@ def feature_identity_of_default_cache(work: Path) -> tuple[Any, dict[int, int]]:
     if not (cache / "manifest.json").is_file():
         generate_dataset(data, SynthConfig(minutes=0.1, clip_seconds=6.0, seed=0),
                          progress=False)
-        audio, window = build_extractors(FeatureSpec(sentence_encoder="pooled"))
+        audio, window = build_extractors(ExtractorChoice(sentence_encoder="pooled"))
         prepare_cache(data, cache, audio_extractors=audio, window_extractors=window,
                       progress=False)
     opened = FeatureCache(cache)

@@ -22,7 +22,7 @@ from semtalk.data.semantic import SemanticSegment, write_semantic
 from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
 from semtalk.data.textgrid import Interval, write_textgrid
 from semtalk.features.cache import prepare_cache
-from semtalk.features.registry import FeatureSpec, build_extractors
+from semtalk.features.registry import ExtractorChoice, build_extractors
 
 
 def peak_rss_mb() -> float:
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = long_clip(Path(tmp), args.minutes)
-        audio, window = build_extractors(FeatureSpec(sentence_encoder=args.sentence))
+        audio, window = build_extractors(ExtractorChoice(sentence_encoder=args.sentence))
         before = peak_rss_mb()
         start = time.perf_counter()
         cache = prepare_cache(root, Path(tmp) / "cache", audio_extractors=audio,

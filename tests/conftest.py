@@ -69,9 +69,9 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synth_cache(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic dataset prepared with the offline extractors (pooled sentence vectors)."""
     from semtalk.features.cache import prepare_cache
-    from semtalk.features.registry import FeatureSpec, build_extractors
+    from semtalk.features.registry import ExtractorChoice, build_extractors
 
-    audio, window = build_extractors(FeatureSpec(sentence_encoder="pooled"))
+    audio, window = build_extractors(ExtractorChoice(sentence_encoder="pooled"))
     out = tmp_path_factory.mktemp("synth_cache") / "cache"
     prepare_cache(synth_root, out, audio_extractors=audio, window_extractors=window,
                   progress=False)

@@ -131,7 +131,7 @@ SCRIPT = textwrap.dedent('''
     sys.path.insert(0, {tests!r})
     from test_cache import FrameRms
     from semtalk.features.cache import prepare_cache
-    from semtalk.features.registry import FeatureSpec, build_extractors
+    from semtalk.features.registry import ExtractorChoice, build_extractors
 
     class SlowRms(FrameRms):
         """Slows each clip down so that the kill reliably lands mid-way."""
@@ -141,7 +141,7 @@ SCRIPT = textwrap.dedent('''
             return super().extract(audio, num_frames)
 
     SlowRms.name = "rms"
-    audio, window = build_extractors(FeatureSpec(sentence_encoder="pooled"))
+    audio, window = build_extractors(ExtractorChoice(sentence_encoder="pooled"))
     prepare_cache({root!r}, sys.argv[1], audio_extractors=[*audio, SlowRms()],
                   window_extractors=window, progress=False)
 ''')

@@ -54,10 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from semtalk.features.cache import prepare_cache
-    from semtalk.features.registry import FeatureSpec, build_extractors
+    from semtalk.features.registry import ExtractorChoice, build_extractors
     from semtalk.features.text import Vocabulary
 
-    spec = FeatureSpec(hubert_model=args.hubert, hubert_layer=args.hubert_layer,
+    spec = ExtractorChoice(hubert_model=args.hubert, hubert_layer=args.hubert_layer,
                        sentence_encoder=args.sentence, sentence_model=args.sentence_model,
                        emotion_method=args.emotion, emotion_model=args.emotion_model,
                        device=args.device)

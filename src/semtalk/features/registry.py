@@ -27,7 +27,7 @@ from semtalk.features.spectral import SpectralFeatures
 
 
 @dataclass(frozen=True)
-class FeatureSpec:
+class ExtractorChoice:
     """The extractors to use; model locations are local folders (or cached hub ids)."""
 
     hubert_model: str | None = None
@@ -48,7 +48,7 @@ class FeatureSpec:
 
 
 def build_extractors(
-    spec: FeatureSpec,
+    spec: ExtractorChoice,
 ) -> tuple[list[AudioFeatureExtractor], list[WindowFeatureExtractor]]:
     """``(frame-level extractors, window-level extractors)`` for ``spec``."""
     speech: AudioFeatureExtractor

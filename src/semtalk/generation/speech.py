@@ -72,8 +72,8 @@ class SpeechFeatures:
 def feature_spec(features: FeatureSpec, where: Path, *, hubert_model: str | Path | None = None,
                  sentence_model: str | Path | None = None,
                  emotion_model: str | Path | None = None,
-                 device: str = "cpu") -> registry.FeatureSpec:
-    """The extractor choice (:class:`semtalk.features.registry.FeatureSpec`) that rebuilds the
+                 device: str = "cpu") -> registry.ExtractorChoice:
+    """The extractor choice (:class:`semtalk.features.registry.ExtractorChoice`) that rebuilds the
     extractors recorded in ``features``.
 
     Raises:
@@ -93,7 +93,7 @@ def feature_spec(features: FeatureSpec, where: Path, *, hubert_model: str | Path
                                "models; give the same model folders: " + ", ".join(missing))
     layer = features.audio_features[speech]["config"].get("layer") \
         if speech == "hubert" else None
-    return registry.FeatureSpec(
+    return registry.ExtractorChoice(
         hubert_model=None if speech != "hubert" else str(hubert_model), hubert_layer=layer,
         sentence_encoder=sentence, sentence_model=None if sentence_model is None
         else str(sentence_model), emotion_method=emotion,

@@ -84,8 +84,8 @@ class Workspace:
     data: Path | None = None
     release: Path | None = None
     synth: Any = None
-    extractors: registry.FeatureSpec = field(
-        default_factory=lambda: registry.FeatureSpec(sentence_encoder="pooled"))
+    extractors: registry.ExtractorChoice = field(
+        default_factory=lambda: registry.ExtractorChoice(sentence_encoder="pooled"))
     tokenizer_config: Any = None
     base_config: Any = None
     sparse_config: Any = None
