@@ -7,6 +7,7 @@ from semtalk.body.parts import (
     FULL_DIM,
     GENERATED_JOINTS,
     JOINT_NAMES,
+    LOWER_CONTACT_SLICE,
     PARENTS,
     PART_DIMS,
     BodyPart,
@@ -14,7 +15,6 @@ from semtalk.body.parts import (
     pose_to_full,
     split_pose,
 )
-from semtalk.body.representation import LOWER_CONTACT_SLICE
 from semtalk.body.rotation import axis_angle_to_matrix, geodesic_angle
 
 

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from semtalk.body.parts import BodyPart, split_pose
+from semtalk.body.parts import LOWER_CONTACT_SLICE, BodyPart, split_pose
 from semtalk.body.representation import (
-    LOWER_CONTACT_SLICE,
     LOWER_ROOT_SLICE,
     motion_to_tokenizer_parts,
     root_velocity_to_trans,

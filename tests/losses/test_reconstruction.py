@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 
-from semtalk.body.parts import BodyPart
+from semtalk.body.parts import LOWER_CONTACT_SLICE, BodyPart
 from semtalk.body.representation import (
-    LOWER_CONTACT_SLICE,
     LOWER_ROOT_SLICE,
     motion_to_tokenizer_parts,
 )

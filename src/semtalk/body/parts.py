@@ -111,6 +111,15 @@ UPPER_BODY_BC_JOINTS: tuple[int, ...] = (3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19
 """Spine and arm joints used by the beat-consistency metric."""
 
 
+LOWER_ROTATION_DIM = ROT6D_DIM * len(BodyPart.LOWER.joints)  # 54
+"""Channels of the lower part's features holding its joints' 6D rotations."""
+LOWER_TRANS_SLICE = slice(LOWER_ROTATION_DIM, LOWER_ROTATION_DIM + TRANS_DIM)  # 54:57
+"""Channels of the lower part's features holding the root translation (absolute in
+:func:`split_pose`; the tokenizer representation keeps the root velocity there instead)."""
+LOWER_CONTACT_SLICE = slice(LOWER_TRANS_SLICE.stop, LOWER_TRANS_SLICE.stop + CONTACT_DIM)  # 57:61
+"""Channels of the lower part's features holding the 4 foot contacts."""
+
+
 def _as_joint_rotations(poses: torch.Tensor) -> torch.Tensor:
     """``[..., 165]`` or ``[..., 55, 3]`` axis-angle -> ``[..., 55, 3]``."""
     if poses.shape[-1] == POSE_DIM:
@@ -187,9 +196,8 @@ def merge_parts(
         eyes = eye_pose.to(joints).expand(*lead, 6).reshape(*lead, 2, 3)
         joints[..., list(EYE_JOINTS), :] = eyes
     face_rot = ROT6D_DIM * len(BodyPart.FACE.joints)
-    lower_rot = ROT6D_DIM * len(BodyPart.LOWER.joints)
     expressions = parts[BodyPart.FACE][..., face_rot:]
-    trans = parts[BodyPart.LOWER][..., lower_rot : lower_rot + TRANS_DIM]
+    trans = parts[BodyPart.LOWER][..., LOWER_TRANS_SLICE]
     return joints.flatten(-2), expressions, trans
 
 

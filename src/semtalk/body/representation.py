@@ -24,8 +24,7 @@ from collections.abc import Mapping
 import torch
 
 from semtalk.body.parts import (
-    CONTACT_DIM,
-    ROT6D_DIM,
+    LOWER_TRANS_SLICE,
     TRANS_DIM,
     BodyPart,
     merge_parts,
@@ -34,11 +33,9 @@ from semtalk.body.parts import (
 )
 from semtalk.constants import MOTION_FPS
 
-LOWER_ROTATION_DIM = ROT6D_DIM * len(BodyPart.LOWER.joints)  # 54
-LOWER_ROOT_SLICE = slice(LOWER_ROTATION_DIM, LOWER_ROTATION_DIM + TRANS_DIM)  # 54:57
-"""Channels of the lower features holding ``(v_x, y, v_z)``."""
-LOWER_CONTACT_SLICE = slice(LOWER_ROOT_SLICE.stop, LOWER_ROOT_SLICE.stop + CONTACT_DIM)  # 57:61
-"""Channels of the lower features holding the 4 foot contacts."""
+LOWER_ROOT_SLICE = LOWER_TRANS_SLICE  # 54:57
+"""Channels of the lower features holding ``(v_x, y, v_z)`` (where :func:`split_pose` keeps the
+absolute translation)."""
 HORIZONTAL_AXES: tuple[int, int] = (0, 2)
 """Indices of ``x`` and ``z`` in a translation (``y`` is up)."""
 

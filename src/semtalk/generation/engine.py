@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from semtalk.body.motion import Motion
-from semtalk.body.parts import BodyPart
+from semtalk.body.parts import LOWER_CONTACT_SLICE, BodyPart
 from semtalk.body.representation import (
-    LOWER_CONTACT_SLICE,
     LOWER_ROOT_SLICE,
     motion_to_seed_features,
     tokenizer_parts_to_motion,

@@ -47,10 +47,9 @@ from functools import cached_property
 
 import torch
 
-from semtalk.body.parts import FOOT_JOINTS, NUM_JOINTS, ROT6D_DIM, BodyPart
+from semtalk.body.parts import FOOT_JOINTS, LOWER_CONTACT_SLICE, NUM_JOINTS, ROT6D_DIM, BodyPart
 from semtalk.body.representation import (
     HORIZONTAL_AXES,
-    LOWER_CONTACT_SLICE,
     LOWER_ROOT_SLICE,
     root_velocity_to_trans,
 )
