@@ -29,6 +29,7 @@ from semtalk.features.alignment import (
     normalize_transcript,
     recognize,
     speech_regions,
+    words_and_phones_for_audio,
     words_for_audio,
 )
 from semtalk.features.alignment.audio import decoder_pcm
@@ -152,6 +153,17 @@ def test_phones_tier(clip) -> None:
     for word in words:
         inside = [p for p in phones if word.start - 1e-6 <= p.start < word.end]
         assert inside and inside[-1].end <= word.end + 1e-6
+
+
+def test_words_and_phones_for_audio_times_phones_only_from_a_transcript(clip) -> None:
+    audio, reference = head(clip, 7.5)
+    words, phones, method = words_and_phones_for_audio(
+        audio, transcript=[w.text for w in reference], phones=True)
+    assert method == METHOD_ALIGNED and phones is not None and len(phones) >= 2 * len(words)
+    assert words_and_phones_for_audio(audio, transcript=[w.text for w in reference])[1] is None
+    with pytest.warns(UserWarning, match="phone timings need a transcript"):
+        words, phones, _ = words_and_phones_for_audio(audio, phones=True)
+    assert phones is None and words
 
 
 # --- alignment on synthetic speech (espeak-ng, exact word timings) --------------------------------

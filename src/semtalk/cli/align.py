@@ -7,15 +7,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from semtalk.data.transcript import read_transcript
 from semtalk.errors import DataError
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from semtalk.data.textgrid import Interval, Word
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from semtalk.data.audio import audio_duration, load_audio
     from semtalk.data.textgrid import words_to_intervals, write_textgrid
-    from semtalk.features.alignment import METHOD_FALLBACK
+    from semtalk.features.alignment import METHOD_FALLBACK, words_and_phones_for_audio
 
     output = args.output or args.audio.with_suffix(".TextGrid")
     if output.resolve() == args.audio.resolve():
@@ -59,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     duration = audio_duration(args.audio)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        words, phones, method = timed_words(args, audio, transcript)
+        words, phones, method = words_and_phones_for_audio(
+            audio, transcript=transcript, source=args.audio,
+            allow_recognition=not args.no_recognition_fallback or transcript is None,
+            whisper_model=args.whisper_model, phones=args.phones)
     tiers = {"words": words_to_intervals(words)}
     if phones is not None:
         tiers["phones"] = phones
@@ -70,29 +67,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {output}: {len(words)} words, {method}{note}, {duration:.2f} s audio in "
           f"{time.perf_counter() - start:.1f} s")
     return 0
-
-
-def timed_words(args: argparse.Namespace, audio: np.ndarray, transcript: str | None
-                ) -> tuple[list[Word], list[Interval] | None, str]:
-    """Words, phones (only for ``--phones`` with a transcript) and the method label."""
-    from semtalk.features import alignment
-
-    fallback = not args.no_recognition_fallback
-    if not (args.phones and transcript is not None):
-        if args.phones:
-            warnings.warn("--phones needs a transcript; writing words only", stacklevel=2)
-        words, method = alignment.words_for_audio(
-            audio, transcript=transcript, source=args.audio,
-            allow_recognition=fallback or transcript is None, whisper_model=args.whisper_model)
-        return words, None, method
-    try:
-        words, phones = alignment.align_transcript_with_phones(audio, transcript,
-                                                               source=args.audio)
-        return words, phones, alignment.METHOD_ALIGNED
-    except alignment.AlignmentError as exc:
-        if not fallback:
-            raise
-        warnings.warn(f"{exc}; using recognised words instead",
-                      alignment.AlignmentFallbackWarning, stacklevel=2)
-    words = alignment.recognize(audio, source=args.audio, whisper_model=args.whisper_model)
-    return words, None, alignment.METHOD_FALLBACK

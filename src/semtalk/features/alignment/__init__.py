@@ -50,6 +50,7 @@ from semtalk.features.alignment.words import (
     METHOD_RECOGNIZED,
     METHOD_TEXTGRID,
     METHOD_WHISPER,
+    words_and_phones_for_audio,
     words_for_audio,
 )
 
@@ -69,5 +70,6 @@ __all__ = [
     "number_to_words",
     "recognize",
     "speech_regions",
+    "words_and_phones_for_audio",
     "words_for_audio",
 ]
