@@ -390,10 +390,7 @@ class SemTalk:
         latents and ψ computed ahead), E(q^b, q^s; ψ), and the next seed's decoded parts."""
         base, sparse = self.release.base, self.release.sparse
         batch, score, audio = window.inputs, window.score, window.audio
-        seed = base.seed_encoder(batch.motion, batch.mask)
-        features = base.body(seed, batch.speaker, audio.body)
-        features[BodyPart.FACE] = base.face(seed, audio.face, batch.speaker)
-        encoding = base.refine(features, audio, rhythm=False)
+        encoding = base.encode(batch, audio=audio, rhythm=False)
         base_logits, _ = base.predict_codes(encoding)
         sparse_out = sparse.predict(batch, score, base_features=encoding.features)
         fused = fuse_codes({part: logits[0].argmax(dim=-1) for part, logits in base_logits.items()},

@@ -218,16 +218,19 @@ class BaseMotionGenerator(PretrainedModel):
         return GeneratorOutput(logits=logits, latents=latents, features=encoding.features,
                                rhythm=encoding.rhythm)
 
-    def encode(self, inputs: GeneratorInputs, use_word: bool = True) -> BaseEncoding:
-        """Steps 1-6: everything before the code heads (arguments as in :meth:`forward`).
+    def encode(self, inputs: GeneratorInputs, use_word: bool = True,
+               audio: BaseAudio | None = None, rhythm: bool = True) -> BaseEncoding:
+        """Steps 1-6: everything before the code heads (``use_word`` as in :meth:`forward`).
 
-        :meth:`encode_audio`, the seed encoder, the body and face branches, then
-        :meth:`refine`; generation runs these pieces as separate jobs."""
-        audio = self.encode_audio(inputs)
+        :meth:`encode_audio` (skipped when ``audio`` is given: it does not depend on the
+        motion), the seed encoder, the body and face branches, then :meth:`refine` (``rhythm``
+        as there); generation runs these pieces as separate jobs."""
+        if audio is None:
+            audio = self.encode_audio(inputs)
         seed = self.seed_encoder(inputs.motion, inputs.mask)
         features = self.body(seed, inputs.speaker, audio.body if use_word else None)
         features[FACE] = self.face(seed, audio.face, inputs.speaker)
-        return self.refine(features, audio)
+        return self.refine(features, audio, rhythm)
 
     def encode_audio(self, inputs: GeneratorInputs) -> BaseAudio:
         """Step 1 (after checking ``inputs``)."""
