@@ -81,6 +81,8 @@ class BaseGeneratorConfig:
         use_coarse2fine: False skips the Coarse2Fine cross-attention (paper ablation C2F).
         use_rhythmic_projection: projection heads h(.) on the motion side of the rhythmic
             consistency pairs (paper Eq. 4); False uses the latents as they are.
+        word_query_speaker: the body's word-hints query includes the speaker embedding
+            (False: the official code's query, which drops it).
     """
 
     speech_dim: int
@@ -93,6 +95,7 @@ class BaseGeneratorConfig:
     dropout: float = 0.1
     use_coarse2fine: bool = True
     use_rhythmic_projection: bool = True
+    word_query_speaker: bool = True
 
     def __post_init__(self) -> None:
         problems = generator_config_problems(self)
@@ -191,7 +194,8 @@ class BaseMotionGenerator(PretrainedModel):
                                               sizes.motion_encoder_layers,
                                               init_scale=hidden**-0.5)
         self.face = FaceBranch(sizes, config.num_speakers, config.window, config.dropout)
-        self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout)
+        self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout,
+                               config.word_query_speaker)
         self.rhythm_projection = nn.ModuleDict({
             part.value: _projection_head(latent, config.use_rhythmic_projection)
             for part in RHYTHM_PARTS})

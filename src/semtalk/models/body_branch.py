@@ -3,7 +3,8 @@
 1. ``x = PE(Linear(MLP(seed)) + spk)``, then a self-attention encoder (``self_layers``).
 2. With a memory (the fused body audio in the base model, the semantic feature f_t in the
    sparse model): ``x = x + WordHints(tgt=PE(x + spk), memory=Linear(memory))``. The official
-   code computes ``x + spk`` for this query and then drops it; we keep the speaker embedding.
+   code computes ``x + spk`` for this query and then drops it (query ``PE(x)``); we keep the
+   speaker embedding unless ``word_query_speaker`` is False (the official family).
 3. Halve the frame rate (stride-2 conv) of ``x`` and of the speaker embedding.
 4. Body-part-aware MLPs ``l_p = MLP(x)`` for upper, hands and lower.
 5. Intra-body cross-attention ``o_p = Decoder(tgt=PE(l_p + spk'), memory=sum of the other two
@@ -62,6 +63,8 @@ class BodyBranch(nn.Module):
         num_speakers: rows of the speaker embedding.
         period: positional-encoding period (the training window).
         dropout: dropout of the transformer layers and the positional encoding.
+        word_query_speaker: add the speaker embedding to the word-hints query (False: the
+            official ``PE(x)``).
     """
 
     # swapped by prepare_for_inference: word_memory for nn.Identity once folded into
@@ -70,8 +73,9 @@ class BodyBranch(nn.Module):
     word_hints: nn.Module
 
     def __init__(self, sizes: GeneratorSizes, num_speakers: int, period: int,
-                 dropout: float) -> None:
+                 dropout: float, word_query_speaker: bool = True) -> None:
         super().__init__()
+        self.word_query_speaker = word_query_speaker
         hidden, latent = sizes.hidden, sizes.latent
         layer = _StackSizes(dim=hidden, heads=sizes.heads, feedforward=sizes.feedforward,
                             dropout=dropout)
@@ -107,7 +111,8 @@ class BodyBranch(nn.Module):
         spk = self.speaker(speaker)[:, None].expand(batch, frames, -1)  # [B, T, H]
         x = self.self_attention(self.position(self.seed(seed) + spk))
         if memory is not None:
-            x = x + self.word_hints(self.position(x + spk), self.word_memory(memory))
+            query = x + spk if self.word_query_speaker else x
+            x = x + self.word_hints(self.position(query), self.word_memory(memory))
         x = self.downsample(x)  # [B, T/2, H]
         return BodyTrunk(speaker=self.speaker_downsample(spk),
                          lifted={part: self.part_mlps[part.value](x) for part in BODY_PARTS})

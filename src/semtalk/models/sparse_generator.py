@@ -92,6 +92,10 @@ class SparseGeneratorConfig:
         feature_weighting: W_f, multiply f_t by ψ.
         blend_base: Eq. 5, blend the part features with the base model's before the heads.
         use_coarse2fine: False skips the body Coarse2Fine cross-attention.
+        use_emotion: mix the emotion features into the semantic memory (paper); False: the
+            memory is the projected sentence embedding alone, as the official code computes it
+            (the emotion input is then accepted and has no effect).
+        word_query_speaker: as in the base config.
     """
 
     speech_dim: int
@@ -109,6 +113,8 @@ class SparseGeneratorConfig:
     feature_weighting: bool = True
     blend_base: bool = True
     use_coarse2fine: bool = True
+    use_emotion: bool = True
+    word_query_speaker: bool = True
 
     def __post_init__(self) -> None:
         problems = generator_config_problems(self)
@@ -159,8 +165,12 @@ class SemanticEncoder(nn.Module):
         self.word_embedding = nn.Embedding(config.vocab_size, config.word_dim)
         self.word_projection = nn.Linear(config.word_dim, latent)
         self.sentence_projection = nn.Linear(config.sentence_dim, latent)
-        self.emotion_projection = nn.Linear(config.emotion_dim, latent)
-        self.context_fusion = ChannelFusion(latent)
+        # emotion_projection and context_fusion exist only with config.use_emotion
+        self.emotion_projection: nn.Linear | None = None
+        self.context_fusion: ChannelFusion | None = None
+        if config.use_emotion:
+            self.emotion_projection = nn.Linear(config.emotion_dim, latent)
+            self.context_fusion = ChannelFusion(latent)
         self.position = PeriodicPositionalEncoding(latent, config.window, config.dropout)
         self.decoder = transformer_decoder(latent, sizes.latent_heads, sizes.latent_feedforward,
                                            sizes.semantic_layers, config.dropout)
@@ -171,8 +181,10 @@ class SemanticEncoder(nn.Module):
                 speech: torch.Tensor) -> torch.Tensor:
         """``[B, T]``, ``[B, Dg]``, ``[B, De]``, ``[B, T, S]`` -> ``[B, T, L]``."""
         words = self.word_projection(self.word_embedding(word_ids))  # φ_l [B, T, L]
-        context = self.context_fusion(self.sentence_projection(sentence),
-                                      self.emotion_projection(emotion))[:, None]  # [B, 1, L]
+        context = self.sentence_projection(sentence)
+        if self.context_fusion is not None and self.emotion_projection is not None:
+            context = self.context_fusion(context, self.emotion_projection(emotion))
+        context = context[:, None]  # [B, 1, L]
         semantic = self.decoder(self.position(words), context)
         return self.speech_fusion(semantic, self.speech(speech))
 
@@ -196,7 +208,8 @@ class SparseMotionGenerator(PretrainedModel):
         self.seed_encoder = SeedMotionEncoder(config.motion_dim, latent,
                                               sizes.motion_encoder_layers,
                                               init_scale=hidden**-0.5)
-        self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout)
+        self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout,
+                               config.word_query_speaker)
         self.coarse2fine = (
             CoarseToFine(SPARSE_COARSE_TO_FINE, latent, sizes.latent_heads,
                          sizes.latent_feedforward, sizes.coarse2fine_layers, config.dropout)
