@@ -7,6 +7,11 @@ neither side knows the other. A release folder::
     RELEASE/tokenizer/<part>/  the motion tokenizer (face, upper, hands, lower)
     RELEASE/base/              the base motion generator (+ features.json)
     RELEASE/sparse/            the sparse motion generator (+ features.json, vocab.json)
+    RELEASE/global_motion/     official family only: the global-motion (translation) network
+
+The manifest's ``family`` says which architecture family the models belong to (DESIGN §7):
+``paper`` (default; trained by semtalk) or ``official`` (converted from the official SemTalk
+weights by ``semtalk convert official``; its ``provenance`` records the source files).
 
 A training ``OUT`` folder after ``semtalk train tokenizer|base|sparse --out OUT`` has the same
 layout minus the manifest, and loads too.
@@ -40,6 +45,7 @@ from semtalk.errors import DataError
 from semtalk.features.text import Vocabulary
 from semtalk.fileio import write_text_atomic
 from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
+from semtalk.models.global_motion import GlobalMotionNet
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
 
@@ -55,6 +61,10 @@ BASE = "base"
 SPARSE = "sparse"
 STAGES = (TOKENIZER, BASE, SPARSE)
 """The stage folders of a release, in training order."""
+GLOBAL_MOTION = "global_motion"
+"""The official family's global-motion network folder."""
+FAMILIES = ("paper", "official")
+"""Architecture families (DESIGN §7): never mixed within a release."""
 FEATURES_FILE = "features.json"
 """In ``base/`` and ``sparse/``: the :class:`FeatureSpec` the generator was trained on."""
 VOCAB_FILE = "vocab.json"
@@ -279,13 +289,21 @@ class Manifest:
     """``{speaker class: BEAT2 speaker id}`` the models were trained on, when known."""
     semtalk_version: str = __version__
     created: str = ""
+    family: str = "paper"
+    """The architecture family (:data:`FAMILIES`)."""
+    provenance: dict[str, Any] | None = None
+    """Where converted weights came from (source files and hashes, licence note)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": RELEASE_FORMAT, "semtalk_version": self.semtalk_version,
+        data = {"format": RELEASE_FORMAT, "semtalk_version": self.semtalk_version,
                 "created": self.created
                 or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "family": self.family,
                 "speakers": None if self.speakers is None
                 else {str(k): v for k, v in sorted(self.speakers.items())}}
+        if self.provenance is not None:
+            data["provenance"] = self.provenance
+        return data
 
     @classmethod
     def load(cls, folder: str | Path) -> Manifest | None:
@@ -301,8 +319,14 @@ class Manifest:
                                   f"release made by this version (re-run `semtalk demo` or "
                                   f"re-assemble the training runs)")
         speakers = manifest.get("speakers")
+        family = manifest.get("family", "paper")
+        if family not in FAMILIES:
+            raise DataError(path, f"unknown architecture family {family!r}; this semtalk "
+                                  f"{__version__} knows {list(FAMILIES)}")
+        provenance = manifest.get("provenance")
         return cls(None if speakers is None else {int(k): int(v) for k, v in speakers.items()},
-                   str(manifest.get("semtalk_version", "")), str(manifest.get("created", "")))
+                   str(manifest.get("semtalk_version", "")), str(manifest.get("created", "")),
+                   family, provenance if isinstance(provenance, dict) else None)
 
 
 def cache_speakers(cache: str | Path | FeatureCache) -> dict[int, int]:
@@ -325,6 +349,9 @@ class Release:
         features: the sparse stage's feature identity (the extractors both generators need).
         vocab: the word vocabulary the sparse model's φ_l ids index.
         speakers: ``{speaker class: BEAT2 speaker id}`` the models were trained on, when known.
+        family: the architecture family (``paper`` or ``official``).
+        global_motion: the official family's global-motion network (None for ``paper``).
+        provenance: where converted weights came from (the manifest's record).
     """
 
     folder: Path
@@ -334,6 +361,9 @@ class Release:
     features: FeatureSpec
     vocab: Vocabulary
     speakers: dict[int, int] | None = None
+    family: str = "paper"
+    global_motion: GlobalMotionNet | None = None
+    provenance: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str = "cpu") -> Release:
@@ -361,7 +391,16 @@ class Release:
                             f"vocabulary has {len(vocab)} words but the sparse model expects "
                             f"{sparse.config.vocab_size}")
         speakers = None if manifest is None else manifest.speakers
-        return cls(folder, tokenizer.eval(), base, sparse, features, vocab, speakers)
+        family = "paper" if manifest is None else manifest.family
+        global_motion = None
+        if family == "official":
+            if not (folder / GLOBAL_MOTION).is_dir():
+                raise DataError(folder, f"an official-family release needs {GLOBAL_MOTION}/ "
+                                        f"(the translation network); convert the weights again "
+                                        f"with `semtalk convert official`")
+            global_motion = GlobalMotionNet.from_pretrained(folder / GLOBAL_MOTION, device).eval()
+        return cls(folder, tokenizer.eval(), base, sparse, features, vocab, speakers, family,
+                   global_motion, None if manifest is None else manifest.provenance)
 
 
 def assemble_release(out: str | Path, *, tokenizer: str | Path, base: str | Path,

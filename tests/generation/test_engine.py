@@ -168,8 +168,6 @@ def test_phrase_matching_and_token_spans() -> None:
 def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.MonkeyPatch) -> None:
     """Window 0 sees the user's seed, later windows the previous window's decoded end; only
     the 4 seed frames are visible."""
-    from semtalk.generation.engine import _seed_features
-
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     encoder = model.release.base.seed_encoder
     original = encoder.forward
@@ -186,7 +184,7 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
                   np.tile([[0.5, 1.0, -0.25]], (6, 1)).astype(np.float32))
     result = model.generate_features(_features(model, 130), seed=seed)
     assert len(seen) == 3
-    torch.testing.assert_close(seen[0][0][0, :4], _seed_features(seed, 4))
+    torch.testing.assert_close(seen[0][0][0, :4], model.codec.first_seed(seed))
     for motion, mask in seen:
         assert not mask[0, :4].any() and mask[0, 4:].all()
         assert motion[0, 4:].eq(0).all() and torch.isfinite(motion).all()

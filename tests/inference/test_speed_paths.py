@@ -18,8 +18,6 @@ from semtalk.generation.emphasis import Emphasis, psi_edit
 from semtalk.generation.engine import (
     SemTalk,
     _padded_inputs,
-    _seed_features,
-    _seed_rows,
     fuse_codes,
     window_starts,
 )
@@ -171,7 +169,7 @@ def test_window_runs_only_the_heads_fusion_reads(
     padded = starts[-1] + model.window
     inputs = _padded_inputs(features, padded, starts, model.device)
     edit = psi_edit(Emphasis(scale=scale), features.words, padded // 4)
-    seed = _seed_features(model._neutral, 4)
+    seed = model.codec.first_seed(model._neutral)
     speaker = torch.tensor([1])
     sparse_encoded: list[int] = []
     heads: dict[str, list[BodyPart]] = {"base": [], "sparse": []}
@@ -185,7 +183,8 @@ def test_window_runs_only_the_heads_fusion_reads(
         heads["sparse"].extend(parts), sparse_codes(features, sc, parts))[1])
     with torch.inference_mode(), Lanes(parallel) as lanes:
         seedless = list(model._seedless(inputs, starts, speaker, edit))[1]  # window at 60
-        fused, psi, raw, next_seed = model._window(seedless, seed, lanes, next_seed=True)
+        fused, psi, raw, next_seed = model._window(seedless, seed, lanes, model._neutral,
+                                                       next_seed=True)
     monkeypatch.undo()
     with torch.inference_mode():  # the reference: both models in full, then E(q^b, q^s; ψ)
         batch = seedless.inputs
@@ -200,7 +199,8 @@ def test_window_runs_only_the_heads_fusion_reads(
     assert fused.keys() == expected.keys()
     for part in fused:
         assert torch.equal(fused[part], expected[part])
-    torch.testing.assert_close(next_seed, _seed_rows({p: x[0] for p, x in decoded.items()}))
+    torch.testing.assert_close(next_seed, model.codec.next_seed(
+        {p: x[0] for p, x in decoded.items()}, model._neutral))
     np.testing.assert_allclose(psi, full.psi[0].numpy(), atol=1e-6)  # ψ of 16 windows at once
     np.testing.assert_allclose(psi, np.clip(scale * raw, 0, 1), rtol=1e-6)  # ψ' from ψ
     chosen = full.psi[0] > model.beta

@@ -6,12 +6,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from semtalk.cli import ablate, align, demo, evaluate, generate, inspect, prepare, synth, train
+from semtalk.cli import (
+    ablate,
+    align,
+    convert,
+    demo,
+    evaluate,
+    features,
+    generate,
+    inspect,
+    prepare,
+    synth,
+    train,
+)
 from semtalk.config import ConfigError
 from semtalk.constants import __version__
 from semtalk.errors import DataError
 
-SUBCOMMANDS = (synth, inspect, prepare, align, train, generate, evaluate, ablate, demo)
+SUBCOMMANDS = (synth, inspect, prepare, align, train, features, generate, evaluate, ablate, demo,
+               convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

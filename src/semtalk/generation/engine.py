@@ -24,19 +24,14 @@ import numpy as np
 import torch
 
 from semtalk.body.motion import Motion
-from semtalk.body.parts import LOWER_CONTACT_SLICE, BodyPart
-from semtalk.body.representation import (
-    LOWER_ROOT_SLICE,
-    motion_to_seed_features,
-    tokenizer_parts_to_motion,
-)
-from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
+from semtalk.body.parts import BodyPart
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import num_frames_for, to_mono
 from semtalk.data.beat2 import speaker_class
 from semtalk.data.textgrid import Word
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError
+from semtalk.generation.codec import SEED_FRAMES, MotionCodec, PaperCodec
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
 from semtalk.generation.outputs import Generation
 from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer
@@ -50,9 +45,6 @@ from semtalk.models.sparse_generator import SemanticScore
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.release import Release
 
-SEED_FRAMES = FRAMES_PER_TOKEN
-"""Seed frames per window: exactly one token, so a window's first token is the previous one's
-last."""
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 """Generator precisions (:class:`SemTalk`'s ``precision``)."""
 DEFAULT_SPEAKER_ID = 2
@@ -72,28 +64,36 @@ class _Seedless:
 
 
 def neutral_seed(tokenizer: MotionTokenizer) -> Motion:
-    """A one-frame rest pose: the tokenizer's per-channel training mean, standing still.
-
-    The mean of the training 6D rotations, re-orthogonalised, is the speaker's average pose
-    (arms down, not the SMPL-X T-pose); an untrained tokenizer (zero mean) gives the T-pose.
-    """
-    parts = {part: tokenizer[part].feature_mean.detach().float().cpu()[None].clone()
-             for part in tokenizer.parts}
-    lower = parts[BodyPart.LOWER]
-    lower[:, [LOWER_ROOT_SLICE.start, LOWER_ROOT_SLICE.start + 2]] = 0.0  # no root velocity
-    poses, expressions, trans = tokenizer_parts_to_motion(parts)
-    poses = torch.nan_to_num(poses, nan=0.0, posinf=0.0, neginf=0.0)
-    return Motion(poses.numpy(), expressions.numpy(), trans.numpy())
+    """The ``paper`` family's rest pose (:meth:`PaperCodec.neutral_seed`)."""
+    return PaperCodec(tokenizer).neutral_seed()
 
 
-def _seed_features(motion: Motion, frames: int) -> torch.Tensor:
-    """``[frames, 337]`` generator input of the first ``frames`` frames of ``motion`` (the last
-    frame repeats when it is shorter), foot contacts by the built-in skeleton."""
-    index = np.minimum(np.arange(frames), motion.num_frames - 1)
-    poses = torch.from_numpy(motion.poses[index])
-    trans = torch.from_numpy(motion.trans[index])
-    contacts = foot_contacts(BuiltinSkeleton().joints(poses, trans))
-    return motion_to_seed_features(poses, trans, contacts.to(poses.dtype)).float()
+def family_codec(release: Release) -> MotionCodec:
+    """The motion codec of ``release``'s architecture family."""
+    if release.family == "official":
+        from semtalk.official.codec import OfficialCodec
+
+        if release.global_motion is None:
+            raise DataError(release.folder, "an official-family release needs its global-motion "
+                                            "network")
+        return OfficialCodec(release.tokenizer, release.global_motion, release.vocab)
+    return PaperCodec(release.tokenizer)
+
+
+LENGTHS = ("full", "official")
+"""Output length modes: ``full`` = one frame per 1/30 s of audio (default); ``official`` = the
+official code's length (trim to a multiple of 8, whole 60-frame hops only, tail dropped)."""
+
+
+def official_length(frames: int, window: int = 64, seed: int = SEED_FRAMES) -> int:
+    """Frames the official code generates for ``frames`` input frames: ``n = frames - frames %
+    8``, ``R = (n - seed) // (window - seed)`` windows, ``R * (window - seed) + seed`` frames."""
+    trimmed = frames - frames % 8
+    windows = (trimmed - seed) // (window - seed)
+    if windows < 1:
+        raise ValueError(f"{frames} frames are too short for one official window "
+                         f"({window} frames after trimming to a multiple of 8)")
+    return windows * (window - seed) + seed
 
 
 def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
@@ -169,7 +169,8 @@ class SemTalk:
         if fast:
             prepare_for_inference(release.tokenizer)
         self.window = release.base.config.window
-        self._neutral = neutral_seed(release.tokenizer)
+        self.codec = family_codec(release)
+        self._neutral = self.codec.neutral_seed()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: torch.device | str = "cpu", *,
@@ -235,8 +236,8 @@ class SemTalk:
     # ------------------------------------------------------------------------- generation
     def generate(self, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
                  words: list[Word] | None = None, *, speaker: int | None = None,
-                 seed: Motion | None = None,
-                 emphasis: Emphasis | None = None) -> Generation:
+                 seed: Motion | None = None, emphasis: Emphasis | None = None,
+                 length: str = "full") -> Generation:
         """Motion for ``audio`` (``[N]`` or ``[N, channels]`` at ``sample_rate``) and its timed
         ``words`` (seconds; None or empty = no words, e.g. silence).
 
@@ -244,21 +245,27 @@ class SemTalk:
             speaker: BEAT2 speaker id (default: the release's first speaker).
             seed: motion whose first 4 frames seed the first window (default a rest pose).
             emphasis: ψ edits (see :class:`Emphasis`).
+            length: ``"full"`` (one frame per 1/30 s of audio) or ``"official"``
+                (:func:`official_length`, for comparisons with the official code).
         """
         mono = to_mono(audio, sample_rate)
         features = self.extract_features(mono, AUDIO_SAMPLE_RATE, words)
         return self.generate_features(features, speaker=speaker, seed=seed, emphasis=emphasis,
-                                      audio=mono)
+                                      audio=mono, length=length)
 
     @torch.inference_mode()
     def generate_features(self, features: SpeechFeatures, *, speaker: int | None = None,
                           seed: Motion | None = None, emphasis: Emphasis | None = None,
-                          audio: np.ndarray | None = None) -> Generation:
+                          audio: np.ndarray | None = None, length: str = "full",
+                          seed_contacts: np.ndarray | None = None) -> Generation:
         """Motion for precomputed features (e.g. a cached dataset clip).
 
         Window rows of ``features`` must exist at every window start (multiples of 60
-        frames), i.e. its ``hop`` must divide 60.
+        frames), i.e. its ``hop`` must divide 60. ``length`` as in :meth:`generate`;
+        ``seed_contacts``: the seed's foot contacts (``[>= 4, 4]``; default: computed).
         """
+        if length not in LENGTHS:
+            raise ValueError(f"length must be one of {LENGTHS}, got {length!r}")
         release, device = self.release, self.device
         stride = self.window - SEED_FRAMES
         if stride % features.hop:
@@ -266,16 +273,19 @@ class SemTalk:
                              f"{features.hop} does not divide {stride}")
         speaker_id, speaker_cls = self.speaker_class(speaker)
         frames = features.num_frames
+        if length == "official":
+            frames = official_length(frames, self.window)
         starts = window_starts(frames, self.window)
         padded = starts[-1] + self.window
         tokens = padded // FRAMES_PER_TOKEN
         edit = psi_edit(emphasis or Emphasis(), features.words, tokens)
-        inputs = _padded_inputs(features, padded, starts, device, self.dtype)
+        inputs = _padded_inputs(features, padded, starts, device, self.dtype,
+                                silence_id=self.codec.silence_id)
 
         seed_motion = seed if seed is not None else self._neutral
         if seed_motion.num_frames == 0:
             raise ValueError("the seed motion has no frames")
-        seed_rows = _seed_features(seed_motion, SEED_FRAMES).to(device)
+        seed_rows = self.codec.first_seed(seed_motion, seed_contacts).to(device)
         codes: dict[BodyPart, list[torch.Tensor]] = {part: [] for part in BodyPart}
         psi_used, psi_model = np.zeros(tokens, np.float32), np.zeros(tokens, np.float32)
         chosen = np.zeros(tokens, bool)
@@ -287,7 +297,7 @@ class SemTalk:
             for k, (start, seedless) in enumerate(zip(starts, windows, strict=True)):
                 first_token = start // FRAMES_PER_TOKEN
                 window_codes, psi, raw, seed_rows = self._window(
-                    seedless, seed_rows, lanes, next_seed=k + 1 < len(starts))
+                    seedless, seed_rows, lanes, seed_motion, next_seed=k + 1 < len(starts))
                 keep = slice(0 if k == 0 else 1, None)  # the seed token came from the last one
                 span = slice(first_token + keep.start,
                              first_token + window_codes_len(window_codes))
@@ -296,9 +306,7 @@ class SemTalk:
                 for part in BodyPart:
                     codes[part].append(window_codes[part][keep])
         full = {part: torch.cat(chunks) for part, chunks in codes.items()}
-        start_xz = seed_motion.trans[0, [0, 2]] if seed is not None else None
-        motion = release.tokenizer.detokenize(full, num_frames=frames, start_xz=start_xz,
-                                              betas=seed_motion.betas)
+        motion = self.codec.decode(full, frames, seed_motion, user_seed=seed is not None)
         if self.fast:
             return_freed_memory()  # what the windows freed, before the next utterance
         frame_psi = np.repeat(psi_used, FRAMES_PER_TOKEN)[:frames]
@@ -362,8 +370,8 @@ class SemTalk:
                                        for f in fields(audio)}))
 
     def _window(self, seedless: _Seedless, seed_rows: torch.Tensor, lanes: Lanes,
-                next_seed: bool) -> tuple[dict[BodyPart, torch.Tensor], np.ndarray, np.ndarray,
-                                          torch.Tensor]:
+                seed_motion: Motion, next_seed: bool
+                ) -> tuple[dict[BodyPart, torch.Tensor], np.ndarray, np.ndarray, torch.Tensor]:
         """Fused codes ``{part: [n, Q]}``, used ψ ``[n]``, model ψ ``[n]`` of one window and
         the next window's seed rows (``seed_rows`` again when ``next_seed`` is False).
 
@@ -380,7 +388,7 @@ class SemTalk:
         else:
             fused, decoded = self._plain_window(window, next_seed)
         if decoded is not None:
-            seed_rows = _seed_rows(decoded)
+            seed_rows = self.codec.next_seed(decoded, seed_motion).to(seed_rows.device)
         return (fused, psi.float().cpu().numpy(), seedless.raw_psi.float().cpu().numpy(),
                 seed_rows)
 
@@ -402,14 +410,6 @@ class SemTalk:
         return fused, {part: x[0].float() for part, x in decoded.items()}
 
 
-def _seed_rows(parts: dict[BodyPart, torch.Tensor]) -> torch.Tensor:
-    """``[4, 337]`` seed for the next window from a window's decoded parts (its last frames)."""
-    poses, _, trans = tokenizer_parts_to_motion(parts)
-    contacts = parts[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)
-    rows = motion_to_seed_features(poses, trans, contacts)
-    return rows[-SEED_FRAMES:].float()
-
-
 def window_codes_len(codes: dict[BodyPart, torch.Tensor]) -> int:
     """Tokens of a window's codes."""
     return int(next(iter(codes.values())).shape[0])
@@ -422,13 +422,12 @@ def _trim(features: SpeechFeatures, frames: int) -> SpeechFeatures:
 
 
 def _padded_inputs(features: SpeechFeatures, padded: int, starts: list[int],
-                   device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
-    """Frame features extended to ``padded`` frames (last row repeated; words: silence) and
-    window rows extended to cover every start, as tensors (the float ones as ``dtype``)."""
-    from semtalk.features.text import SIL
-
+                   device: torch.device, dtype: torch.dtype = torch.float32,
+                   silence_id: int = PaperCodec.silence_id) -> dict[str, Any]:
+    """Frame features extended to ``padded`` frames (last row repeated; words: ``silence_id``)
+    and window rows extended to cover every start, as tensors (the float ones as ``dtype``)."""
     rows = starts[-1] // features.hop + 1
-    word_ids = np.full(padded, SIL, np.int64)
+    word_ids = np.full(padded, silence_id, np.int64)
     word_ids[:features.num_frames] = features.word_ids[:padded]
     arrays = {"speech": _pad_rows(features.speech, padded),
               "beat": _pad_rows(features.beat, padded), "word_ids": word_ids,
