@@ -122,14 +122,16 @@ def load_official_hubert(model_dir: str | Path, device: str = "cpu") -> torch.nn
     from transformers import HubertModel
 
     folder = _checked_folder(model_dir)
-    model, info = HubertModel.from_pretrained(folder, local_files_only=True,
-                                              output_loading_info=True)
+    loaded: Any = HubertModel.from_pretrained(
+        folder, local_files_only=True, output_loading_info=True)
+    model, info = loaded
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         raise ValueError(f"{folder}: the HuBERT weights lack {len(missing)} encoder tensors "
                          f"({missing[:5]} ...); expected a transformers-format copy of "
                          f"{OFFICIAL_MODEL_ID}")
-    return model.to(device=device, dtype=_torch().float32).eval()
+    module: torch.nn.Module = model.to(device=device, dtype=_torch().float32).eval()
+    return module
 
 
 def _checked_folder(model_dir: str | Path) -> Path:
@@ -265,7 +267,10 @@ def official_hubert_features(audio: str | Path | np.ndarray,
         device: where a model loaded from ``model_dir`` runs.
         sample_rate: the rate of an array ``audio``.
     """
-    torch = _torch()
-    model = model_dir if isinstance(model_dir, torch.nn.Module) \
-        else load_official_hubert(model_dir, device)
+    import torch
+
+    if isinstance(model_dir, torch.nn.Module):
+        model: torch.nn.Module = model_dir
+    else:
+        model = load_official_hubert(model_dir, device)
     return run_official_hubert(audio, model, sample_rate).features
