@@ -103,5 +103,5 @@ def test_refuses_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"junk\.pkl: cannot read as a pickle"):
         load_official_vocab(tmp_path / "junk.pkl")
     (tmp_path / "dict.pkl").write_bytes(pickle.dumps({"word2index": {}}))
-    with pytest.raises(DataError, match="expected an instance of dataloaders.build_vocab.Vocab"):
+    with pytest.raises(DataError, match=r"expected an instance of dataloaders\.build_vocab\.Vocab"):
         load_official_vocab(tmp_path / "dict.pkl")
