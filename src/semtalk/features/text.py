@@ -38,13 +38,26 @@ def normalize_word(text: str) -> str:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Word <-> id table; ids 0-2 are the special tokens, then words by falling frequency."""
+    """Word <-> id table; ids 0-2 are the special tokens, then words by falling frequency.
+
+    ``specials``, ``unk_id`` and ``sil_id`` default to this package's layout. A table converted
+    from another layout (the official ``vocab.pkl``: ``<PAD> <SOS> <EOS> <UNK>``, then the
+    words, silence ``""`` among them) keeps its ids by naming its own leading specials and the
+    ids of its unknown-word and silence entries.
+    """
 
     tokens: tuple[str, ...]
+    specials: tuple[str, ...] = SPECIAL_TOKENS
+    unk_id: int = UNK
+    sil_id: int = SIL
 
     def __post_init__(self) -> None:
-        if self.tokens[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
-            raise ValueError(f"a vocabulary must start with {SPECIAL_TOKENS}")
+        if self.tokens[: len(self.specials)] != self.specials:
+            raise ValueError(f"a vocabulary must start with {self.specials}")
+        for name in ("unk_id", "sil_id"):
+            if not 0 <= getattr(self, name) < len(self.tokens):
+                raise ValueError(f"{name} {getattr(self, name)} is outside the vocabulary "
+                                 f"(size {len(self.tokens)})")
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
 
     @classmethod
@@ -66,15 +79,18 @@ class Vocabulary:
         """Id of a spoken word (UNK when unknown; an empty word is silence)."""
         token = normalize_word(word)
         if not token:
-            return SIL
-        return self._index.get(token, UNK)  # type: ignore[attr-defined]
+            return self.sil_id
+        return self._index.get(token, self.unk_id)  # type: ignore[attr-defined]
 
     def fingerprint(self) -> str:
         return hashlib.sha256("\n".join(self.tokens).encode()).hexdigest()[:16]
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        write_text_atomic(path, json.dumps({"format": 1, "tokens": list(self.tokens)}) + "\n")
+        data: dict[str, object] = {"format": 1, "tokens": list(self.tokens)}
+        if (self.specials, self.unk_id, self.sil_id) != (SPECIAL_TOKENS, UNK, SIL):
+            data.update(specials=list(self.specials), unk_id=self.unk_id, sil_id=self.sil_id)
+        write_text_atomic(path, json.dumps(data) + "\n")
         return path
 
     @classmethod
@@ -82,10 +98,11 @@ class Vocabulary:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(tuple(data["tokens"]))
+            return cls(tuple(data["tokens"]), tuple(data.get("specials", SPECIAL_TOKENS)),
+                       int(data.get("unk_id", UNK)), int(data.get("sil_id", SIL)))
         except FileNotFoundError:
             raise DataError(path, "vocabulary file not found") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
             raise DataError(path, f"not a semtalk vocabulary: {exc}") from exc
 
 
@@ -95,7 +112,7 @@ def frame_word_ids(words: list[Word], num_frames: int, vocab: Vocabulary,
 
     A frame takes the first word with ``start <= t / fps < end``; frames in no word are SIL.
     """
-    ids = np.full(num_frames, SIL, dtype=np.int32)
+    ids = np.full(num_frames, vocab.sil_id, dtype=np.int32)
     times = np.arange(num_frames) / fps
     for word in reversed(words):  # earlier words win where intervals touch or overlap
         inside = (times >= word.start) & (times < word.end)
