@@ -21,10 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate", help="generate co-speech motion (BEAT2 .npz, ψ report, plot, video)",
         description=__doc__.split("\n\n")[1] if __doc__ else None)
-    parser.add_argument("audio", type=Path,
+    parser.add_argument("audio", type=Path, nargs="?", default=None,
                         help="speech audio (WAV/FLAC/MP3/OGG, any rate and channel count), or a "
                              "folder of them (batch mode; per-file STEM.TextGrid or STEM.txt "
-                             "next to the audio are used)")
+                             "next to the audio are used); optional with --features (then "
+                             "only the video's sound)")
     parser.add_argument("--model", "-m", type=Path, required=True, metavar="RELEASE",
                         help="release folder (tokenizer/, base/, sparse/)")
     parser.add_argument("--out", "-o", type=Path, default=DEFAULT_OUT, metavar="DIR",
@@ -72,6 +73,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "align")
     parser.add_argument("--whisper-model", type=Path, default=None, metavar="DIR",
                         help="local faster-whisper model folder for recognition")
+    parser.add_argument("--features", type=Path, default=None, metavar="NPZ",
+                        help="generate from a precomputed features file (`semtalk features`; "
+                             "official-family releases) instead of computing features")
+    parser.add_argument("--length", choices=("full", "official"), default="full",
+                        help="full (default): one frame per 1/30 s of audio; official: the "
+                             "official code's length (multiple-of-8 trim, whole 60-frame hops, "
+                             "tail dropped), for comparisons")
+    parser.add_argument("--clip-fp16", action="store_true",
+                        help="official-family releases: run CLIP in float16 as the official "
+                             "code did (default float32)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")

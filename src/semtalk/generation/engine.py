@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -110,6 +110,14 @@ def window_starts(num_frames: int, window: int, seed: int = SEED_FRAMES) -> list
     return [k * stride for k in range(count)]
 
 
+class Featurizer(Protocol):
+    """Audio + words -> :class:`SpeechFeatures` (a family's feature recipe)."""
+
+    def __call__(self, audio: np.ndarray, sample_rate: int, words: list[Word] | None,
+                 num_frames: int, hop: int) -> SpeechFeatures:
+        ...
+
+
 class SemTalk:
     """A loaded release that turns speech (+ words) into motion.
 
@@ -118,7 +126,7 @@ class SemTalk:
     >>> result.save_npz("out.npz"); result.psi                        # doctest: +SKIP
     """
 
-    def __init__(self, release: Release, featurizer: UtteranceFeaturizer | None,
+    def __init__(self, release: Release, featurizer: Featurizer | None,
                  device: torch.device | str = "cpu", beta: float = DEFAULT_BETA,
                  parallel: bool | None = None, precision: str = "fp32",
                  fast: bool = True) -> None:
@@ -178,18 +186,29 @@ class SemTalk:
                         sentence_model: str | Path | None = None,
                         emotion_model: str | Path | None = None,
                         beta: float = DEFAULT_BETA, parallel: bool | None = None,
-                        precision: str = "fp32", fast: bool = True) -> SemTalk:
-        """Load a release folder (see :mod:`semtalk.release`).
+                        precision: str = "fp32", fast: bool = True,
+                        clip_fp16: bool = False) -> SemTalk:
+        """Load a release folder (see :mod:`semtalk.release`) of either family.
 
         ``hubert_model`` / ``sentence_model`` / ``emotion_model``: local folders of the models
-        the release's features were computed with, when it used any. ``beta``, ``parallel``,
-        ``precision`` and ``fast``: as in the constructor.
+        the release's features were computed with, when it used any (an ``official`` release:
+        HuBERT-large and CLIP ViT-B/32). ``clip_fp16``: official family, run CLIP in float16
+        as the official code did. ``beta``, ``parallel``, ``precision`` and ``fast``: as in the
+        constructor.
         """
         device = resolve_device(str(device))  # "auto" included
         release = Release.load(path, device)
-        featurizer = UtteranceFeaturizer(
-            release.features, release.vocab, Path(path), hubert_model=hubert_model,
-            sentence_model=sentence_model, emotion_model=emotion_model, device=str(device))
+        featurizer: Featurizer
+        if release.family == "official":
+            from semtalk.generation.official import OfficialFeaturizer
+
+            featurizer = OfficialFeaturizer(release.vocab, Path(path), hubert_model=hubert_model,
+                                            sentence_model=sentence_model, device=str(device),
+                                            clip_fp16=clip_fp16)
+        else:
+            featurizer = UtteranceFeaturizer(
+                release.features, release.vocab, Path(path), hubert_model=hubert_model,
+                sentence_model=sentence_model, emotion_model=emotion_model, device=str(device))
         return cls(release, featurizer, device, beta, parallel, precision, fast)
 
     # ------------------------------------------------------------------------- speakers
@@ -318,7 +337,8 @@ class SemTalk:
             token_psi_model=psi_model[:count], sparse_tokens=chosen[:count],
             words=list(features.words), emphasis=record, beta=self.beta, speaker=speaker_id,
             speaker_class=speaker_cls, release=str(release.folder), audio=audio,
-            precision=self.precision)
+            precision=self.precision,
+            codes={part.value: c.cpu().numpy() for part, c in full.items()})
 
     def _seedless(self, inputs: dict[str, Any], starts: list[int], speaker: torch.Tensor,
                   edit: PsiEdit) -> Iterator[_Seedless]:

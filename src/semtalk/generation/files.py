@@ -33,7 +33,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 class GenerateOptions:
     """What ``semtalk generate`` was asked for (see its ``--help`` for each option)."""
 
-    audio: Path
+    audio: Path | None
     model: Path
     out: Path
     transcript: str | None = None
@@ -54,6 +54,9 @@ class GenerateOptions:
     whisper_model: Path | None = None
     device: str = "cpu"
     overwrite: bool = False
+    features: Path | None = None
+    length: str = "full"
+    clip_fp16: bool = False
 
 
 # --- what to generate ----------------------------------------------------------------------------
@@ -245,7 +248,7 @@ def generate_one(job: Job, model: SemTalk, options: GenerateOptions, setup: Setu
         try:
             gen = model.generate(utterance.audio, utterance.sample_rate, utterance.words,
                                  speaker=setup.speaker, seed=setup.seed,
-                                 emphasis=setup.emphasis)
+                                 emphasis=setup.emphasis, length=options.length)
         except DataError:
             raise
         except ValueError as exc:  # the engine's checks of the audio and the seed
@@ -286,6 +289,10 @@ class Setup:
 def generate_files(options: GenerateOptions) -> int:
     emphasis = parse_emphasis(options)
     check_device(options.device)
+    if options.features is not None:
+        return generate_from_features(options, emphasis)
+    if options.audio is None:
+        raise DataError(Path("."), "give the speech audio (or --features NPZ)")
     batch = options.audio.is_dir()
     jobs = (batch_jobs(options.audio, options.transcript, options.textgrid) if batch
             else [single_job(options.audio, options.transcript, options.textgrid)])
@@ -294,10 +301,7 @@ def generate_files(options: GenerateOptions) -> int:
     seed = load_seed(options.seed_pose)
     body = None if options.no_video else load_body(options.body_model)
     preview = "stick" if options.no_video else choose_preview(options.preview, body)
-    model = SemTalk.from_pretrained(options.model, options.device, hubert_model=options.hubert,
-                                    sentence_model=options.sentence_model,
-                                    emotion_model=options.emotion_model,
-                                    precision=options.precision)
+    model = _load_model(options)
     with hint(model.release.folder, "pass one of them to --speaker, or leave it out"):
         model.speaker_class(options.speaker)  # an unknown id fails here, before any audio is read
     setup = Setup(emphasis, seed, body, options.speaker, preview)
@@ -305,6 +309,65 @@ def generate_files(options: GenerateOptions) -> int:
         return run_batch(jobs, model, options, setup)
     _, summary = generate_one(jobs[0], model, options, setup, lambda m: print(m, file=sys.stderr))
     print(summary)
+    print(f"output folder: {options.out}")
+    return 0
+
+
+def _load_model(options: GenerateOptions) -> SemTalk:
+    return SemTalk.from_pretrained(options.model, options.device, hubert_model=options.hubert,
+                                   sentence_model=options.sentence_model,
+                                   emotion_model=options.emotion_model,
+                                   precision=options.precision, clip_fp16=options.clip_fp16)
+
+
+def generate_from_features(options: GenerateOptions, emphasis: Emphasis) -> int:
+    """``semtalk generate --features NPZ``: one official-family features file to motion."""
+    from semtalk.data.audio import load_audio
+    from semtalk.generation.official import official_inputs_to_features
+    from semtalk.official.inputs import OfficialInputs
+
+    path = options.features
+    assert path is not None
+    inputs = OfficialInputs.load(path)
+    job = Job(audio=options.audio or path, stem=path.stem)
+    check_outputs_free(job, options)
+    model = _load_model(options)
+    release = model.release
+    if release.family != "official":
+        raise DataError(path, f"this file holds official-family features (HuBERT-large, the "
+                              f"official vocabulary, CLIP); {release.folder} is a "
+                              f"{release.family}-family release, whose features differ: give "
+                              f"it the audio instead, or use a release made by `semtalk "
+                              f"convert official`")
+    features, seed, contacts, speaker_cls = official_inputs_to_features(inputs)
+    speaker = options.speaker
+    if speaker is None:
+        known = release.speakers or {}
+        if speaker_cls not in known:
+            raise DataError(path, f"speaker class {speaker_cls} (tar_id) is not one this "
+                                  f"release was converted for ({sorted(known)}); pass "
+                                  f"--speaker ID")
+        speaker = known[speaker_cls]
+    user_seed = load_seed(options.seed_pose)
+    audio = None
+    if options.audio is not None:
+        with hint(options.audio, _audio_advice):
+            audio = load_audio(options.audio)
+    try:
+        gen = model.generate_features(
+            features, speaker=speaker, seed=user_seed or seed, emphasis=emphasis, audio=audio,
+            length=options.length, seed_contacts=None if user_seed else contacts)
+    except ValueError as exc:
+        raise DataError(path, f"cannot generate motion: {exc}") from exc
+    body = None if options.no_video else load_body(options.body_model)
+    preview = "stick" if options.no_video else choose_preview(options.preview, body)
+    paths = save_outputs(gen, options.out, job.stem, video=not options.no_video,
+                         body_model=body, preview=preview,
+                         extra={"input": {"features": str(path), "length": options.length,
+                                          "audio": None if options.audio is None
+                                          else str(options.audio)}})
+    print(f"{path.name}: {gen.num_frames} frames, ψ > β on {int(gen.sparse_tokens.sum())} of "
+          f"{len(gen.sparse_tokens)} tokens -> {', '.join(p.name for p in paths.values())}")
     print(f"output folder: {options.out}")
     return 0
 

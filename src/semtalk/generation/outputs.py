@@ -71,6 +71,8 @@ class Generation:
         release: the release folder.
         audio: mono 16 kHz audio (for the preview video), when generated from audio.
         precision: the generators' float format (``"fp32"`` or ``"bf16"``).
+        codes: ``{part name: [N, Q]}`` the fused codes the motion was decoded from (one token
+            per 4 frames, stitched over the windows).
     """
 
     motion: Motion
@@ -90,6 +92,7 @@ class Generation:
     sample_rate: int = AUDIO_SAMPLE_RATE
     fps: int = MOTION_FPS
     timings: dict[str, float] = field(default_factory=dict)
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
