@@ -1,0 +1,1 @@
+"""The official family: converting and running the official SemTalk weights."""
