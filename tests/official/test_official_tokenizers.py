@@ -204,7 +204,7 @@ def test_rvq_conversion_is_strict(official_states: dict[str, dict[str, torch.Ten
                                          r"semtalk decoder.net.10.weight \(78, 256, 3\)"):
         ot.rvq_from_official(state, BodyPart.UPPER)  # hands weights into the upper model
     mixed = {k.removeprefix("module.") if "codebook" in k else k: v for k, v in state.items()}
-    with pytest.raises(ValueError, match="mix the 'module.' prefix"):
+    with pytest.raises(ValueError, match=r"mix the 'module\.' prefix"):
         ot.rvq_from_official(mixed, BodyPart.HANDS)
 
 
