@@ -48,6 +48,11 @@ class QuantizerConfig:
         quantize_dropout: probability that, in training, a batch element uses only the first
             ``k ~ U{1..Q}`` layers (its codes of later layers are -1). Never applied in eval.
         commitment_weight: factor on the commitment loss.
+        straight_through_residual: subtract the straight-through value ``r_k + (q_k - r_k)``
+            from the residual instead of ``q_k`` (``r_{k+1} = r_k - (r_k + (q_k - r_k))``), as
+            the official code does. The two differ by float rounding only, which can still flip
+            a code whose distance margin is within a few ulps; the official-weights family sets
+            it so its codes match the official ones exactly. Off: ``r_k = z - sum_{j<k} q_j``.
     """
 
     num_quantizers: int = 6
@@ -58,6 +63,7 @@ class QuantizerConfig:
     sample_temperature: float = 0.0
     quantize_dropout: float = 0.2
     commitment_weight: float = 1.0
+    straight_through_residual: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -261,8 +267,8 @@ class ResidualVQ(nn.Module):
         offset = torch.zeros_like(z.detach())  # sum_{j<k} sg(q_j), so r_k = z - offset
         total = torch.zeros_like(offset)  # sum of the used layers' vectors
         codes, layer_losses, perplexity, usage = [], [], [], []
+        residual = z  # [B, N, D]; the commitment gradient flows into z
         for index, layer in enumerate(self.codebook_layers):
-            residual = z - offset  # [B, N, D]; the commitment gradient flows into z
             flat = residual.detach().reshape(-1, dim)  # [B*N, D]
             if self.training and not bool(layer.initialized):
                 layer.initialize_from(flat)
@@ -284,6 +290,7 @@ class ResidualVQ(nn.Module):
             usage.append(layer_usage)
             total = total + vectors * weight[:, None, None]
             offset = offset + vectors
+            residual = self._next_residual(z, offset, residual, vectors)
             codes.append(layer_codes.view(batch, length).masked_fill(~active[:, None], -1))
         loss_stack = torch.stack(layer_losses)
         layers_with_use = (torch.stack(usage) > 0).to(z.dtype).sum().clamp_min(1.0)
@@ -305,12 +312,24 @@ class ResidualVQ(nn.Module):
         batch, length, dim = x.shape
         z = x.float()
         offset = torch.zeros_like(z)  # same arithmetic as forward, so the codes agree exactly
+        residual = z
         codes = []
         for layer in self.codebook_layers:
-            layer_codes = layer.nearest((z - offset).reshape(-1, dim)).view(batch, length)
-            offset = offset + layer.codebook[layer_codes].float()
+            layer_codes = layer.nearest(residual.reshape(-1, dim)).view(batch, length)
+            vectors = layer.codebook[layer_codes].float()
+            offset = offset + vectors
+            residual = self._next_residual(z, offset, residual, vectors)
             codes.append(layer_codes)
         return torch.stack(codes, dim=-1)
+
+    def _next_residual(self, z: torch.Tensor, offset: torch.Tensor, residual: torch.Tensor,
+                       vectors: torch.Tensor) -> torch.Tensor:
+        """The residual the next layer quantises, given ``offset = sum_{j<=k} q_k`` and this
+        layer's ``residual`` and chosen ``vectors`` (see
+        :attr:`QuantizerConfig.straight_through_residual`); its gradient is the identity."""
+        if not self.config.straight_through_residual:
+            return z - offset
+        return residual - (residual + (vectors - residual)).detach()
 
     def codes_to_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """Per-layer code vectors ``[Q', B, N, D]`` of ``codes [B, N, Q']`` (Q' <= Q).
