@@ -35,17 +35,19 @@ LAYERS: dict[str, set[str]] = {
     "render": {"body", "data"},
     "export": {"body"},
     "release": {"body", "models", "features", "data"},
+    "official": {"body", "modules", "models", "features", "data", "release"},
     "inference": {"body", "modules", "models"},
     "training": {"body", "configs", "data", "features", "inference", "losses", "metrics", "models",
                  "modules", "release"},
     "generation": {"body", "data", "features", "models", "inference", "release", "render",
-                   "export"},
+                   "export", "official"},
     "evaluation": {"body", "configs", "data", "features", "metrics", "models", "generation",
                    "release"},
     "pipeline": {"body", "configs", "data", "features", "models", "training", "generation",
                  "evaluation", "release", "metrics"},
     "cli": {"body", "configs", "data", "features", "models", "training", "generation",
-            "evaluation", "pipeline", "release", "render", "export", "inference", "metrics"},
+            "evaluation", "pipeline", "release", "render", "export", "inference", "metrics",
+            "official"},
 }
 """``package -> packages it may import`` (besides itself and ``FOUNDATION``). A package is a
 folder under ``src/semtalk`` or a top-level module."""

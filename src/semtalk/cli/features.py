@@ -49,9 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semtalk.generation.official import write_features
+    from semtalk.generation.official_files import write_features
 
-    path, summary = write_features(
+    _, summary = write_features(
         args.audio, args.model, args.out, hubert=args.hubert,
         sentence_model=args.sentence_model, transcript=args.transcript, textgrid=args.textgrid,
         seed_pose=args.seed_pose, speaker=args.speaker, clip_fp16=args.clip_fp16,

@@ -29,8 +29,9 @@ from semtalk.body.parts import BodyPart
 from semtalk.data.beat2 import speaker_class
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic
+from semtalk.models.sparse_generator import SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
-from semtalk.official.generators import base_from_official, sparse_from_official
+from semtalk.official.generators import KeyMap, base_from_official, sparse_from_official
 from semtalk.official.sources import load_official_state_dict, open_official_source
 from semtalk.official.tokenizers import global_motion_from_official, rvq_from_official
 from semtalk.release import (
@@ -150,45 +151,46 @@ def convert_official(src: str | Path, out: str | Path, *, speakers: str | None =
 
         def fill(staging: Path) -> None:
             say("tokenizers")
-            parts = {}
-            for part, name in RVQ_FILES.items():
-                state = load_official_state_dict(source.paths[name])
-                parts[part] = _checked(name, lambda s=state, p=part: rvq_from_official(s, p))
+            parts = {part: _checked(name, lambda name=name, part=part: rvq_from_official(
+                load_official_state_dict(source.paths[name]), part))
+                for part, name in RVQ_FILES.items()}
             MotionTokenizer(parts).save_pretrained(staging / TOKENIZER)
             say("global-motion network")
-            state = load_official_state_dict(source.paths["last_1700_foot.bin"])
-            global_motion = _checked("last_1700_foot.bin",
-                                     lambda: global_motion_from_official(state))
-            global_motion.save_pretrained(staging / GLOBAL_MOTION)
-            spec = official_feature_spec()
+            name = "last_1700_foot.bin"
+            _checked(name, lambda: global_motion_from_official(
+                load_official_state_dict(source.paths[name]))).save_pretrained(
+                    staging / GLOBAL_MOTION)
             say("base generator")
-            state = load_official_state_dict(source.paths["best_semtalk_base.bin"])
-            base, base_map = _checked("best_semtalk_base.bin", lambda: base_from_official(state))
-            base.save_pretrained(staging / BASE)
-            spec.save(staging / BASE / FEATURES_FILE)
-            del base, state
+            unused = {"best_semtalk_base.bin": _convert_generator(
+                source.paths["best_semtalk_base.bin"], base_from_official, staging / BASE)}
             say("sparse generator")
-            state = load_official_state_dict(source.paths["best_semtalk_sparse.bin"])
-            sparse, sparse_map = _checked("best_semtalk_sparse.bin",
-                                          lambda: sparse_from_official(state))
-            sparse.save_pretrained(staging / SPARSE)
-            spec.save(staging / SPARSE / FEATURES_FILE)
+            unused["best_semtalk_sparse.bin"] = _convert_generator(
+                source.paths["best_semtalk_sparse.bin"], sparse_from_official, staging / SPARSE)
             vocab = load_official_vocab(source.paths["vocab.pkl"])
-            if len(vocab) != sparse.config.vocab_size:
+            rows = SparseMotionGenerator.read_config(staging / SPARSE).vocab_size
+            if len(vocab) != rows:
                 raise DataError(source.paths["vocab.pkl"],
                                 f"the vocabulary has {len(vocab)} words but the sparse "
-                                f"checkpoint's word embedding has {sparse.config.vocab_size} "
-                                f"rows: the two files come from different releases")
+                                f"checkpoint's word embedding has {rows} rows: the two files "
+                                f"come from different releases")
             vocab.to_vocabulary().save(staging / SPARSE / VOCAB_FILE)
-            del sparse, state
-            record["unused_official_keys"] = {"best_semtalk_base.bin": len(base_map.unused),
-                                              "best_semtalk_sparse.bin": len(sparse_map.unused)}
+            record["unused_official_keys"] = unused
             manifest = Manifest(speakers=table, family="official", provenance=record)
             write_text_atomic(staging / MANIFEST, json.dumps(manifest.to_dict(), indent=1))
             say("checking the release")
 
         publish(out, fill, verify=Release.load)
     return ConversionReport(out, record, table)
+
+
+def _convert_generator(path: Path, convert: Callable[[dict[str, Any]], tuple[Any, KeyMap]],
+                       folder: Path) -> int:
+    """Convert one generator file into ``folder`` (weights, config, feature recipe); the
+    number of official keys official inference never runs (not converted)."""
+    model, key_map = _checked(path.name, lambda: convert(load_official_state_dict(path)))
+    model.save_pretrained(folder)
+    official_feature_spec().save(folder / FEATURES_FILE)
+    return len(key_map.unused)
 
 
 def _checked(name: str, build: Callable[[], Any]) -> Any:
