@@ -306,3 +306,40 @@ def test_clip_refuses_a_small_tokenizer(tmp_path: Path) -> None:
     save_tiny_clip(tmp_path, size)
     with pytest.raises(DataError, match=r"tokens, expected 49408"):
         OfficialClipTextEncoder(tmp_path)
+
+
+# --- semtalk features ---------------------------------------------------------------------------
+def test_features_command_writes_the_official_inputs(official_release: Path, clip_folder: Path,
+                                                     audio_text: dict[str, np.ndarray],
+                                                     tmp_path: Path) -> None:
+    """``semtalk features`` on the sample clip (tiny HuBERT, tiny CLIP): a features file in the
+    ``generation_inputs.npz`` layout whose beat features, HuBERT features and word ids are the
+    golden ones, with a rest-pose seed and the release's speaker."""
+    from semtalk.cli import main
+    from semtalk.official.inputs import OfficialInputs
+
+    need(WAV, TEXTGRID, TINY_HUBERT, GOLDEN / "features.npz")
+    out = tmp_path / "feats.npz"
+    assert main(["features", str(WAV), "--textgrid", str(TEXTGRID), "--model",
+                 str(official_release), "--hubert", str(TINY_HUBERT), "--sentence-model",
+                 str(clip_folder), "--out", str(out)]) == 0
+    inputs = OfficialInputs.load(out)
+    n = inputs.num_frames
+    assert n == len(audio_text["beat"]) == 1922
+    np.testing.assert_array_equal(inputs.beat, audio_text["beat"])
+    np.testing.assert_array_equal(inputs.in_word[:1906], audio_text["word_ids"])
+    golden = np.load(GOLDEN / "features.npz")["hubert_sample"]
+    np.testing.assert_allclose(inputs.hubert, golden[:n], atol=1e-5)
+    assert len(inputs.feat_clip_text) == -(-(n - 4) // 60)
+    assert inputs.speaker_class == 1 and not inputs.emo_clip_text.any()
+    assert inputs.tar_pose.shape == (n, 165) and inputs.tar_contact.all()
+
+
+def test_features_command_refuses_a_paper_release(tiny_release: Path, tmp_path: Path) -> None:
+    from semtalk.cli import main
+
+    need(WAV, TINY_HUBERT)
+    assert main(["features", str(WAV), "--model", str(tiny_release), "--hubert",
+                 str(TINY_HUBERT), "--sentence-model", str(tmp_path), "--out",
+                 str(tmp_path / "f.npz")]) == 2
+    assert not (tmp_path / "f.npz").exists()

@@ -33,7 +33,6 @@ from semtalk.generation.speech import SpeechFeatures
 from semtalk.official.inputs import OfficialInputs
 
 WINDOW, HOP = 64, 60
-EMOTION_DIM = 512
 SEED_FRAMES = 4
 
 
@@ -127,7 +126,7 @@ class OfficialFeaturizer:
             speech=_rows(hubert, num_frames).astype(np.float32),
             beat=_rows(beat, num_frames).astype(np.float32),
             word_ids=frame_words.ids.astype(np.int64), sentence=sentence,
-            emotion=np.zeros((len(sentence), EMOTION_DIM), np.float32), hop=HOP,
+            emotion=np.zeros_like(sentence, dtype=np.float32), hop=HOP,
             words=list(words or []))
 
 

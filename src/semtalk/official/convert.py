@@ -29,6 +29,7 @@ from semtalk.body.parts import BodyPart
 from semtalk.data.beat2 import speaker_class
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic
+from semtalk.models.rvqvae import RVQVAE
 from semtalk.models.sparse_generator import SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.official.generators import KeyMap, base_from_official, sparse_from_official
@@ -151,9 +152,7 @@ def convert_official(src: str | Path, out: str | Path, *, speakers: str | None =
 
         def fill(staging: Path) -> None:
             say("tokenizers")
-            parts = {part: _checked(name, lambda name=name, part=part: rvq_from_official(
-                load_official_state_dict(source.paths[name]), part))
-                for part, name in RVQ_FILES.items()}
+            parts = {part: _rvq(source.paths[name], part) for part, name in RVQ_FILES.items()}
             MotionTokenizer(parts).save_pretrained(staging / TOKENIZER)
             say("global-motion network")
             name = "last_1700_foot.bin"
@@ -181,6 +180,13 @@ def convert_official(src: str | Path, out: str | Path, *, speakers: str | None =
 
         publish(out, fill, verify=Release.load)
     return ConversionReport(out, record, table)
+
+
+def _rvq(path: Path, part: BodyPart) -> RVQVAE:
+    """One official RVQ-VAE file as our model."""
+    model: RVQVAE = _checked(path.name, lambda: rvq_from_official(
+        load_official_state_dict(path), part))
+    return model
 
 
 def _convert_generator(path: Path, convert: Callable[[dict[str, Any]], tuple[Any, KeyMap]],

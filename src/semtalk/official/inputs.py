@@ -117,8 +117,8 @@ class OfficialInputs:
         if missing:
             raise DataError(path, f"not an official-family features file: it lacks {missing} "
                                   f"(`semtalk features` writes one; keys: {list(REQUIRED)})")
-        inputs = cls(**{name: arrays[name] for name in REQUIRED},
-                     **{name: arrays.get(name) for name in OPTIONAL})
+        inputs = cls(**{name: arrays[name] for name in REQUIRED})
+        inputs.tar_exps, inputs.tar_beta = arrays.get("tar_exps"), arrays.get("tar_beta")
         problems = inputs.problems()
         if problems:
             raise DataError(path, "invalid features: " + "; ".join(problems))
@@ -133,5 +133,5 @@ class OfficialInputs:
                   if getattr(self, name) is not None}
         path = Path(path)
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]
+            np.savez(handle, **arrays)
         return path
