@@ -201,6 +201,22 @@ def test_hubert_short_array_end_to_end(hubert_run) -> None:  # type: ignore[no-u
     assert features.shape == (30, 32) and features.dtype == np.float32
 
 
+def test_hubert_bfloat16_opt_in(hubert_run) -> None:  # type: ignore[no-untyped-def]
+    """``--hubert-bf16``: a bfloat16 model gets bfloat16 chunks and gives float32 features close
+    to the float32 ones (same frames)."""
+    import copy
+
+    import torch
+
+    model, _ = hubert_run
+    wave = (np.random.default_rng(1).standard_normal(48000) * 0.1).astype(np.float32)
+    full = official_hubert_features(wave, model, sample_rate=16000)
+    half = official_hubert_features(wave, copy.deepcopy(model).to(torch.bfloat16),
+                                    sample_rate=16000)
+    assert half.shape == full.shape and half.dtype == np.float32
+    assert 0 < np.abs(half - full).max() < 0.1 * np.abs(full).max()
+
+
 def test_chunk_rule() -> None:
     assert official_chunk_bounds(1000) == [(0, 1000)]
     assert official_chunk_bounds(640399) == [(0, 320080), (320000, 640080)]  # remainder < 400

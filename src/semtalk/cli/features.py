@@ -34,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="local CLIP ViT-B/32 folder (transformers format)")
     parser.add_argument("--clip-fp16", action="store_true",
                         help="run CLIP in float16 as the official code did (default float32)")
+    parser.add_argument("--hubert-bf16", action="store_true",
+                        help="run HuBERT in bfloat16 (about 2x faster; slightly different from "
+                             "the official float32)")
     parser.add_argument("--seed-pose", type=Path, default=None, metavar="NPZ",
                         help="BEAT2 .npz whose first 4 frames seed the motion (default: rest "
                              "pose)")
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         args.audio, args.model, args.out, hubert=args.hubert,
         sentence_model=args.sentence_model, transcript=args.transcript, textgrid=args.textgrid,
         seed_pose=args.seed_pose, speaker=args.speaker, clip_fp16=args.clip_fp16,
+        hubert_bf16=args.hubert_bf16,
         allow_recognition=not args.no_recognition_fallback, whisper_model=args.whisper_model,
         device=args.device)
     print(summary)

@@ -187,13 +187,14 @@ class SemTalk:
                         emotion_model: str | Path | None = None,
                         beta: float = DEFAULT_BETA, parallel: bool | None = None,
                         precision: str = "fp32", fast: bool = True,
-                        clip_fp16: bool = False) -> SemTalk:
+                        clip_fp16: bool = False, hubert_bf16: bool = False) -> SemTalk:
         """Load a release folder (see :mod:`semtalk.release`) of either family.
 
         ``hubert_model`` / ``sentence_model`` / ``emotion_model``: local folders of the models
         the release's features were computed with, when it used any (an ``official`` release:
         HuBERT-large and CLIP ViT-B/32). ``clip_fp16``: official family, run CLIP in float16
-        as the official code did. ``beta``, ``parallel``, ``precision`` and ``fast``: as in the
+        as the official code did; ``hubert_bf16``: official family, run HuBERT in bfloat16
+        (opt-in speed-up). ``beta``, ``parallel``, ``precision`` and ``fast``: as in the
         constructor.
         """
         device = resolve_device(str(device))  # "auto" included
@@ -204,7 +205,7 @@ class SemTalk:
 
             featurizer = OfficialFeaturizer(release.vocab, Path(path), hubert_model=hubert_model,
                                             sentence_model=sentence_model, device=str(device),
-                                            clip_fp16=clip_fp16)
+                                            clip_fp16=clip_fp16, hubert_bf16=hubert_bf16)
         else:
             featurizer = UtteranceFeaturizer(
                 release.features, release.vocab, Path(path), hubert_model=hubert_model,

@@ -57,6 +57,7 @@ class GenerateOptions:
     features: Path | None = None
     length: str = "full"
     clip_fp16: bool = False
+    hubert_bf16: bool = False
 
 
 # --- what to generate ----------------------------------------------------------------------------
@@ -317,7 +318,8 @@ def _load_model(options: GenerateOptions) -> SemTalk:
     return SemTalk.from_pretrained(options.model, options.device, hubert_model=options.hubert,
                                    sentence_model=options.sentence_model,
                                    emotion_model=options.emotion_model,
-                                   precision=options.precision, clip_fp16=options.clip_fp16)
+                                   precision=options.precision, clip_fp16=options.clip_fp16,
+                                   hubert_bf16=options.hubert_bf16)
 
 
 def generate_from_features(options: GenerateOptions, emphasis: Emphasis) -> int:

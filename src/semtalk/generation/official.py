@@ -63,17 +63,20 @@ class OfficialFeaturizer:
         sentence_model: local CLIP ViT-B/32 folder (transformers format, with its tokenizer).
         device: where HuBERT and CLIP run.
         clip_fp16: run CLIP in float16 as the official code did (default float32).
+        hubert_bf16: run HuBERT in bfloat16 (opt-in, about 2x faster on CPU; the features
+            differ slightly from the official float32 ones, see the README).
     """
 
     def __init__(self, vocab: Vocabulary, where: Path, *, hubert_model: str | Path | None,
                  sentence_model: str | Path | None, device: str = "cpu",
-                 clip_fp16: bool = False) -> None:
+                 clip_fp16: bool = False, hubert_bf16: bool = False) -> None:
         self.vocab = official_vocab(vocab)
         self.where = where
         self.hubert_dir = None if hubert_model is None else Path(hubert_model)
         self.sentence_dir = None if sentence_model is None else Path(sentence_model)
         self.device = device
         self.clip_fp16 = clip_fp16
+        self.hubert_bf16 = hubert_bf16
         self._hubert: object | None = None
         self._clip: object | None = None
 
@@ -94,7 +97,8 @@ class OfficialFeaturizer:
                                         f"folders), or generate from a features file "
                                         f"(--features)")
         if self._hubert is None:
-            self._hubert = load_official_hubert(self.hubert_dir, self.device)
+            hubert = load_official_hubert(self.hubert_dir, self.device)
+            self._hubert = hubert.to(torch.bfloat16) if self.hubert_bf16 else hubert
         if self._clip is None:
             self._clip = OfficialClipTextEncoder(
                 self.sentence_dir, self.device,

@@ -18,6 +18,7 @@ def write_features(audio_path: Path, release: Path, out: Path, *, hubert: Path |
                    sentence_model: Path | None, transcript: str | None = None,
                    textgrid: Path | None = None, seed_pose: Path | None = None,
                    speaker: int | None = None, clip_fp16: bool = False,
+                   hubert_bf16: bool = False,
                    allow_recognition: bool = True, whisper_model: Path | None = None,
                    device: str = "cpu") -> tuple[Path, str]:
     """``semtalk features``: the features file of one speech file for an official-family
@@ -53,7 +54,7 @@ def write_features(audio_path: Path, release: Path, out: Path, *, hubert: Path |
                                allow_recognition=allow_recognition, whisper_model=whisper_model)
     featurizer = OfficialFeaturizer(vocab, release, hubert_model=hubert,
                                     sentence_model=sentence_model, device=device,
-                                    clip_fp16=clip_fp16)
+                                    clip_fp16=clip_fp16, hubert_bf16=hubert_bf16)
     inputs = official_inputs_from_audio(utterance.audio, utterance.words, featurizer=featurizer,
                                         seed=seed, seed_contacts=contacts, speaker_class=cls,
                                         textgrid=textgrid)

@@ -231,11 +231,12 @@ def run_official_hubert(audio: str | Path | np.ndarray, model: torch.nn.Module,
     input_values, mean, var = normalize_whole(wave22)
     bounds = official_chunk_bounds(len(input_values))
     raw_frames, num_16k, frames = official_frame_counts(len(input_values))
-    device = next(model.parameters()).device
+    weight = next(model.parameters())  # a bfloat16 model (opt-in) gets bfloat16 input
     rows = []
     with torch.no_grad():
         for start, end in bounds:
-            chunk = torch.from_numpy(input_values[start:end]).unsqueeze(0).to(device)
+            chunk = torch.from_numpy(input_values[start:end]).unsqueeze(0).to(
+                weight.device, weight.dtype)
             rows.append(model(chunk).last_hidden_state[0].float().cpu())
     raw = torch.cat(rows, dim=0)
     if abs(raw.shape[0] - raw_frames) > 1:
