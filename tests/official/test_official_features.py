@@ -257,13 +257,13 @@ def write_bpe_tokenizer(folder: Path, num_merges: int) -> int:
     return len(tokens)
 
 
-def save_tiny_clip(folder: Path, vocab_size: int) -> None:
+def save_tiny_clip(folder: Path, vocab_size: int, projection: int = 24) -> None:
     import torch
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=48,
                             num_hidden_layers=2, num_attention_heads=4,
-                            max_position_embeddings=77, projection_dim=24,
+                            max_position_embeddings=77, projection_dim=projection,
                             hidden_act="quick_gelu", bos_token_id=vocab_size - 2,
                             eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
     torch.manual_seed(0)
@@ -359,3 +359,38 @@ def test_features_command_refuses_a_paper_release(tiny_release: Path, tmp_path: 
                  str(TINY_HUBERT), "--sentence-model", str(tmp_path), "--out",
                  str(tmp_path / "f.npz")]) == 2
     assert not (tmp_path / "f.npz").exists()
+
+
+def test_generate_from_audio_with_an_official_release(official_release: Path, tmp_path: Path,
+                                                      ) -> None:
+    """``semtalk generate AUDIO --model OFFICIAL --hubert DIR --sentence-model DIR``: the whole
+    path from a recording (4 s of the sample clip and its TextGrid) to motion, with stand-ins of
+    the real widths (a 1-layer HuBERT of width 1024, a tiny CLIP projecting to 512)."""
+    import soundfile as sf
+    import torch
+    from transformers import HubertConfig, HubertModel
+
+    from semtalk.cli import main
+
+    need(WAV, TEXTGRID)
+    hubert = tmp_path / "hubert"
+    config = HubertConfig(hidden_size=1024, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=64, conv_dim=(16,) * 7, feat_extract_norm="layer",
+                          do_stable_layer_norm=True, conv_bias=True, num_conv_pos_embeddings=16,
+                          num_conv_pos_embedding_groups=2)
+    torch.manual_seed(0)
+    HubertModel(config).save_pretrained(hubert)
+    clip = tmp_path / "clip"
+    write_bpe_tokenizer(clip, CLIP_VOCAB - 514)
+    save_tiny_clip(clip, CLIP_VOCAB, projection=512)
+    wave, rate = sf.read(WAV, dtype="float32")
+    sf.write(tmp_path / "speech.wav", wave[: 4 * rate], rate)
+    out = tmp_path / "out"
+    assert main(["generate", str(tmp_path / "speech.wav"), "--textgrid", str(TEXTGRID),
+                 "--model", str(official_release), "--hubert", str(hubert),
+                 "--sentence-model", str(clip), "--no-video", "--out", str(out)]) == 0
+    with np.load(out / "speech.npz") as motion:
+        assert motion["poses"].shape == (120, 165) and np.isfinite(motion["poses"]).all()
+        assert np.abs(motion["poses"][:, 69:75]).max() == 0  # eyes
+    report = json.loads((out / "speech.json").read_text())
+    assert report["input"]["textgrid"] == str(TEXTGRID)
