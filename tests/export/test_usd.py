@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("pxr", reason="OpenUSD's Python bindings (pxr) are not installed: "
-                                  "pip install 'semtalk[usd]'")
+pytest.importorskip("pxr", exc_type=ImportError,
+                    reason="OpenUSD's Python bindings (pxr) cannot be imported: "
+                           "pip install 'semtalk[usd]'")
 from pxr import Usd, UsdGeom, UsdSkel, UsdValidation
 
 from semtalk.body.motion import Motion
@@ -59,11 +60,14 @@ def harder_smplx(tmp_path_factory: pytest.TempPathFactory) -> SMPLXBodyModel:
     return SMPLXBodyModel(path)
 
 
-def validation_errors(path: Path) -> list[str]:
-    """Errors from all of OpenUSD's registered validators (``usdchecker``'s checks)."""
+def validation_errors(stage_or_path: Usd.Stage | Path) -> list[str]:
+    """Errors from all of OpenUSD's registered validators (``usdchecker``'s checks; OpenUSD 26
+    replaced ``UsdUtils.ComplianceChecker`` by them)."""
     validators = UsdValidation.ValidationRegistry().GetOrLoadAllValidators()
     context = UsdValidation.ValidationContext(validators)
-    found = context.Validate(Usd.Stage.Open(str(path)))
+    stage = stage_or_path if isinstance(stage_or_path, Usd.Stage) \
+        else Usd.Stage.Open(str(stage_or_path))
+    found = context.Validate(stage)
     return [e.GetMessage() for e in found
             if e.GetType() == UsdValidation.ValidationErrorType.Error]
 
@@ -124,6 +128,17 @@ def test_up_z_turns_the_body_onto_the_xy_plane(tmp_path, motion):
 
 def test_skeleton_only_file_passes_usd_validation(tmp_path, motion):
     assert validation_errors(write_usd(motion, tmp_path / "clip.usda")) == []
+
+
+def test_validation_reports_what_the_writer_must_author(tmp_path, motion, harder_smplx):
+    """The validators are not silent: dropping pieces write_usd authors makes them complain."""
+    stage = Usd.Stage.Open(str(write_usd(motion, tmp_path / "body.usda",
+                                         body_model=harder_smplx)))
+    stage.GetRootLayer().ClearDefaultPrim()
+    stage.GetPrimAtPath("/Body/Mesh").RemoveAPI(UsdSkel.BindingAPI)
+    errors = " ".join(validation_errors(stage))
+    assert "defaultPrim" in errors
+    assert "SkelBindingAPI" in errors
 
 
 def test_mesh_file_passes_usd_validation(tmp_path, motion, harder_smplx):
