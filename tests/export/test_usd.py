@@ -237,3 +237,19 @@ def test_missing_pxr_names_the_extra(tmp_path, motion, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'semtalk\[usd\]'"):
         write_usd(motion, tmp_path / "clip.usda")
     assert list(tmp_path.iterdir()) == []
+
+
+class ShiftedSkeleton:
+    """A body model that is neither built-in nor SMPL-X: the built-in one moved up 1 m."""
+
+    name = "shifted"
+
+    def joints(self, poses, trans=None, betas=None, expressions=None):  # type: ignore[no-untyped-def]
+        return BuiltinSkeleton().joints(poses, trans) + torch.tensor([0.0, 1.0, 0.0])
+
+
+def test_any_body_model_gives_its_zero_pose_as_the_rest_pose(tmp_path, motion):
+    path = write_usd(motion, tmp_path / "clip.usdc", body_model=ShiftedSkeleton())
+    expected = ShiftedSkeleton().joints(torch.as_tensor(motion.poses, dtype=torch.float64),
+                                        torch.as_tensor(motion.trans, dtype=torch.float64))
+    assert np.abs(read_joint_positions(path) - expected.numpy()).max() < 1e-5
