@@ -122,3 +122,17 @@ def test_missing_smplx_file_is_a_clear_error(tmp_path):
         SMPLXBodyModel(tmp_path)
     with pytest.raises(FileNotFoundError, match="not found"):
         SMPLXBodyModel(tmp_path / "nope.npz")
+
+
+def test_smplx_rest_shape_is_the_zero_pose_body_for_the_betas(tiny_smplx_model):
+    betas = np.zeros(300)
+    betas[0] = 1.0  # the stand-in grows by 10 %
+    vertices, joints = tiny_smplx_model.rest_shape(betas)
+    zero = torch.zeros(1, 165)
+    expected_joints = tiny_smplx_model.joints(zero, betas=torch.as_tensor(betas))[0]
+    expected_vertices = tiny_smplx_model.vertices(zero, betas=torch.as_tensor(betas))[0]
+    assert np.abs(joints - expected_joints.double().numpy()).max() < 1e-5
+    assert np.abs(vertices - expected_vertices.double().numpy()).max() < 1e-5
+    assert np.abs(joints - 1.1 * BUILTIN_REST_JOINTS).max() < 1e-5
+    assert tiny_smplx_model.pose_mean.shape == (165,)
+    assert tiny_smplx_model.expression_directions.shape == (vertices.shape[0], 3, 100)

@@ -248,6 +248,36 @@ class SMPLXBodyModel:
         """``[V, 55]`` linear-blend-skinning weights of each vertex on each joint."""
         return self.model.lbs_weights.detach().cpu().numpy()
 
+    @property
+    def expression_directions(self) -> np.ndarray:
+        """``[V, 3, 100]`` vertex offsets per unit of each expression coefficient."""
+        return self.model.expr_dirs.detach().cpu().numpy()
+
+    @property
+    def pose_mean(self) -> np.ndarray:
+        """``[165]`` axis-angle the model adds to every pose before posing (the mean hand pose
+        on the finger joints, since ``flat_hand_mean=False``; zero elsewhere)."""
+        return self.model.pose_mean.detach().cpu().numpy().reshape(POSE_DIM)
+
+    def rest_shape(self, betas: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The unposed body shaped by ``betas`` with a neutral expression.
+
+        Args:
+            betas: ``[300]`` shape coefficients (fewer are zero-padded); ``None``: mean shape.
+
+        Returns:
+            ``(vertices [V, 3], joints [55, 3])`` in metres, float64: the template plus the
+            shape blend shapes, and the joints the model regresses from them.
+        """
+        shapedirs = self.model.shapedirs.detach().cpu().double().numpy()
+        coeffs = np.zeros(shapedirs.shape[-1])
+        if betas is not None:
+            flat = np.asarray(betas, dtype=np.float64).reshape(-1)[: coeffs.shape[0]]
+            coeffs[: flat.shape[0]] = flat
+        vertices = self.model.v_template.detach().cpu().double().numpy() + shapedirs @ coeffs
+        regressor = self.model.J_regressor.detach().cpu().double().numpy()
+        return vertices, (regressor @ vertices)[:NUM_JOINTS]
+
     def _forward(self, poses: torch.Tensor, trans: torch.Tensor | None,
                  betas: torch.Tensor | None, expressions: torch.Tensor | None) -> Any:
         n = poses.shape[0]
