@@ -222,7 +222,7 @@ def read_show_pkl(path: str | Path) -> dict[str, Any]:
             obj = _ShowUnpickler(handle, path).load()
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad file
+    except Exception as exc:
         raise DataError(path, f"cannot read as a pickle: {type(exc).__name__}: {exc}") from exc
     if isinstance(obj, list) and len(obj) == 1:
         obj = obj[0]
