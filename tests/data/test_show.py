@@ -13,17 +13,17 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
-from show_fixtures import show_record, write_show_clip  # noqa: E402
+from show_fixtures import show_record, write_show_clip
 
-from semtalk.cli import main  # noqa: E402
-from semtalk.data.show import (  # noqa: E402
+from semtalk.cli import main
+from semtalk.data.show import (
     RefusedGlobalError,
     ShowDataset,
     is_show_root,
     load_hand_components,
     read_show_pkl,
 )
-from semtalk.errors import DataError  # noqa: E402
+from semtalk.errors import DataError
 
 VIDEO = "Light_as_a_Wave-e27ZIIsvuys.mkv"
 CLIPS = [("chemistry", VIDEO, "68991-00_00_23-00_00_26"),

@@ -12,23 +12,23 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
-from show_fixtures import write_show_clip  # noqa: E402
+from show_fixtures import write_show_clip
 
-from semtalk.cli import main  # noqa: E402
-from semtalk.data.audio import load_audio, resample  # noqa: E402
-from semtalk.data.beat2 import Beat2Dataset  # noqa: E402
-from semtalk.data.pseudo_labels import (  # noqa: E402
+from semtalk.cli import main
+from semtalk.data.audio import load_audio, resample
+from semtalk.data.beat2 import Beat2Dataset
+from semtalk.data.pseudo_labels import (
     LABELS_FILE,
     PseudoLabels,
     beat2_label_key,
     label_path,
 )
-from semtalk.errors import DataError  # noqa: E402
-from semtalk.features.cache import FeatureCache  # noqa: E402
-from semtalk.generation.engine import SemTalk  # noqa: E402
-from semtalk.generation.label import label_dataset, sparse_sha256  # noqa: E402
-from semtalk.metrics.semantic import semantic_accuracy  # noqa: E402
-from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs  # noqa: E402
+from semtalk.errors import DataError
+from semtalk.features.cache import FeatureCache
+from semtalk.generation.engine import SemTalk
+from semtalk.generation.label import label_dataset, sparse_sha256
+from semtalk.metrics.semantic import semantic_accuracy
+from semtalk.models.generator_common import FRAMES_PER_TOKEN, GeneratorInputs
 
 MARGIN = 0.05
 """Label agreement may fall this far below the gate's accuracy on cached features (the labels'
@@ -98,7 +98,7 @@ def test_labels_agree_with_sem_truth_as_well_as_the_gate(
         psi = np.load(label_path(labels, beat2_label_key(info)))
         audio_frames = len(load_audio(info.path("audio"))) * 30 // 16000
         assert psi.dtype == np.float32 and psi.ndim == 1 and abs(len(psi) - audio_frames) <= 1
-        assert 0.0 <= psi.min() and psi.max() <= 1.0
+        assert psi.min() >= 0.0 and psi.max() <= 1.0
         assert np.ptp(psi) > 1e-4, "labels are constant"
         truth = np.asarray(cache.load(clip_id).semantic)
         psi_g, truth_g = _measured_gate(engine, cache, clip_id)
