@@ -179,3 +179,16 @@ def test_label_cli_on_a_show_root(synth_root: Path, tiny_release: Path, tmp_path
     assert entry["words_source"] in ("recognition", "none")
     assert main(["label", str(root), "--model", str(tiny_release), "--out", str(out)]) == 0
     assert "0 clip(s) labelled, 1 already done" in capsys.readouterr().out
+
+
+def test_pseudo_labels_refuse_missing_and_short_labels(labels: Path) -> None:
+    pseudo = PseudoLabels(labels, "soft")
+    with pytest.raises(DataError, match="no pseudo-label for clip"):
+        pseudo.scores("nobody/beat2/0_nobody_0_0_0", 10)
+    key = sorted(pseudo.record["clips"])[0]
+    frames = len(np.load(label_path(labels, key)))
+    assert len(pseudo.scores(key, frames + 2)) == frames + 2  # a frame or two of rounding
+    with pytest.raises(DataError, match="other audio"):
+        pseudo.scores(key, frames + 30)
+    with pytest.raises(ValueError, match="labels mode"):
+        PseudoLabels(labels, "fuzzy")
