@@ -15,6 +15,7 @@ from semtalk.cli import (
     features,
     generate,
     inspect,
+    label,
     prepare,
     synth,
     train,
@@ -24,7 +25,7 @@ from semtalk.constants import __version__
 from semtalk.errors import DataError
 
 SUBCOMMANDS = (synth, inspect, prepare, align, train, features, generate, evaluate, ablate, demo,
-               convert)
+               convert, label)
 
 
 def build_parser() -> argparse.ArgumentParser:

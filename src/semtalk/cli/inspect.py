@@ -1,4 +1,5 @@
-"""``semtalk inspect ROOT``: summary of a BEAT2-layout dataset and everything wrong with it."""
+"""``semtalk inspect ROOT``: summary of a BEAT2-layout (or SHOW) dataset and everything wrong
+with it."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="splits to include (default: all four)")
     parser.add_argument("--decode-audio", action="store_true",
                         help="decode every audio file (slower; also finds NaNs in audio)")
+    parser.add_argument("--split-file", default=None, metavar="F",
+                        help="SHOW root: TalkSHOW's train_val_test.json")
     parser.add_argument("--max-issues", type=int, default=50,
                         help="print at most this many problems (default 50)")
     parser.set_defaults(run=run)
@@ -56,7 +59,37 @@ def _row(split: str, speaker: str, group: list[ClipCheck], modalities: list[str]
     return [split, speaker, len(group), sum(c.ok for c in group), f"{hours:.3f}", *missing]
 
 
+def run_show(args: argparse.Namespace) -> int:
+    """Inspect a SHOW root: clips and hours per speaker and split, and every problem."""
+    from semtalk.data.show import ShowDataset
+
+    dataset = ShowDataset(args.root, split_file=args.split_file)
+    checks = [dataset.check(info)
+              for info in tqdm(dataset, desc="checking clips", unit="clip", leave=False)]
+    print(f"dataset: {dataset.root} (SHOW layout)")
+    for warning in dataset.warnings:
+        print(f"warning: {warning}")
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for check in checks:
+        groups[(check.info.split, check.info.speaker)].append(check)
+    print(f"{'split':>6}  {'speaker':>10}  {'clips':>6}  {'ok':>6}  {'hours':>7}")
+    for (split, speaker), group in [*sorted(groups.items()), (("all", ""), checks)]:
+        hours = sum(c.num_frames for c in group) / MOTION_FPS / 3600
+        print(f"{split:>6}  {speaker:>10}  {len(group):>6}  {sum(c.ok for c in group):>6}  "
+              f"{hours:>7.3f}")
+    issues = [i for c in checks for i in c.issues]
+    errors = [i for i in issues if i.severity is Severity.ERROR]
+    print(f"\n{len(errors)} error(s), {len(issues) - len(errors)} warning(s)")
+    for issue in sorted(issues, key=lambda i: i.severity is not Severity.ERROR)[: args.max_issues]:
+        print(f"  {issue.severity.value}: {issue}")
+    return 1 if errors else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from semtalk.data.show import is_show_root
+
+    if is_show_root(args.root):
+        return run_show(args)
     dataset = Beat2Dataset(args.root, speakers=args.speakers, splits=args.splits,
                            max_duration_mismatch=2.0)
     checks = [dataset.check(info, decode_audio=args.decode_audio)

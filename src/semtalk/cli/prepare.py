@@ -47,12 +47,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="SMPLX_NEUTRAL_2020.npz for exact foot contacts")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N")
+    parser.add_argument("--labels", metavar="LABELS", default=None,
+                        help="pseudo semantic labels from `semtalk label`, used instead of "
+                             "the sem/ files")
+    parser.add_argument("--labels-mode", choices=("soft", "hard"), default="soft",
+                        help="soft: ψ as the semantic score; hard: 1[ψ > β] (default soft)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a cache prepared with other settings")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from semtalk.data.pseudo_labels import PseudoLabels
     from semtalk.features.cache import prepare_cache
     from semtalk.features.registry import ExtractorChoice, build_extractors
     from semtalk.features.text import Vocabulary
@@ -69,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         args.root, args.out, audio_extractors=audio, window_extractors=window,
         speakers=args.speakers, splits=args.splits,
         vocab=Vocabulary.load(args.vocab) if args.vocab else None,
-        body_model_path=args.smplx, shard=args.shard, overwrite=args.overwrite)
+        body_model_path=args.smplx, shard=args.shard, overwrite=args.overwrite,
+        semantic_labels=PseudoLabels(args.labels, args.labels_mode) if args.labels else None)
     done, missing = len(cache.ids()), len(cache.missing())
     print(f"{done} clips prepared in {args.out} ({time.perf_counter() - start:.1f} s)"
           + (f"; {missing} left for other shards" if missing else ""))

@@ -42,6 +42,7 @@ from semtalk.body.skeleton import BodyModel, foot_contacts, load_body_model
 from semtalk.config import describe_difference
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
 from semtalk.data.beat2 import STANDARD_SPLITS, Beat2Dataset, Clip
+from semtalk.data.pseudo_labels import PseudoLabels
 from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor, num_windows
@@ -307,8 +308,9 @@ def _check_shape(folder: Path, name: str, values: np.ndarray, shape: tuple[int, 
 def _manifest(dataset: Beat2Dataset, speakers: Sequence[int] | None, splits: Sequence[str],
               audio_extractors: Sequence[AudioFeatureExtractor],
               window_extractors: Sequence[WindowFeatureExtractor], vocab: Vocabulary,
-              settings: CacheSettings, body: str) -> dict[str, Any]:
-    identity = {
+              settings: CacheSettings, body: str,
+              labels: PseudoLabels | None = None) -> dict[str, Any]:
+    identity: dict[str, Any] = {
         "format": CACHE_FORMAT, "fps": MOTION_FPS, "sample_rate": AUDIO_SAMPLE_RATE,
         "window": settings.window, "hop": settings.hop, "body_model": body,
         "audio_features": {e.name: e.identity() for e in audio_extractors},
@@ -316,6 +318,8 @@ def _manifest(dataset: Beat2Dataset, speakers: Sequence[int] | None, splits: Seq
         "vocab": {"size": len(vocab), "fingerprint": vocab.fingerprint()},
         "crop": dataset.crop,
     }
+    if labels is not None:  # only then: caches prepared without labels keep their fingerprint
+        identity["semantic_labels"] = labels.identity()
     return {
         **identity,
         "fingerprint": _fingerprint(identity),
@@ -364,6 +368,7 @@ def prepare_cache(
     shard: tuple[int, int] = (0, 1),
     overwrite: bool = False,
     progress: bool = True,
+    semantic_labels: PseudoLabels | None = None,
 ) -> FeatureCache:
     """Fill (or complete) a feature cache from a BEAT2-layout dataset.
 
@@ -374,6 +379,8 @@ def prepare_cache(
         body_model_path: SMPL-X model for exact foot contacts (built-in skeleton if ``None``).
         shard: ``(i, n)``: this process prepares clips ``i, i + n, i + 2n, ...``.
         overwrite: replace a cache prepared with other settings.
+        semantic_labels: pseudo-labels (``semtalk label``) used as every clip's semantic
+            scores instead of its ``sem/`` file.
     """
     index, count = shard
     if not 0 <= index < count:
@@ -389,7 +396,7 @@ def prepare_cache(
     vocab = vocab or _build_vocabulary(dataset.root, speakers)
     body = body_model_identity(body_model_path)
     manifest = _manifest(dataset, speakers, splits, audio_extractors, window_extractors, vocab,
-                         settings, body)
+                         settings, body, semantic_labels)
     _open_output(out, manifest, overwrite)
     vocab.save(out / VOCAB)
     write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
@@ -398,5 +405,8 @@ def prepare_cache(
     preparer = _Preparer(out, audio_extractors, window_extractors, vocab, settings,
                          load_body_model(body_model_path), manifest["fingerprint"])
     for info in tqdm(todo, desc=f"preparing {out.name}", unit="clip", disable=not progress):
-        preparer.clip(dataset.load(info))
+        clip = dataset.load(info)
+        if semantic_labels is not None:
+            clip.semantic_scores = semantic_labels.clip_scores(clip)
+        preparer.clip(clip)
     return cache
