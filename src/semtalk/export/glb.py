@@ -126,8 +126,7 @@ class _Blob:
         import pygltflib
 
         stored = np.asarray(data, dtype=np.float32)
-        moving = np.flatnonzero(np.abs(stored).max(axis=1) >= MORPH_EPSILON_M)
-        stored = np.where(np.abs(stored) >= MORPH_EPSILON_M, stored, np.float32(0.0))
+        moving = np.flatnonzero(stored.any(axis=1))
         count = len(stored)
         index_type = _USHORT if count <= 0xFFFF else _UINT
         index_bytes = 2 if index_type == _USHORT else 4
@@ -203,8 +202,10 @@ def _mesh_node(gltf: pygltflib.GLTF2, blob: _Blob, mesh: SkinnedMesh, rig: Rig,
     faces = mesh.faces.reshape(-1)
     index_type = _USHORT if mesh.num_vertices <= 0xFFFF else _UINT
     names = [f"expression_{k:03d}" for k in range(len(mesh.expression_offsets))]
-    targets = [pygltflib.Attributes(POSITION=blob.sparse_vec3(offsets @ turn.T, name))
-               for offsets, name in zip(mesh.expression_offsets, names, strict=True)]
+    offsets = mesh.expression_offsets @ turn.T  # [100, V, 3]
+    offsets = np.where(np.abs(offsets) >= MORPH_EPSILON_M, offsets, 0.0).astype(np.float32)
+    targets = [pygltflib.Attributes(POSITION=blob.sparse_vec3(target, name))
+               for target, name in zip(offsets, names, strict=True)]
     gltf.materials.append(pygltflib.Material(
         name="body", doubleSided=False, pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
             baseColorFactor=[0.72, 0.72, 0.75, 1.0], metallicFactor=0.0, roughnessFactor=0.7)))
