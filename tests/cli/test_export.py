@@ -199,6 +199,7 @@ def test_generate_exports_next_to_the_npz(tiny_release, tmp_path) -> None:
     code, stdout, stderr = run("generate", audio, "--model", tiny_release, "--out", out,
                                "--transcript", "hello", "--no-video", "--export", "glb,bvh")
     assert code == 0, stderr
+    assert "speech.glb" in stdout and "speech.bvh" in stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "speech.bvh", "speech.glb", "speech.json", "speech.npz", "speech_psi.png"]
     motion, _ = read_motion_npz(out / "speech.npz")
