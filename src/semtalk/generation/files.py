@@ -2,8 +2,8 @@
 motion (STEM.npz), semantic-score report (STEM.json), ψ plot (STEM_psi.png), preview video
 (STEM.mp4) and the exports asked for (STEM.glb ...), written all together or not at all;
 everything is checked before any work, and in batch mode one failing file is reported while the
-others go on. ``semtalk generate`` parses its
-arguments into :class:`GenerateOptions` and calls :func:`generate_files`.
+others go on. ``semtalk generate`` parses its arguments into :class:`GenerateOptions` and calls
+:func:`generate_files`.
 """
 
 from __future__ import annotations
