@@ -8,6 +8,7 @@ betas, with the expressions as animated blendshapes (GLB, USD, FBX). Metres; Y u
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 FORMATS = ("glb", "usd", "fbx", "bvh")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                              "elsewhere")
     motion, issues = read_motion_npz(args.motion)
     for issue in issues:
-        print(f"semtalk export: warning: {issue}")
+        print(f"semtalk export: warning: {issue}", file=sys.stderr)
     body: BodyModel | None = None
     if args.body_model is not None:
         try:
