@@ -12,6 +12,7 @@ from semtalk.cli import (
     convert,
     demo,
     evaluate,
+    export,
     features,
     generate,
     inspect,
@@ -25,7 +26,7 @@ from semtalk.constants import __version__
 from semtalk.errors import DataError
 
 SUBCOMMANDS = (synth, inspect, prepare, align, train, features, generate, evaluate, ablate, demo,
-               convert, label)
+               convert, export, label)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,8 @@ from pathlib import Path
 PREVIEWS = ("auto", "stick", "mesh")
 """--preview choices (semtalk.generation.outputs.PREVIEWS, without importing torch here)."""
 DEFAULT_OUT = Path("semtalk-output")
+EXPORT_FORMATS = ("glb", "usd", "fbx", "bvh")
+"""--export choices (semtalk.export.FORMATS, without importing it here)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,10 +52,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--emphasis-scale", type=_non_negative, default=1.0, metavar="X",
                         help="multiply the semantic score ψ everywhere (default 1)")
     parser.add_argument("--no-video", action="store_true", help="skip the preview video")
+    parser.add_argument("--export", type=_formats, default=(), metavar="FORMATS",
+                        help="also write the motion as comma-separated formats among "
+                             f"{', '.join(EXPORT_FORMATS)} (STEM.glb ... next to STEM.npz, part "
+                             "of the same all-or-none outputs; skinned SMPL-X mesh with "
+                             "--body-model; see `semtalk export`)")
     parser.add_argument("--body-model", type=Path, default=None, metavar="SMPLX_FILE",
                         help="SMPLX_NEUTRAL_2020.npz (or its folder) for the video: its mesh, "
-                             "or exact joints for the stick figure (needs the smplx extra; "
-                             "default: built-in skeleton)")
+                             "or exact joints for the stick figure; for --export: the shaped "
+                             "skeleton and skinned mesh (needs the smplx extra; default: "
+                             "built-in skeleton)")
     parser.add_argument("--preview", choices=PREVIEWS, default="auto",
                         help="how the video draws the body: 'mesh' (the SMPL-X surface; needs "
                              "--body-model and pip install 'semtalk[render]'), 'stick' (a stick "
@@ -90,6 +98,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")
     parser.set_defaults(run=run)
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in EXPORT_FORMATS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown export format(s) {', '.join(unknown)}; "
+                                         f"choose among {', '.join(EXPORT_FORMATS)}"
+                                         if unknown else "name at least one format")
+    return names
 
 
 def _non_negative(text: str) -> float:

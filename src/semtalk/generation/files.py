@@ -1,8 +1,9 @@
 """Generation for files: one audio file or a folder of them (batch mode), each to its BEAT2
-motion (STEM.npz), semantic-score report (STEM.json), ψ plot (STEM_psi.png) and preview video
-(STEM.mp4), written all together or not at all; everything is checked before any work, and in
-batch mode one failing file is reported while the others go on. ``semtalk generate`` parses its
-arguments into :class:`GenerateOptions` and calls :func:`generate_files`.
+motion (STEM.npz), semantic-score report (STEM.json), ψ plot (STEM_psi.png), preview video
+(STEM.mp4) and the exports asked for (STEM.glb ...), written all together or not at all;
+everything is checked before any work, and in batch mode one failing file is reported while the
+others go on. ``semtalk generate`` parses its arguments into :class:`GenerateOptions` and calls
+:func:`generate_files`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class GenerateOptions:
     length: str = "full"
     clip_fp16: bool = False
     hubert_bf16: bool = False
+    export: tuple[str, ...] = ()
+    """Formats to export the motion to as well (``glb``, ``usd``, ``fbx``, ``bvh``)."""
 
 
 # --- what to generate ----------------------------------------------------------------------------
@@ -184,10 +187,27 @@ def choose_preview(preview: str, body: BodyModel | None) -> str:
     return kind
 
 
+def needs_body(options: GenerateOptions) -> bool:
+    """The ``--body-model`` is used: for the video or the exports."""
+    return not options.no_video or bool(options.export)
+
+
+def check_exports(formats: tuple[str, ...]) -> None:
+    """Every ``--export`` format can be written here (ImportError naming the extra if not)."""
+    from semtalk.export import check_export
+
+    for fmt in formats:
+        try:
+            check_export(fmt)
+        except ValueError as exc:
+            raise ConfigError(f"--export: {exc}") from exc
+
+
 def check_outputs_free(job: Job, options: GenerateOptions) -> None:
     if options.overwrite:
         return
-    for path in output_paths(options.out, job.stem, video=not options.no_video).values():
+    for path in output_paths(options.out, job.stem, video=not options.no_video,
+                             exports=options.export).values():
         if path.exists():
             raise DataError(path, "already exists; pass --overwrite to replace it, or --out "
                                   "elsewhere")
@@ -263,6 +283,7 @@ def generate_one(job: Job, model: SemTalk, options: GenerateOptions, setup: Setu
               file=sys.stderr, disable=True if options.no_video else None) as bar:
         paths = save_outputs(gen, options.out, job.stem, video=not options.no_video,
                              body_model=setup.body, preview=setup.preview,
+                             exports=options.export,
                              extra={"input": inputs},
                              progress=lambda done, total: bar.update(done - bar.n))
     fused = int(gen.sparse_tokens.sum())
@@ -290,6 +311,7 @@ class Setup:
 def generate_files(options: GenerateOptions) -> int:
     emphasis = parse_emphasis(options)
     check_device(options.device)
+    check_exports(options.export)
     if options.features is not None:
         return generate_from_features(options, emphasis)
     if options.audio is None:
@@ -300,7 +322,7 @@ def generate_files(options: GenerateOptions) -> int:
     if not batch:
         check_outputs_free(jobs[0], options)
     seed = load_seed(options.seed_pose)
-    body = None if options.no_video else load_body(options.body_model)
+    body = load_body(options.body_model) if needs_body(options) else None
     preview = "stick" if options.no_video else choose_preview(options.preview, body)
     model = _load_model(options)
     with hint(model.release.folder, "pass one of them to --speaker, or leave it out"):
@@ -361,10 +383,10 @@ def generate_from_features(options: GenerateOptions, emphasis: Emphasis) -> int:
             length=options.length, seed_contacts=None if user_seed else contacts)
     except ValueError as exc:
         raise DataError(path, f"cannot generate motion: {exc}") from exc
-    body = None if options.no_video else load_body(options.body_model)
+    body = load_body(options.body_model) if needs_body(options) else None
     preview = "stick" if options.no_video else choose_preview(options.preview, body)
     paths = save_outputs(gen, options.out, job.stem, video=not options.no_video,
-                         body_model=body, preview=preview,
+                         body_model=body, preview=preview, exports=options.export,
                          extra={"input": {"features": str(path), "length": options.length,
                                           "audio": None if options.audio is None
                                           else str(options.audio)}})

@@ -10,6 +10,8 @@
 ``STEM.mp4``      preview: front view of the body, current word, ψ, with the audio; the
                   SMPL-X mesh when a model file and the ``render`` extra are there, else
                   a stick figure (built-in skeleton or SMPL-X joints)
+``STEM.glb`` ...  on request (``exports``): the motion for Blender, Unity, Unreal
+                  (``.glb``, ``.usd``, ``.fbx``, ``.bvh``; :mod:`semtalk.export`)
 ================  ==================================================================
 
 :func:`save_outputs` writes them all or none: each file goes to a temporary name next to its
@@ -23,7 +25,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -122,6 +124,15 @@ class Generation:
 
         return write_video(self, path, **kwargs)
 
+    def export(self, path: str | Path, fmt: str | None = None, *,
+               body_model: BodyModel | str | Path | None = None, up: str = "y") -> Path:
+        """The motion as a BVH, GLB, USD or FBX file (:func:`semtalk.export.export_motion`;
+        ``body_model`` may also be the path of an SMPL-X model file)."""
+        from semtalk.export import export_motion
+
+        body = None if body_model is None else _body(body_model)
+        return export_motion(self.motion, path, fmt, body_model=body, up=up)
+
     def save(self, out_dir: str | Path, stem: str, **kwargs: Any) -> dict[str, Path]:
         """npz + JSON + ψ plot + video into ``out_dir`` (all or nothing)."""
 
@@ -129,14 +140,24 @@ class Generation:
 
 
 def output_paths(out_dir: str | Path, stem: str, *, video: bool = True,
-                 plot: bool = True) -> dict[str, Path]:
-    """``{kind: path}`` of the files :func:`save_outputs` writes for ``stem`` in ``out_dir``."""
+                 plot: bool = True, exports: Sequence[str] = ()) -> dict[str, Path]:
+    """``{kind: path}`` of the files :func:`save_outputs` writes for ``stem`` in ``out_dir``.
+
+    ``exports`` adds one file per export format, keyed by the format (``"glb"``: ``STEM.glb``).
+    """
+    from semtalk.export import FORMATS
+
     out = Path(out_dir)
     paths = {"npz": out / f"{stem}.npz", "json": out / f"{stem}.json"}
     if plot:
         paths["plot"] = out / f"{stem}_psi.png"
     if video:
         paths["video"] = out / f"{stem}.mp4"
+    for fmt in exports:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; choose among "
+                             f"{', '.join(FORMATS)}")
+        paths[fmt] = out / f"{stem}{FORMATS[fmt].suffix}"
     return paths
 
 
@@ -394,13 +415,22 @@ def preview_record(kind: str, body_model: object, size: tuple[int, int]) -> dict
             "size": [int(size[0]), int(size[1])]}
 
 
+def _exporter(gen: Generation, fmt: str, body_model: BodyModel, up: str
+              ) -> Callable[[Path], Path]:
+    """A writer of ``gen``'s motion in format ``fmt`` (for :func:`save_outputs`)."""
+    from semtalk.export import export_motion
+
+    return lambda path: export_motion(gen.motion, path, fmt, body_model=body_model, up=up)
+
+
 # --- everything at once --------------------------------------------------------------------------
 def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool = True,
                  plot: bool = True, body_model: BodyModel | str | Path | None = None,
                  preview: str = "auto", size: tuple[int, int] = (1280, 720),
                  extra: dict[str, Any] | None = None,
-                 progress: ProgressFn | None = None) -> dict[str, Path]:
-    """Write the npz, JSON, ψ plot and video of ``gen`` into ``out_dir``, all or none.
+                 progress: ProgressFn | None = None, exports: Sequence[str] = (),
+                 up: str = "y") -> dict[str, Path]:
+    """Write the npz, JSON, ψ plot, video and exports of ``gen`` into ``out_dir``, all or none.
 
     Existing files of the same names are replaced. On any failure nothing of this call is
     left behind: the files already written go (their temporary names), existing files keep
@@ -412,23 +442,34 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
         out_dir: the output folder (created if needed).
         stem: file name stem (``STEM.npz``, ``STEM.json``, ``STEM_psi.png``, ``STEM.mp4``).
         video, plot: write the preview video / the ψ plot.
-        body_model: for the video, see :func:`write_video`.
+        body_model: for the video, see :func:`write_video`; for the exports, their skeleton
+            (and, with an SMPL-X model, their mesh).
         preview: ``auto``, ``stick`` or ``mesh``, see :func:`preview_kind`; the JSON's
             ``preview`` key records what the video shows (kind, body model, size).
         size: video frame size ``(width, height)``, even.
         extra: more top-level JSON keys (e.g. the input files and how the words were found).
         progress: video progress callback ``progress(frames_done, T)``.
+        exports: formats to export the motion to as well (``"glb"``, ``"usd"``, ``"fbx"``,
+            ``"bvh"``: ``STEM.glb`` ..., see :func:`semtalk.export.export_motion`).
+        up: the exports' up axis (``"y"`` or ``"z"``; GLB and USD only).
 
     Returns:
-        ``{kind: path}`` for kinds among ``npz``, ``json``, ``plot``, ``video``.
+        ``{kind: path}`` for kinds among ``npz``, ``json``, ``plot``, ``video`` and the export
+        formats.
     """
     out = Path(out_dir)
-    if video:  # decide (and load the body model) once, before any file is written
+    if video or exports:  # decide (and load the body model) once, before any file is written
         body_model = _body(body_model)
+    if exports:
+        from semtalk.export import check_export
+
+        for fmt in exports:
+            check_export(fmt, up=up)
+    if video:
         preview = preview_kind(preview, body_model)
         extra = {"preview": preview_record(preview, body_model, size), **(extra or {})}
     missing = [d for d in (out, *out.parents) if not d.exists()]  # folders this call creates
-    paths = output_paths(out, stem, video=video, plot=plot)
+    paths = output_paths(out, stem, video=video, plot=plot, exports=exports)
     writers: dict[str, Callable[[Path], Path]] = {
         "npz": lambda p: write_npz(gen, p),
         "json": lambda p: write_json(gen, p, extra=extra),
@@ -436,6 +477,8 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
         "video": lambda p: write_video(gen, p, body_model=body_model, preview=preview,
                                        size=size, progress=progress),
     }
+    for fmt in exports:
+        writers[fmt] = _exporter(gen, fmt, cast("BodyModel", body_model), up)
     try:
         with contextlib.ExitStack() as stack:
             for kind, path in paths.items():
