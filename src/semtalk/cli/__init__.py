@@ -16,6 +16,7 @@ from semtalk.cli import (
     generate,
     inspect,
     prepare,
+    serve,
     synth,
     train,
 )
@@ -24,7 +25,7 @@ from semtalk.constants import __version__
 from semtalk.errors import DataError
 
 SUBCOMMANDS = (synth, inspect, prepare, align, train, features, generate, evaluate, ablate, demo,
-               convert)
+               convert, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
