@@ -4,6 +4,7 @@ against a real server (a subprocess on a free port) serving the tiny release."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import socket
@@ -18,20 +19,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from semtalk.cli import main
 from semtalk.data.audio import num_frames_for, resample, write_wav
 
 pytest.importorskip("gradio", reason="the app needs gradio: pip install 'semtalk[app]'")
 pytest.importorskip("pocketsphinx", reason="word alignment needs pocketsphinx")
 
 SR = 16_000
-TEXT = "so i never said that"
+TEXT = "so i never said that my dream job was easy"
 SCREENSHOT_COPY = Path("/tmp/semtalk-app-screenshot.png")
 SERVER_START_S = 180.0
 
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """``speech.wav`` (16 kHz synthetic speech of TEXT, about 2 s) and its motion frames."""
+    """``speech.wav`` (16 kHz synthetic speech of TEXT, about 3 s) and its motion frames."""
     from semtalk.data.synthetic.tts import Prosody, synthesize
 
     utterance = synthesize(TEXT.split(), Prosody())
@@ -66,10 +68,9 @@ def server(tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             if process.poll() is not None:
                 pytest.fail(f"semtalk serve exited with {process.returncode}:\n"
                             f"{Path(log.name).read_text()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    break
             if time.monotonic() > deadline:
                 pytest.fail(f"semtalk serve did not answer in {SERVER_START_S:.0f} s:\n"
                             f"{Path(log.name).read_text()}")
@@ -110,8 +111,13 @@ def test_the_api_generates_motion(server: str, speech: tuple[Path, int],
     assert Path(video["video"] if isinstance(video, dict) else video).suffix == ".mp4"
     assert Path(plot).suffix == ".png"
     assert f"{frames} frames" in summary
-    if ".glb" not in files:
-        assert "no GLB/USD export" in summary
+    if isinstance(view, dict):  # the 3D view comes as an update (shown or hidden)
+        view = view["value"] if view.get("visible", True) else None
+    if ".glb" in files:
+        assert Path(view).suffix == ".glb"
+    else:  # no exporter here: no 3D view, and the page says why
+        assert view is None
+        assert "no GLB" in summary
 
 
 def test_the_api_shows_the_clis_error(server: str, speech: tuple[Path, int],
@@ -119,10 +125,18 @@ def test_the_api_shows_the_clis_error(server: str, speech: tuple[Path, int],
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
+    not_a_release = tmp_path / "empty"
+    not_a_release.mkdir()
     with pytest.raises(AppError) as caught:
         _client(server).predict(handle_file(str(speech[0])), "", None, "", "", 1.0,
-                                str(tmp_path), api_name="/generate")
-    assert f"{tmp_path}: not a release folder" in str(caught.value)
+                                str(not_a_release), api_name="/generate")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["generate", str(speech[0]), "--model", str(not_a_release),
+                     "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert str(caught.value).startswith(f"{not_a_release}: release lacks")
+    assert err.getvalue().strip() == f"semtalk generate: error: {caught.value}"
 
 
 def test_the_api_refuses_two_word_sources(server: str, speech: tuple[Path, int],
