@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,17 +93,21 @@ def _frames(npz: str | Path) -> int:
 
 
 # --- the API -------------------------------------------------------------------------------------
-def _client(url: str) -> Any:
+@pytest.fixture(scope="module")
+def client(server: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A ``gradio_client.Client`` of the server (offline, patient on a loaded machine)."""
     gradio_client = pytest.importorskip("gradio_client", reason="pip install gradio_client")
-    return gradio_client.Client(url, verbose=False)
+    return gradio_client.Client(server, verbose=False, analytics_enabled=False,
+                                httpx_kwargs={"timeout": 120},
+                                download_files=str(tmp_path_factory.mktemp("client")))
 
 
-def test_the_api_generates_motion(server: str, speech: tuple[Path, int],
+def test_the_api_generates_motion(client: Any, speech: tuple[Path, int],
                                   tiny_release: Path) -> None:
     from gradio_client import handle_file
 
     path, frames = speech
-    video, plot, view, downloads, summary = _client(server).predict(
+    video, plot, view, downloads, summary = client.predict(
         handle_file(str(path)), TEXT, None, "never", "", 1.0, str(tiny_release),
         api_name="/generate")
     files = {Path(f).suffix: Path(f) for f in downloads}
@@ -120,7 +125,7 @@ def test_the_api_generates_motion(server: str, speech: tuple[Path, int],
         assert "no GLB" in summary
 
 
-def test_the_api_shows_the_clis_error(server: str, speech: tuple[Path, int],
+def test_the_api_shows_the_clis_error(client: Any, speech: tuple[Path, int],
                                       tmp_path: Path) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -128,7 +133,7 @@ def test_the_api_shows_the_clis_error(server: str, speech: tuple[Path, int],
     not_a_release = tmp_path / "empty"
     not_a_release.mkdir()
     with pytest.raises(AppError) as caught:
-        _client(server).predict(handle_file(str(speech[0])), "", None, "", "", 1.0,
+        client.predict(handle_file(str(speech[0])), "", None, "", "", 1.0,
                                 str(not_a_release), api_name="/generate")
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -139,7 +144,7 @@ def test_the_api_shows_the_clis_error(server: str, speech: tuple[Path, int],
     assert err.getvalue().strip() == f"semtalk generate: error: {caught.value}"
 
 
-def test_the_api_refuses_two_word_sources(server: str, speech: tuple[Path, int],
+def test_the_api_refuses_two_word_sources(client: Any, speech: tuple[Path, int],
                                           tmp_path: Path, tiny_release: Path) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -147,8 +152,83 @@ def test_the_api_refuses_two_word_sources(server: str, speech: tuple[Path, int],
     grid = tmp_path / "speech.TextGrid"
     grid.write_text("not used")
     with pytest.raises(AppError, match="either a transcript or a TextGrid, not both"):
-        _client(server).predict(handle_file(str(speech[0])), TEXT, handle_file(str(grid)), "",
+        client.predict(handle_file(str(speech[0])), TEXT, handle_file(str(grid)), "",
                                 "", 1.0, str(tiny_release), api_name="/generate")
+
+
+def test_concurrent_requests_wait_in_the_queue(client: Any, speech: tuple[Path, int],
+                                               tiny_release: Path) -> None:
+    from gradio_client import handle_file
+
+    jobs = [client.submit(handle_file(str(speech[0])), "", None, "", "", scale,
+                          str(tiny_release), api_name="/generate") for scale in (0.5, 2.0)]
+    for job in jobs:
+        downloads = job.result(timeout=240)[3]
+        npz = next(Path(f) for f in downloads if f.endswith(".npz"))
+        assert _frames(npz) == speech[1]
+
+
+def test_files_outside_the_work_folder_are_not_served(server: str, tiny_release: Path) -> None:
+    outside = next(p for p in tiny_release.rglob("*.json"))
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{server}gradio_api/file={outside}", timeout=10)
+    assert caught.value.code in (403, 404)
+
+
+def test_launch_keeps_to_the_work_folder(tmp_path: Path) -> None:
+    from semtalk.app.page import MAX_FILE_SIZE, AppConfig, launch_options
+
+    options = launch_options(AppConfig((), tmp_path / "work"))
+    assert options["allowed_paths"] == [str((tmp_path / "work").resolve())]
+    assert options["max_file_size"] == MAX_FILE_SIZE
+    assert options["share"] is False
+
+
+def test_serve_stops_on_a_missing_release(tmp_path: Path) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["serve", "--model", str(tmp_path / "nowhere")])
+    assert code == 2
+    assert f"semtalk serve: error: {tmp_path / 'nowhere'}: release folder not found" in (
+        err.getvalue())
+
+
+def test_exports_degrade_gracefully(tiny_release: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """GLB/USD come from semtalk.export.export_motion when it is there; a missing exporter or a
+    failing format is a note, never an error."""
+    import semtalk.export
+    from semtalk.app.session import export_files
+    from semtalk.body.motion import Motion
+    from semtalk.generation.engine import SemTalk
+
+    npz = tmp_path / "silence.npz"
+    SemTalk.from_pretrained(tiny_release).generate(np.zeros(SR, dtype=np.float32), SR,
+                                                   []).save_npz(npz)
+    monkeypatch.delattr(semtalk.export, "export_motion", raising=False)
+    notes: list[str] = []
+    assert set(export_files(npz, tmp_path, "a", notes)) == {"bvh"}
+    assert "no GLB/USD export" in notes[0]
+
+    def fake_export(motion: Motion, path: Path, fmt: str, *, body_model: object = None) -> Path:
+        if fmt == "usd":
+            raise ImportError("the USD writer needs usd-core")
+        Path(path).write_bytes(b"glTF")
+        return Path(path)
+
+    monkeypatch.setattr(semtalk.export, "export_motion", fake_export, raising=False)
+    notes = []
+    files = export_files(npz, tmp_path, "b", notes)
+    assert set(files) == {"bvh", "glb"} and files["glb"].read_bytes() == b"glTF"
+    assert notes == ["no USD export: the USD writer needs usd-core"]
+
+
+def test_missing_gradio_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semtalk.app.page import import_gradio
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    with pytest.raises(ImportError, match=r"pip install 'semtalk\[app\]'"):
+        import_gradio()
 
 
 # --- the page in a browser -----------------------------------------------------------------------
@@ -207,9 +287,13 @@ def test_the_page_in_a_browser(server: str, browser: Any, speech: tuple[Path, in
     upload.send_keys(str(path))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#speech audio, #speech "
                                                                 "[data-testid=waveform-Speech]")))
+    browser.find_element(By.CSS_SELECTOR, "#transcript textarea").send_keys(TEXT)
+    browser.find_element(By.CSS_SELECTOR, "#emphasize input, #emphasize textarea").send_keys(
+        "dream job")
     browser.find_element(By.CSS_SELECTOR, "#generate").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#video video[src]"))
     wait.until(lambda d: "frames" in d.find_element(By.CSS_SELECTOR, "#summary").text)
+    assert "words (alignment)" in browser.find_element(By.CSS_SELECTOR, "#summary").text
     summary = browser.find_element(By.CSS_SELECTOR, "#summary").text
     if "no GLB/USD export" not in summary and "no GLB export" not in summary:
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#view canvas"))

@@ -9,6 +9,7 @@ work folder is the only allowed path. Requests run one at a time (the others wai
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,9 +64,14 @@ class AppConfig:
     max_file_size: str | int = MAX_FILE_SIZE
 
 
+def _escape(text: str) -> str:
+    """``text`` shown as it is in Markdown (file names keep their underscores)."""
+    return re.sub(r"([\\`*_{}\[\]<>#|~])", r"\\\1", text)
+
+
 def _markdown(result: Result) -> str:
-    lines = [f"**{result.summary}**"]
-    lines += [f"- note: {note}" for note in result.notes]
+    lines = [f"**{_escape(result.summary)}**", ""]
+    lines += [f"- note: {_escape(note)}" for note in result.notes]
     return "\n".join(lines)
 
 
@@ -80,7 +86,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
     def generate(audio: str | None, transcript: str, textgrid: str | None, emphasize: str,
                  suppress: str, scale: float, release: str,
-                 progress: gr.Progress = gr.Progress(track_tqdm=True)  # noqa: B008
+                 progress: Any = gr.Progress(track_tqdm=True)  # noqa: B008
                  ) -> tuple[Any, ...]:
         request = Request(audio=None if audio is None else Path(audio), release=release or "",
                           transcript=transcript, textgrid=None if not textgrid else Path(textgrid),

@@ -158,8 +158,9 @@ def export_files(npz: Path, folder: Path, stem: str, notes: list[str]) -> dict[s
     files = {"bvh": write_bvh(motion.poses, motion.trans, folder / f"{stem}.bvh")}
     try:
         from semtalk.export import export_motion  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        notes.append(f"no GLB/USD export (3D view off): this semtalk has no exporter ({exc})")
+    except ImportError:
+        notes.append("no GLB/USD export, so no 3D view: this semtalk has no "
+                     "semtalk.export.export_motion")
         return files
     for fmt in EXPORT_FORMATS:
         path = folder / f"{stem}.{fmt}"

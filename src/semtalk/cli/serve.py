@@ -49,7 +49,11 @@ def releases(model: Path | None) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from semtalk.app import serve
+    from semtalk.errors import DataError
 
+    if args.model is not None and not args.model.is_dir():
+        raise DataError(args.model, "release folder not found (it holds tokenizer/, base/ and "
+                                    "sparse/)")
     print(f"semtalk serve: http://{args.host}:{args.port} (Ctrl+C stops it)", flush=True)
     serve(releases(args.model), host=args.host, port=args.port, work_dir=args.work,
           hubert=args.hubert, sentence_model=args.sentence_model, device=args.device)
