@@ -96,7 +96,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
                                  sentence_model=config.sentence_model, device=config.device,
                                  progress=lambda fraction, what: progress(fraction, desc=what))
         except (DataError, ConfigError, ImportError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise gr.Error(str(exc)) from exc
         files = result.files
         glb = files.get("glb")
         downloads = [str(files[kind]) for kind in DOWNLOADS if kind in files]
