@@ -45,7 +45,8 @@ LAYERS: dict[str, set[str]] = {
                    "release"},
     "pipeline": {"body", "configs", "data", "features", "models", "training", "generation",
                  "evaluation", "release", "metrics"},
-    "cli": {"body", "configs", "data", "features", "models", "training", "generation",
+    "app": {"body", "data", "export", "features", "generation", "release", "render"},
+    "cli": {"app", "body", "configs", "data", "features", "models", "training", "generation",
             "evaluation", "pipeline", "release", "render", "export", "inference", "metrics",
             "official"},
 }

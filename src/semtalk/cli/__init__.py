@@ -18,6 +18,7 @@ from semtalk.cli import (
     inspect,
     label,
     prepare,
+    serve,
     synth,
     train,
 )
@@ -26,7 +27,7 @@ from semtalk.constants import __version__
 from semtalk.errors import DataError
 
 SUBCOMMANDS = (synth, inspect, prepare, align, train, features, generate, evaluate, ablate, demo,
-               convert, export, label)
+               convert, export, label, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
