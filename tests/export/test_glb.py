@@ -160,7 +160,8 @@ def test_skeleton_glb_moves_the_joints_as_forward_kinematics_does(tmp_path) -> N
     path = write_glb(motion, tmp_path / "clip.glb")
     gltf = pygltflib.GLTF2.load_binary(path)
     assert [n.name for n in gltf.nodes] == list(JOINT_NAMES)
-    assert not gltf.meshes and not gltf.skins
+    assert not gltf.meshes  # a skin even so: importers make bones only of skinned joints
+    assert len(gltf.skins) == 1 and gltf.skins[0].joints == list(range(NUM_JOINTS))
     for j, parent in enumerate(PARENTS[1:], start=1):
         assert j in gltf.nodes[parent].children
         np.testing.assert_allclose(gltf.nodes[j].translation,

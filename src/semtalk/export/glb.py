@@ -180,9 +180,26 @@ def _skeleton_nodes(gltf: pygltflib.GLTF2, rig: Rig, turn: np.ndarray) -> None:
         gltf.nodes.append(node)
 
 
+def _skin(gltf: pygltflib.GLTF2, blob: _Blob, rig: Rig, turn: np.ndarray) -> int:
+    """The skin of the 55 joints (inverse bind matrices of the rest pose); its index.
+
+    Written even without a mesh: importers such as Blender's make bones only of the joints a
+    skin lists (a skeleton-only file would otherwise arrive as empty objects)."""
+    import pygltflib
+
+    bind = np.zeros((NUM_JOINTS, 4, 4))  # inverse of each joint's rest transform [turn | p]
+    bind[:, :3, :3] = turn.T
+    bind[:, :3, 3] = -rig.rest_joints
+    bind[:, 3, 3] = 1.0
+    gltf.skins.append(pygltflib.Skin(
+        name="SMPLX", joints=list(range(NUM_JOINTS)), skeleton=0,
+        inverseBindMatrices=blob.accessor(bind.transpose(0, 2, 1), _FLOAT)))  # column-major
+    return len(gltf.skins) - 1
+
+
 def _mesh_node(gltf: pygltflib.GLTF2, blob: _Blob, mesh: SkinnedMesh, rig: Rig,
-               turn: np.ndarray, influences: int) -> int:
-    """The skinned mesh, its skin and material; the index of its node."""
+               turn: np.ndarray, influences: int, skin: int) -> int:
+    """The skinned mesh (bound to ``skin``) and its material; the index of its node."""
     import pygltflib
 
     positions = mesh.vertices @ turn.T
@@ -215,15 +232,7 @@ def _mesh_node(gltf: pygltflib.GLTF2, blob: _Blob, mesh: SkinnedMesh, rig: Rig,
     gltf.meshes.append(pygltflib.Mesh(name="SMPLX", primitives=[primitive],
                                       weights=[0.0] * len(targets),
                                       extras={"targetNames": names}))
-    bind = np.zeros((NUM_JOINTS, 4, 4))  # inverse of each joint's rest transform [turn | p]
-    bind[:, :3, :3] = turn.T
-    bind[:, :3, 3] = -rig.rest_joints
-    bind[:, 3, 3] = 1.0
-    gltf.skins.append(pygltflib.Skin(
-        name="SMPLX", joints=list(range(NUM_JOINTS)), skeleton=0,
-        inverseBindMatrices=blob.accessor(bind.transpose(0, 2, 1), _FLOAT)))  # column-major
-    gltf.nodes.append(pygltflib.Node(name="SMPLX_mesh", mesh=len(gltf.meshes) - 1,
-                                     skin=len(gltf.skins) - 1))
+    gltf.nodes.append(pygltflib.Node(name="SMPLX_mesh", mesh=len(gltf.meshes) - 1, skin=skin))
     return len(gltf.nodes) - 1
 
 
@@ -296,8 +305,9 @@ def write_glb(motion: Motion, path: str | Path, *, body_model: BodyModel | None 
                          "frames": motion.num_frames})
     blob = _Blob(gltf)
     _skeleton_nodes(gltf, rig, turn)
+    skin = _skin(gltf, blob, rig, turn)
     mesh_node = None if rig.mesh is None else _mesh_node(gltf, blob, rig.mesh, rig, turn,
-                                                         influences)
+                                                         influences, skin)
     gltf.scenes.append(pygltflib.Scene(
         name="SMPLX", nodes=[0] if mesh_node is None else [0, mesh_node]))
     _animation(gltf, blob, motion, rig, turn, mesh_node, path.stem)
