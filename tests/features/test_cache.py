@@ -1,4 +1,5 @@
-"""Feature cache: contents, refusal on other extractors, sharding, kill-and-resume."""
+"""Feature cache: contents, refusal on other extractors, sharding, kill-and-resume, locking
+against concurrent runs, repair of damaged clips."""
 
 import json
 import signal
@@ -70,8 +71,9 @@ def synth(tmp_path_factory):
 
 
 def tree(folder: Path) -> dict[str, bytes]:
+    """Every file of a cache but its lock files (which name the shards that ran)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and p.suffix != ".lock"}
 
 
 def test_cache_holds_aligned_features(tmp_path, synth):
@@ -142,26 +144,109 @@ SCRIPT = textwrap.dedent('''
 
     SlowRms.name = "rms"
     audio, window = build_extractors(ExtractorChoice(sentence_encoder="pooled"))
+    shard = tuple(int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "0/1").split("/"))
     prepare_cache({root!r}, sys.argv[1], audio_extractors=[*audio, SlowRms()],
-                  window_extractors=window, progress=False)
+                  window_extractors=window, progress=False, shard=shard)
 ''')
 
 
-def test_killed_prepare_resumes_to_identical_bytes(tmp_path, synth):
-    script = SCRIPT.format(tests=str(Path(__file__).parent), root=str(synth))
-    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
-    subprocess.run([sys.executable, "-c", script, str(reference)], check=True)
-    process = subprocess.Popen([sys.executable, "-c", script, str(resumed)])
+def slow_extractors():
+    """The extractors of SCRIPT (its SlowRms included), for in-process runs on its caches."""
+    from semtalk.features.registry import ExtractorChoice, build_extractors
+
+    class SlowRms(FrameRms):
+        def extract(self, audio, num_frames):
+            time.sleep(0.4)
+            return super().extract(audio, num_frames)
+
+    audio, window = build_extractors(ExtractorChoice(sentence_encoder="pooled"))
+    return [*audio, SlowRms()], window
+
+
+@pytest.fixture(scope="module")
+def script(synth):
+    return SCRIPT.format(tests=str(Path(__file__).parent), root=str(synth))
+
+
+@pytest.fixture(scope="module")
+def reference(script, tmp_path_factory):
+    """A cache SCRIPT prepared in one uninterrupted run."""
+    out = tmp_path_factory.mktemp("reference") / "cache"
+    subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+    return out
+
+
+def wait_for_first_clip(cache: Path, process: subprocess.Popen) -> None:
     deadline = time.time() + 60
-    while not list(resumed.glob("clips/*/clip.json")) and time.time() < deadline:
+    while not list(cache.glob("clips/*/clip.json")) and time.time() < deadline:
+        assert process.poll() is None, "the run ended early"
         time.sleep(0.05)
+
+
+def test_killed_prepare_resumes_to_identical_bytes(tmp_path, script, reference):
+    resumed = tmp_path / "resumed"
+    process = subprocess.Popen([sys.executable, "-c", script, str(resumed)])
+    wait_for_first_clip(resumed, process)
     time.sleep(0.2)  # let it get into the middle of the next clip
     process.send_signal(signal.SIGKILL)
     process.wait()
     partial = FeatureCache(resumed)
     assert 0 < len(partial.ids()) < 5, "the kill should land mid-way"
+    assert list(resumed.glob("clips/.*.tmp")), "the killed clip stays in a temporary folder"
     subprocess.run([sys.executable, "-c", script, str(resumed)], check=True)
     assert tree(resumed) == tree(reference)
+
+
+def test_second_run_on_a_cache_in_use_is_refused_and_the_first_finishes_whole(
+        tmp_path, synth, script, reference):
+    out = tmp_path / "shared"
+    process = subprocess.Popen([sys.executable, "-c", script, str(out)])
+    try:
+        wait_for_first_clip(out, process)
+        audio, window = slow_extractors()
+        with pytest.raises(DataError, match=rf"in use by PID {process.pid} "
+                                            r"\(`semtalk prepare` of shard 0/1\)"):
+            prepare_cache(synth, out, audio_extractors=audio, window_extractors=window,
+                          progress=False)
+        assert process.wait(timeout=120) == 0
+    finally:
+        process.kill()
+    assert FeatureCache(out).missing() == []
+    assert tree(out) == tree(reference)
+
+
+def test_shards_run_concurrently_into_one_cache(tmp_path, script, reference):
+    out = tmp_path / "sharded"
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(out), f"{i}/2"])
+            for i in range(2)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0]
+    assert tree(out) == tree(reference)
+
+
+def test_rerun_repairs_clips_with_missing_or_truncated_files(tmp_path, synth):
+    out = tmp_path / "c"
+    cache = prepare_cache(synth, out, audio_extractors=[FrameRms()],
+                          window_extractors=[WordCount()], progress=False)
+    whole = tree(out)
+    first, second = cache.ids()[:2]
+    (out / "clips" / first / "poses.npy").unlink()
+    windows = out / "clips" / second / "window_wordcount.npy"
+    windows.write_bytes(windows.read_bytes()[:-4])
+    assert cache.missing() == [first, second]
+    with pytest.raises(DataError, match=rf"{first}: clip is damaged \(poses.npy is missing\)"):
+        cache.load(first)
+    with pytest.raises(DataError, match=r"window_wordcount.npy is truncated"):
+        cache.load(second)
+    notes: list[str] = []
+    prepare_cache(synth, out, audio_extractors=[FrameRms()], window_extractors=[WordCount()],
+                  progress=False, note=notes.append)
+    assert len(notes) == 2 and "poses.npy is missing; preparing the clip again" in notes[0]
+    assert f"clips/{second}: window_wordcount.npy is truncated" in notes[1]
+    assert tree(out) == whole
+    notes.clear()
+    prepare_cache(synth, out, audio_extractors=[FrameRms()], window_extractors=[WordCount()],
+                  progress=False, note=notes.append)
+    assert notes == []
 
 
 def test_prepare_cli_default_features(tmp_path, synth, capsys):
