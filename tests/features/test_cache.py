@@ -266,3 +266,34 @@ def test_prepare_cli_default_features(tmp_path, synth, capsys):
                  str(tmp_path / "no-such-model")]) == 2
     assert "no-such-model" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()  # nothing written before the extractors are ready
+
+
+def test_prepare_cli_prints_a_summary_of_the_clips_warnings(tmp_path, synth, capsys):
+    import shutil
+
+    from semtalk.cli import main
+    from semtalk.data.beat2 import Beat2Dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(synth, root)
+    first, second = list(Beat2Dataset(root))[:2]
+    first.path("words").unlink()
+    second.path("words").unlink()
+    assert main(["prepare", str(root), "--out", str(tmp_path / "c"), "--sentence",
+                 "pooled"]) == 0
+    out = capsys.readouterr().out
+    assert "2 warnings in 2 clips" in out
+    assert f"  {first.clip_id}: warning: no words file for clip {first.clip_id}" in out
+    assert f"  {second.clip_id}: warning: no words file" in out
+
+
+def test_the_warning_summary_shows_the_first_few_and_counts_the_rest(capsys):
+    from semtalk.cli.prepare import _print_issues
+
+    _print_issues({f"clip{i}": [f"warning: problem {i}"] for i in range(7)}, shown=3)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["7 warnings in 7 clips (each clip's clips/<id>/clip.json lists its own):",
+                     "  clip0: warning: problem 0", "  clip1: warning: problem 1",
+                     "  clip2: warning: problem 2", "  ... and 4 more"]
+    _print_issues({})
+    assert capsys.readouterr().out == ""
