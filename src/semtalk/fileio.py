@@ -54,9 +54,21 @@ def usual_permissions(path: str | Path, *, directory: bool = False) -> None:
     ``mkstemp``/``mkdtemp`` create 0600/0700 entries and some writers (safetensors) replace the
     file they are handed by one of their own; outputs should not stay private by accident.
     """
-    umask = os.umask(0)
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` can only
+    be read by setting it, which briefly affects files other threads create)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
     os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+    return umask
 
 
 class LockBusyError(OSError):

@@ -2,6 +2,7 @@
 against concurrent runs, repair of damaged clips."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -297,3 +298,47 @@ def test_the_warning_summary_shows_the_first_few_and_counts_the_rest(capsys):
                      "  clip2: warning: problem 2", "  ... and 4 more"]
     _print_issues({})
     assert capsys.readouterr().out == ""
+
+
+def test_overwrite_and_cleanup_wait_until_no_other_run_holds_the_cache(tmp_path, synth):
+    from semtalk.fileio import FileLock
+
+    out = tmp_path / "c"
+    prepare_cache(synth, out, audio_extractors=[FrameRms()], progress=False)
+    whole = tree(out)
+    left_over = out / "clips" / ".some_clip.x1y2.tmp"  # as a killed run leaves it
+    left_over.mkdir()
+    # another run (a shard of two) holds the cache; flocks of separate opens conflict even
+    # within one process
+    other_cache, other_shard = FileLock(out / ".lock"), FileLock(out / ".shard-1-of-2.lock")
+    other_cache.acquire(exclusive=False, wait=False)
+    other_shard.acquire(exclusive=True, wait=False)
+    try:
+        with pytest.raises(DataError, match=rf"{out}: cannot --overwrite: the cache is in use "
+                                            rf"by PID {os.getpid()}"):
+            prepare_cache(synth, out, audio_extractors=[FrameRms(window=800)], overwrite=True,
+                          progress=False)
+        prepare_cache(synth, out, audio_extractors=[FrameRms()], shard=(0, 2), progress=False)
+        assert left_over.is_dir(), "a temporary folder may belong to a running run"
+        assert tree(out) == whole
+    finally:
+        other_shard.release()
+        other_cache.release()
+    prepare_cache(synth, out, audio_extractors=[FrameRms()], progress=False)
+    assert not left_over.exists()
+    replaced = prepare_cache(synth, out, audio_extractors=[FrameRms(window=800)],
+                             overwrite=True, progress=False)
+    assert replaced.missing() == [] and tree(out) != whole
+
+
+def test_clip_folders_and_files_get_the_usual_permissions(tmp_path, synth):
+    old = os.umask(0o027)
+    try:
+        cache = prepare_cache(synth, tmp_path / "c", audio_extractors=[FrameRms()],
+                              progress=False)
+    finally:
+        os.umask(old)
+    folder = tmp_path / "c" / "clips" / cache.ids()[0]
+    assert folder.stat().st_mode & 0o777 == 0o750  # not mkdtemp's 0700
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o640}
+    assert (tmp_path / "c" / "manifest.json").stat().st_mode & 0o777 == 0o640
