@@ -242,3 +242,31 @@ def test_default_demo(tmp_path: Path) -> None:
     assert all(s.reused for s in again.steps) and snapshot(root) == before
     assert again.seconds < 60
 
+
+
+def test_a_second_demo_into_a_folder_in_use_is_refused(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    import semtalk.pipeline.demo as demo
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the second demo started building")
+
+    monkeypatch.setattr(demo, "workspace", must_not_run)
+    out = tmp_path / "demo"
+    out.mkdir()
+    holder = subprocess.Popen(  # stands for a demo that is building in ``out``
+        [sys.executable, "-c", "import sys; from semtalk.fileio import FileLock; "
+         "FileLock(sys.argv[1]).acquire(exclusive=True, wait=False); print('held', flush=True);"
+         " sys.stdin.read()", str(out / ".lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(DataError, match=rf"{out}: demo folder is in use by PID "
+                                            rf"{holder.pid} \(another `semtalk demo`\)"):
+            run_demo(quick_config(out), progress=False, fresh=True)
+    finally:
+        holder.communicate("", timeout=30)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing cleared or written

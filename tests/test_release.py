@@ -195,3 +195,35 @@ def test_assemble_release_checks_before_it_publishes(tiny_release: Path, tmp_pat
         assemble_release(tmp_path / "broken", **stages)
     assert not (tmp_path / "broken").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "stages"]
+
+
+def _write_manifest(folder: Path, **changes: object) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {**Manifest(speakers={0: 2}).to_dict(), **changes}
+    (folder / "semtalk.json").write_text(json.dumps(data))
+    return folder / "semtalk.json"
+
+
+@pytest.mark.parametrize("speakers", [["2"], {"zero": 2}, {"0": None}, "2"])
+def test_a_malformed_speakers_map_names_the_manifest(tmp_path: Path, speakers: object) -> None:
+    path = _write_manifest(tmp_path / "release", speakers=speakers)
+    with pytest.raises(DataError, match=rf"{path}: 'speakers' must map speaker classes"):
+        Manifest.load(tmp_path / "release")
+
+
+def test_a_release_by_a_newer_semtalk_warns(tmp_path: Path) -> None:
+    from semtalk.constants import __version__
+
+    major, minor, *_ = __version__.split(".")
+    _write_manifest(tmp_path / "same", semtalk_version=__version__)
+    _write_manifest(tmp_path / "older", semtalk_version="0.0.1")
+    path = _write_manifest(tmp_path / "newer", semtalk_version=f"{major}.{int(minor) + 1}.0rc1")
+    with pytest.warns(UserWarning, match=rf"{path}: written by semtalk {major}\.{int(minor) + 1}"
+                                         rf"\.0rc1, newer than this semtalk"):
+        assert Manifest.load(tmp_path / "newer") is not None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Manifest.load(tmp_path / "same").speakers == {0: 2}
+        assert Manifest.load(tmp_path / "older").semtalk_version == "0.0.1"

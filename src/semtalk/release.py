@@ -319,14 +319,33 @@ class Manifest:
                                   f"release made by this version (re-run `semtalk demo` or "
                                   f"re-assemble the training runs)")
         speakers = manifest.get("speakers")
+        try:
+            speaker_map = None if speakers is None else {int(k): int(v)
+                                                         for k, v in speakers.items()}
+        except (AttributeError, TypeError, ValueError):
+            raise DataError(path, f"'speakers' must map speaker classes to BEAT2 speaker ids "
+                                  f"(like {{\"0\": 2}}) or be null, got {speakers!r}") from None
         family = manifest.get("family", "paper")
         if family not in FAMILIES:
             raise DataError(path, f"unknown architecture family {family!r}; this semtalk "
                                   f"{__version__} knows {list(FAMILIES)}")
+        written_by = str(manifest.get("semtalk_version", ""))
+        if cls._version_key(written_by) > cls._version_key(__version__):
+            import warnings
+
+            warnings.warn(f"{path}: written by semtalk {written_by}, newer than this semtalk "
+                          f"{__version__}; if loading fails, upgrade semtalk", stacklevel=2)
         provenance = manifest.get("provenance")
-        return cls(None if speakers is None else {int(k): int(v) for k, v in speakers.items()},
-                   str(manifest.get("semtalk_version", "")), str(manifest.get("created", "")),
+        return cls(speaker_map, written_by, str(manifest.get("created", "")),
                    family, provenance if isinstance(provenance, dict) else None)
+
+    @staticmethod
+    def _version_key(version: str) -> tuple[int, ...]:
+        """``"0.10.2rc1"`` -> ``(0, 10, 2)``: the leading numbers of a version, for ordering."""
+        import re
+
+        match = re.match(r"\d+(?:\.\d+)*", version.strip())
+        return tuple(int(x) for x in match.group().split(".")) if match else ()
 
 
 def cache_speakers(cache: str | Path | FeatureCache) -> dict[int, int]:

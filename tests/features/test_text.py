@@ -67,3 +67,12 @@ def test_word_vectors(tmp_path):
     path.write_text("hello 1 2\nworld 1 2 3\n")
     with pytest.raises(DataError, match="line 2: 3 values, expected 2"):
         load_word_vectors(path, vocab)
+
+
+def test_vocabulary_rejects_a_duplicate_token(tmp_path):
+    with pytest.raises(ValueError, match=r"token 'cat' appears twice \(ids 3 and 5\)"):
+        Vocabulary(("<pad>", "<unk>", "<sil>", "cat", "dog", "cat"))
+    path = tmp_path / "vocab.json"
+    path.write_text('{"format": 1, "tokens": ["<pad>", "<unk>", "<sil>", "a", "a"]}')
+    with pytest.raises(DataError, match=rf"{path}: not a semtalk vocabulary: token 'a' appears"):
+        Vocabulary.load(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -265,3 +266,13 @@ def test_reads_the_config_json_of_earlier_releases(tmp_path: Path) -> None:
     expected = json.loads(json.dumps(written["config"]))
     expected["quantizer"]["straight_through_residual"] = False
     assert to_dict(config) == expected
+
+
+def test_saved_release_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        folder = RVQVAE(tiny_config()).save_pretrained(tmp_path / "release")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert modes == {"config.json": 0o640, "model.safetensors": 0o640}

@@ -149,3 +149,24 @@ def test_lr_schedule_warmup_and_decay() -> None:
     assert [config.lr_factor(s) for s in (0, 3, 9, 10, 25)] == [0.25, 1.0, 1.0, 0.5, 0.25]
     with pytest.raises(ValueError, match="precision"):
         SolverConfig(precision="fp8")
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(  # stands for a training run that holds OUT
+        [sys.executable, "-c", "import sys; from semtalk.fileio import FileLock; "
+         "FileLock(sys.argv[1]).acquire(exclusive=True, wait=False); print('held', flush=True);"
+         " sys.stdin.read()", str(tmp_path / ".lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(DataError, match=rf"{tmp_path}: training folder is in use by PID "
+                                            rf"{holder.pid} \(another `semtalk train`\)"):
+            _ToySolver(_config(max_steps=2), tmp_path).fit(progress=False)
+        assert not (tmp_path / CHECKPOINT_FILE).exists()
+    finally:
+        holder.communicate("", timeout=30)  # the holder ends; its lock goes with it
+    _ToySolver(_config(max_steps=2), tmp_path).fit(progress=False)
+    assert (tmp_path / CHECKPOINT_FILE).is_file()

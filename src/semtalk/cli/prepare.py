@@ -7,6 +7,9 @@ import time
 
 from semtalk.data.beat2 import SPLITS, STANDARD_SPLITS
 
+SHOWN_ISSUES = 5
+"""Warnings listed at the end of a run (the rest are counted)."""
+
 
 def _shard(text: str) -> tuple[int, int]:
     try:
@@ -80,4 +83,18 @@ def run(args: argparse.Namespace) -> int:
     done, missing = len(cache.ids()), len(cache.missing())
     print(f"{done} clips prepared in {args.out} ({time.perf_counter() - start:.1f} s)"
           + (f"; {missing} left for other shards" if missing else ""))
+    _print_issues(cache.issues())
     return 0
+
+
+def _print_issues(issues: dict[str, list[str]], shown: int = SHOWN_ISSUES) -> None:
+    """Summarize the warnings recorded in the clips' ``clip.json`` (count, then the first few)."""
+    if not issues:
+        return
+    total = sum(len(found) for found in issues.values())
+    print(f"{total} warning{'s' * (total != 1)} in {len(issues)} clip"
+          f"{'s' * (len(issues) != 1)} (each clip's clips/<id>/clip.json lists its own):")
+    lines = [f"  {clip_id}: {issue}" for clip_id, found in issues.items() for issue in found]
+    print("\n".join(lines[:shown]))
+    if len(lines) > shown:
+        print(f"  ... and {len(lines) - shown} more")

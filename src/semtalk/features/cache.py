@@ -16,26 +16,41 @@ Layout of a cache folder::
                window_<name>.npy [W, D]         per-window features (φ_g, φ_e); row k covers
                                                 frames [k * hop, k * hop + window)
                words.json    the clip's timed words
-               clip.json     written last: the clip is complete when it exists and carries the
-                             cache's fingerprint
+               clip.json     written last: the clip is complete when it exists, carries the
+                             cache's fingerprint and every file it lists is whole
+    .lock, .shard-I-of-N.lock   ``flock`` files of running ``prepare`` processes
 
-Every array is a plain ``.npy`` (memory-mappable, no pickle), written atomically. Outputs are
-deterministic, so an interrupted run that is restarted ends byte-for-byte equal to an
-uninterrupted one, and ``shard=(i, n)`` lets ``n`` processes fill one cache together.
+Every array is a plain ``.npy`` (memory-mappable, no pickle). A clip is written into a
+temporary folder next to ``clips/<id>`` and renamed into place, so a clip folder appears whole
+or not at all. Outputs are deterministic, so an interrupted run that is restarted ends
+byte-for-byte equal to an uninterrupted one, and ``shard=(i, n)`` lets ``n`` processes fill one
+cache together.
+
+Concurrency: each run holds a shared lock on ``.lock`` for its whole duration and an exclusive
+lock on its shard's ``.shard-I-of-N.lock``, so a second run of the same shard stops with "in
+use by PID ..." while other shards run beside it. Destructive upkeep (clearing the clips of an
+``overwrite``, deleting temporary files of killed runs) needs the exclusive ``.lock``, i.e. no
+other run. Two runs whose shards overlap stay correct: both write the same bytes and the clip
+is renamed into place by whichever finishes first.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
-from collections.abc import Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from numpy.lib import format as npy_format
 from tqdm import tqdm
 
 from semtalk.body.skeleton import BodyModel, foot_contacts, load_body_model
@@ -47,12 +62,21 @@ from semtalk.data.textgrid import Word, read_words
 from semtalk.errors import DataError
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor, num_windows
 from semtalk.features.text import Vocabulary, frame_word_ids
-from semtalk.fileio import atomic_path, file_sha256, write_text_atomic
+from semtalk.fileio import (
+    FileLock,
+    LockBusyError,
+    file_sha256,
+    usual_permissions,
+    write_text_atomic,
+)
 
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"
 VOCAB = "vocab.json"
 CLIP_RECORD = "clip.json"
+CACHE_LOCK = ".lock"
+TMP_SUFFIX = ".tmp"
+"""Names of temporary files and folders end with this (``.<name>.<random>.tmp[.npy]``)."""
 FK_CHUNK = 4096
 """Frames per forward-kinematics block: bounds memory on hour-long clips."""
 FLOAT16_MIN_DIM = 32
@@ -152,11 +176,46 @@ class FeatureCache:
     def _folder(self, clip_id: str) -> Path:
         return self.path / "clips" / clip_id
 
+    def _record(self, clip_id: str) -> dict[str, Any] | None:
+        """The clip's ``clip.json`` when it was written for this cache's fingerprint."""
+        try:
+            record = json.loads((self._folder(clip_id) / CLIP_RECORD).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        if not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint:
+            return None
+        return record
+
+    def damage(self, clip_id: str) -> list[str]:
+        """What is wrong with a clip that has its ``clip.json``: missing or truncated files.
+
+        Empty when the clip is whole (or has no ``clip.json`` for this cache at all).
+        """
+        record = self._record(clip_id)
+        if record is None:
+            return []
+        try:
+            n = int(record["num_frames"])
+            has_semantic = bool(record["has_semantic"])
+        except (KeyError, TypeError, ValueError):
+            return [f"{CLIP_RECORD} lacks num_frames/has_semantic"]
+        rows = num_windows(n, self.hop)
+        expected: dict[str, int | None] = {
+            "poses": n, "expressions": n, "trans": n, "contacts": n, "betas": None,
+            "word_ids": n, **({"semantic": n} if has_semantic else {}),
+            **{f"audio_{name}": n for name in self.manifest["audio_features"]},
+            **{f"window_{name}": rows for name in self.manifest["window_features"]},
+        }
+        folder = self._folder(clip_id)
+        problems = [problem for name, length in expected.items()
+                    if (problem := _npy_problem(folder / f"{name}.npy", length))]
+        if not (folder / "words.json").is_file():
+            problems.append("words.json is missing")
+        return problems
+
     def is_complete(self, clip_id: str) -> bool:
-        record_path = self._folder(clip_id) / CLIP_RECORD
-        if not record_path.is_file():
-            return False
-        return json.loads(record_path.read_text()).get("fingerprint") == self.fingerprint
+        """Whether the clip was prepared for this cache and all of its files are whole."""
+        return self._record(clip_id) is not None and not self.damage(clip_id)
 
     def ids(self, split: str | None = None, *, complete_only: bool = True) -> list[str]:
         """Clip ids in manifest order, optionally of one split and only complete ones."""
@@ -169,10 +228,14 @@ class FeatureCache:
 
     def load(self, clip_id: str) -> CachedClip:
         folder = self._folder(clip_id)
-        if not self.is_complete(clip_id):
+        record = self._record(clip_id)
+        if record is None:
             raise DataError(folder, "clip is not (completely) prepared in this cache; rerun "
                                     "`semtalk prepare` to finish it")
-        record = json.loads((folder / CLIP_RECORD).read_text())
+        damage = self.damage(clip_id)
+        if damage:
+            raise DataError(folder, "clip is damaged (" + "; ".join(damage) + "); rerun "
+                                    "`semtalk prepare` to repair it")
         record["_folder"] = str(folder)
 
         def read(name: str) -> np.ndarray:
@@ -185,6 +248,16 @@ class FeatureCache:
             {name: read(f"audio_{name}") for name in self.manifest["audio_features"]},
             {name: read(f"window_{name}") for name in self.manifest["window_features"]},
         )
+
+    def issues(self) -> dict[str, list[str]]:
+        """``{clip id: issues}`` recorded while preparing (missing files, crops), complete
+        clips in manifest order, clips without issues left out."""
+        found: dict[str, list[str]] = {}
+        for clip_id in self.ids():
+            record = self._record(clip_id) or {}
+            if record.get("issues"):
+                found[clip_id] = [str(issue) for issue in record["issues"]]
+        return found
 
     def require(
         self,
@@ -227,8 +300,31 @@ def _build_vocabulary(root: Path, speakers: Sequence[int] | None) -> Vocabulary:
     return Vocabulary.build(transcripts)
 
 
+def _npy_problem(path: Path, length: int | None) -> str:
+    """Why ``path`` is not a whole ``.npy`` of ``length`` rows (``""`` when it is)."""
+    try:
+        with path.open("rb") as handle:
+            version = npy_format.read_magic(handle)
+            read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
+                           else npy_format.read_array_header_2_0)
+            shape, _, dtype = read_header(handle)
+            data_start = handle.tell()
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"{path.name} is unreadable ({exc})"
+    size = data_start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = path.stat().st_size
+    if actual != size:
+        return f"{path.name} is truncated ({actual} bytes, its header needs {size})"
+    if length is not None and (not shape or shape[0] != length):
+        return f"{path.name} has shape {shape}, expected {length} rows"
+    return ""
+
+
 def _save_array(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+    """Plain write: the clip's temporary folder is what makes the clip atomic."""
+    with path.open("wb") as handle:
         np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
 
 
@@ -257,10 +353,19 @@ class _Preparer:
     fingerprint: str
 
     def clip(self, clip: Clip) -> None:
-        folder = self.out / "clips" / clip.info.clip_id
-        if folder.exists():
-            shutil.rmtree(folder)  # an interrupted attempt: start the clip afresh
-        folder.mkdir(parents=True)
+        """Prepare one clip in a temporary folder, then rename it to ``clips/<id>``."""
+        target = self.out / "clips" / clip.info.clip_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f".{clip.info.clip_id}.", suffix=TMP_SUFFIX,
+                                       dir=target.parent))
+        try:
+            usual_permissions(folder, directory=True)
+            self._write(clip, folder)
+            _install(folder, target, self.out)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # gone already when it was installed
+
+    def _write(self, clip: Clip, folder: Path) -> None:
         n = clip.num_frames
         motion = clip.motion
         arrays = {
@@ -297,6 +402,34 @@ class _Preparer:
         write_text_atomic(folder / CLIP_RECORD, json.dumps(record, indent=1, sort_keys=True))
 
 
+def _install(folder: Path, target: Path, out: Path) -> None:
+    """Rename the finished clip ``folder`` to ``target``, replacing an older copy there.
+
+    A damaged or outdated copy is moved aside first and deleted after. When another run put a
+    whole copy of the same clip there meanwhile, that copy stays: outputs are deterministic.
+    """
+    cache = FeatureCache(out)
+    for _ in range(5):
+        try:
+            os.rename(folder, target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if cache.is_complete(target.name):
+            return  # another run finished this clip first
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", suffix=TMP_SUFFIX,
+                                      dir=target.parent))
+        try:
+            os.rename(target, aside / "clip")
+        except FileNotFoundError:
+            pass  # another run moved it away first
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    raise DataError(target, "could not put the prepared clip in place: other runs keep "
+                            "replacing it")
+
+
 def _check_shape(folder: Path, name: str, values: np.ndarray, shape: tuple[int, int]) -> None:
     if values.shape != shape:
         raise DataError(folder, f"extractor '{name}' returned shape {values.shape}, "
@@ -331,27 +464,107 @@ def _manifest(dataset: Beat2Dataset, speakers: Sequence[int] | None, splits: Seq
     }
 
 
-def _open_output(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
-    """Create the cache folder, or check that an existing one was made the same way."""
+def _in_use(out: Path, lock: FileLock) -> str:
+    """Who else is preparing ``out`` (``"PID 12, PID 34"``), from the shard lock files."""
+    holders = [note for path in sorted(out.glob(".shard-*.lock"))
+               if path != lock.path and (note := FileLock.holder_of(path))]
+    return ", ".join(holders) or "another process"
+
+
+def _same_cache(existing: dict[str, Any], manifest: dict[str, Any]) -> bool:
+    return existing.get("fingerprint") == manifest["fingerprint"] \
+        and existing.get("clips") == manifest["clips"]
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
     path = out / MANIFEST
-    if path.is_file():
+    if not path.is_file():
+        return None
+    try:
         existing = json.loads(path.read_text())
-        same = existing.get("fingerprint") == manifest["fingerprint"] \
-            and existing.get("clips") == manifest["clips"]
-        if not same and not overwrite:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"corrupt manifest: {exc}; prepare into another folder or pass "
+                              f"--overwrite") from exc
+    if not isinstance(existing, dict):
+        raise DataError(path, "corrupt manifest: not a JSON object")
+    return existing
+
+
+def _check_output(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    """Refuse (before creating anything) a folder that is another cache or not a cache."""
+    existing = _read_manifest(out)
+    if existing is not None:
+        if not _same_cache(existing, manifest) and not overwrite:
             differences = describe_difference(
                 {k: v for k, v in existing.items() if k not in ("semtalk_version", "source")},
                 {k: v for k, v in manifest.items() if k not in ("semtalk_version", "source")})
-            raise CacheMismatchError(path, "cache was prepared differently (" + "; ".join(
-                differences[:6]) + "); use another --out folder or --overwrite")
-        if not same:
-            shutil.rmtree(out / "clips", ignore_errors=True)
-    elif out.exists() and any(out.iterdir()) and not overwrite:
+            raise CacheMismatchError(out / MANIFEST, "cache was prepared differently (" +
+                                     "; ".join(differences[:6]) + "); use another --out "
+                                     "folder or --overwrite")
+    elif out.exists() and any(p.name != CACHE_LOCK and not p.name.startswith(".shard-")
+                              for p in out.iterdir()) and not overwrite:
         raise DataError(out, "folder is not empty and is not a feature cache; choose an empty "
                              "folder or pass --overwrite")
+
+
+def _open_output(out: Path, manifest: dict[str, Any], overwrite: bool, vocab: Vocabulary,
+                 shard: tuple[int, int]) -> list[FileLock]:
+    """Lock the cache for this run, set it up, and return the held locks (release them).
+
+    Holds the shard's lock exclusively and the cache lock shared. Clearing another cache
+    (``overwrite``) and deleting temporary files of killed runs happen only while no other run
+    holds the cache.
+    """
+    _check_output(out, manifest, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp*"):
-        stale.unlink(missing_ok=True)
+    shard_lock = FileLock(out / f".shard-{shard[0]}-of-{shard[1]}.lock")
+    try:
+        shard_lock.acquire(exclusive=True, wait=False)
+    except LockBusyError as exc:
+        shard_lock.release()
+        holder = exc.holder or "(PID unknown)"
+        raise DataError(out, f"cache is in use by {holder} (`semtalk prepare` of shard "
+                             f"{shard[0]}/{shard[1]}); wait for it to finish (use --shard i/n "
+                             f"to split work between processes)") from None
+    cache_lock = FileLock(out / CACHE_LOCK)
+    try:
+        try:
+            cache_lock.acquire(exclusive=True, wait=False)
+            alone = True
+        except LockBusyError:
+            cache_lock.acquire(exclusive=False, wait=True)  # waits out another run's setup
+            alone = False
+        existing = _read_manifest(out)
+        if existing is not None and not _same_cache(existing, manifest):
+            if not overwrite:  # another run replaced it since _check_output
+                _check_output(out, manifest, overwrite)
+            if not alone:
+                raise DataError(out, f"cannot --overwrite: the cache is in use by "
+                                     f"{_in_use(out, shard_lock)} (`semtalk prepare`)")
+            shutil.rmtree(out / "clips", ignore_errors=True)
+        if alone:  # temporary files of killed runs (a running one would hold the lock)
+            for stale in [*out.glob(f".*{TMP_SUFFIX}*"), *out.glob(f"clips/.*{TMP_SUFFIX}")]:
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
+        vocab.save(out / VOCAB)
+        write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+        if alone:
+            cache_lock.acquire(exclusive=False, wait=True)
+            written = _read_manifest(out)
+            if written is None or written["fingerprint"] != manifest["fingerprint"]:
+                raise DataError(out / MANIFEST, "replaced by another `semtalk prepare "
+                                                "--overwrite` while this run started")
+    except BaseException:
+        cache_lock.release()
+        shard_lock.release()
+        raise
+    return [shard_lock, cache_lock]
+
+
+def _print_note(text: str) -> None:
+    tqdm.write(text, file=sys.stderr)
 
 
 def prepare_cache(
@@ -369,6 +582,7 @@ def prepare_cache(
     overwrite: bool = False,
     progress: bool = True,
     semantic_labels: PseudoLabels | None = None,
+    note: Callable[[str], None] = _print_note,
 ) -> FeatureCache:
     """Fill (or complete) a feature cache from a BEAT2-layout dataset.
 
@@ -381,6 +595,12 @@ def prepare_cache(
         overwrite: replace a cache prepared with other settings.
         semantic_labels: pseudo-labels (``semtalk label``) used as every clip's semantic
             scores instead of its ``sem/`` file.
+        note: prints what the run repairs (default: to stderr).
+
+    Raises :class:`DataError` when another run is preparing the same shard of ``out``
+    ("in use by PID ..."), and :class:`CacheMismatchError` when ``out`` holds another cache.
+    Every run checks that this shard's complete clips are whole and prepares damaged ones
+    again.
     """
     index, count = shard
     if not 0 <= index < count:
@@ -397,16 +617,26 @@ def prepare_cache(
     body = body_model_identity(body_model_path)
     manifest = _manifest(dataset, speakers, splits, audio_extractors, window_extractors, vocab,
                          settings, body, semantic_labels)
-    _open_output(out, manifest, overwrite)
-    vocab.save(out / VOCAB)
-    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-    cache = FeatureCache(out)
-    todo = [info for info in list(dataset)[index::count] if not cache.is_complete(info.clip_id)]
-    preparer = _Preparer(out, audio_extractors, window_extractors, vocab, settings,
-                         load_body_model(body_model_path), manifest["fingerprint"])
-    for info in tqdm(todo, desc=f"preparing {out.name}", unit="clip", disable=not progress):
-        clip = dataset.load(info)
-        if semantic_labels is not None:
-            clip.semantic_scores = semantic_labels.clip_scores(clip)
-        preparer.clip(clip)
+    locks = _open_output(out, manifest, overwrite, vocab, shard)
+    try:
+        cache = FeatureCache(out)
+        todo = []
+        for info in list(dataset)[index::count]:
+            damage = cache.damage(info.clip_id)
+            if damage:
+                note(f"{out / 'clips' / info.clip_id}: " + "; ".join(damage) +
+                     "; preparing the clip again")
+            if damage or not cache.is_complete(info.clip_id):
+                todo.append(info)
+        preparer = _Preparer(out, audio_extractors, window_extractors, vocab, settings,
+                             load_body_model(body_model_path), manifest["fingerprint"])
+        for info in tqdm(todo, desc=f"preparing {out.name}", unit="clip",
+                         disable=not progress):
+            clip = dataset.load(info)
+            if semantic_labels is not None:
+                clip.semantic_scores = semantic_labels.clip_scores(clip)
+            preparer.clip(clip)
+    finally:
+        for lock in locks:
+            lock.release()
     return cache

@@ -58,7 +58,13 @@ class Vocabulary:
             if not 0 <= getattr(self, name) < len(self.tokens):
                 raise ValueError(f"{name} {getattr(self, name)} is outside the vocabulary "
                                  f"(size {len(self.tokens)})")
-        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+        index: dict[str, int] = {}
+        for i, token in enumerate(self.tokens):
+            if token in index:
+                raise ValueError(f"token {token!r} appears twice (ids {index[token]} and {i}); "
+                                 f"each token needs exactly one id")
+            index[token] = i
+        object.__setattr__(self, "_index", index)
 
     @classmethod
     def build(cls, transcripts: Iterable[Iterable[str]], min_count: int = 1) -> Vocabulary:

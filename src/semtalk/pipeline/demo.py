@@ -34,12 +34,13 @@ import torch
 
 from semtalk.constants import __version__
 from semtalk.errors import DataError
-from semtalk.fileio import write_text_atomic
+from semtalk.fileio import FileLock, LockBusyError, write_text_atomic
 from semtalk.pipeline.graph import Graph, Outcome, Stage, StepReport
 from semtalk.pipeline.stages import PIPELINE, TOKENIZER_ORDER, Workspace
 
 STAMP = "semtalk-demo.json"
 FOLDERS = ("data", "cache", "runs", "release", "output")
+LOCK_FILE = ".lock"
 """What the demo writes under DIR (``--fresh`` removes exactly these and the stamp)."""
 
 
@@ -140,24 +141,49 @@ class DemoResult:
 
 
 # ------------------------------------------------------------------------------ the folder
-def _open_folder(config: DemoConfig, fresh: bool) -> DemoPaths:
-    """Check that ``config.out`` is a demo folder (or new/empty), clear it when ``fresh``."""
+def _open_folder(config: DemoConfig, fresh: bool) -> tuple[DemoPaths, FileLock]:
+    """Check that ``config.out`` is a demo folder (or new/empty), lock it for this run, clear
+    it when ``fresh``; returns the paths and the held lock (release it at the end).
+
+    A second demo in the same folder would remove the stages the first is building (stale
+    outputs are deleted when an upstream stage changes), so it stops with "in use by PID".
+    """
     paths = DemoPaths(Path(config.out))
     root = paths.root
     if root.exists() and not root.is_dir():
         raise DataError(root, "exists and is not a folder; choose another --out")
     stamp = root / STAMP
-    if root.is_dir() and any(root.iterdir()) and not stamp.is_file():
+    if root.is_dir() and any(p.name != LOCK_FILE for p in root.iterdir()) \
+            and not stamp.is_file():
         raise DataError(root, "is not empty and was not made by `semtalk demo`; choose a new "
                               "or empty --out folder")
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(root / LOCK_FILE)
+    try:
+        lock.acquire(exclusive=True, wait=False)
+    except LockBusyError as exc:
+        lock.release()
+        holder = exc.holder or "another process"
+        raise DataError(root, f"demo folder is in use by {holder} (another `semtalk demo`); "
+                              f"wait for it to finish or choose another --out") from None
+    try:
+        _clear_and_stamp(paths, config, fresh)
+    except BaseException:
+        lock.release()
+        raise
+    return paths, lock
+
+
+def _clear_and_stamp(paths: DemoPaths, config: DemoConfig, fresh: bool) -> None:
+    """Remove what an earlier demo built when ``fresh``, check the dataset settings, write
+    the stamp."""
+    root, stamp = paths.root, paths.root / STAMP
     if fresh:
         for name in FOLDERS:
             shutil.rmtree(root / name, ignore_errors=True)
         stamp.unlink(missing_ok=True)
     _check_dataset_settings(paths, config)
-    root.mkdir(parents=True, exist_ok=True)
     _write_stamp(paths, config, [])
-    return paths
 
 
 def _synth_config(config: DemoConfig) -> Any:
@@ -321,7 +347,15 @@ def run_demo(config: DemoConfig = DemoConfig(), progress: bool = True, *,
     Returns:
         the release, the generated files and a report per step.
     """
-    paths = _open_folder(config, fresh)
+    paths, lock = _open_folder(config, fresh)
+    try:
+        return _run(paths, config, progress)
+    finally:
+        lock.release()
+
+
+def _run(paths: DemoPaths, config: DemoConfig, progress: bool) -> DemoResult:
+    """The steps of :func:`run_demo` in an opened, locked folder."""
     ws = workspace(paths, config, progress)
     reports: list[StepReport] = []
 

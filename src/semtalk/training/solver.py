@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from semtalk.config import describe_difference, to_dict
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError
-from semtalk.fileio import atomic_path, write_text_atomic
+from semtalk.fileio import FileLock, LockBusyError, atomic_path, write_text_atomic
 from semtalk.inference import prepare_for_inference
 from semtalk.release import copy_folder, publish
 from semtalk.training.metric_log import MetricLogger
@@ -51,6 +51,7 @@ from semtalk.training.metric_log import MetricLogger
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_DIR = "best"
 RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
 CHECKPOINT_VERSION = 1
 PRECISIONS = ("fp32", "bf16", "fp16")
 BOOKKEEPING = ("max_steps", "validate_every", "checkpoint_every", "log_every", "num_workers",
@@ -254,9 +255,36 @@ class Solver(ABC):
         ddp = Distributed.from_environment(requested.type)
         try:
             self.device = resolve_device(cfg.device, ddp.local_rank)
-            return self._fit(ddp, progress, stop_at)
+            with self._hold_out(ddp):
+                return self._fit(ddp, progress, stop_at)
         finally:
             ddp.close()
+
+    @contextlib.contextmanager
+    def _hold_out(self, ddp: Distributed) -> Iterator[None]:
+        """Lock ``OUT`` for this run (rank 0): a second run into it stops with "in use by PID".
+
+        Two runs in one folder would interleave checkpoints and logs and delete each other's
+        temporary release folders; the ``flock`` dies with its process, so a killed run never
+        blocks the next one.
+        """
+        if not ddp.is_main:
+            yield
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.out / LOCK_FILE)
+        try:
+            lock.acquire(exclusive=True, wait=False)
+        except LockBusyError as exc:
+            lock.release()
+            holder = exc.holder or "another process"
+            raise DataError(self.out, f"training folder is in use by {holder} (another "
+                                      f"`semtalk train`); wait for it to finish or choose "
+                                      f"another output folder") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _fit(self, ddp: Distributed, progress: bool, stop_at: int | None) -> Path:
         cfg = self.solver_config
