@@ -125,6 +125,8 @@ class OutputExistsError(DataError):
     """An output file exists and may not be replaced (e.g. another run wrote it meanwhile)."""
 
 
+WRITTEN_MEANWHILE = "already exists (written by another run while this one was working)"
+"""What :func:`place_new` says when the name it was to take appeared meanwhile."""
 NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
                  errno.ENOSYS}
 """Errors of :func:`os.link` on file systems without hard links."""
@@ -142,16 +144,14 @@ def place_new(staged: Path, target: Path) -> None:
     try:
         os.link(staged, target)
     except FileExistsError:
-        raise OutputExistsError(target, "already exists (written by another run while this "
-                                        "one was working)") from None
+        raise OutputExistsError(target, WRITTEN_MEANWHILE) from None
     except OSError as exc:
         if exc.errno not in NO_HARD_LINKS:
             raise
         try:
             os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
-            raise OutputExistsError(target, "already exists (written by another run while "
-                                            "this one was working)") from None
+            raise OutputExistsError(target, WRITTEN_MEANWHILE) from None
         try:
             os.replace(staged, target)
         except BaseException:

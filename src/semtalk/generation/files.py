@@ -22,7 +22,12 @@ from semtalk.config import ConfigError
 from semtalk.constants import MOTION_FPS
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError, require_file
-from semtalk.fileio import OutputExistsError, check_output_folder, describe_os_error
+from semtalk.fileio import (
+    WRITTEN_MEANWHILE,
+    OutputExistsError,
+    check_output_folder,
+    describe_os_error,
+)
 from semtalk.generation.emphasis import Emphasis
 from semtalk.generation.engine import SemTalk
 from semtalk.generation.inputs import load_utterance
@@ -243,8 +248,8 @@ def save(gen: Generation, options: GenerateOptions, stem: str, **kwargs: Any) ->
     try:
         return save_outputs(gen, options.out, stem, video=not options.no_video,
                             overwrite=options.overwrite, **kwargs)
-    except OutputExistsError as exc:
-        raise DataError(exc.path, f"{exc.problem}; {OVERWRITE_HINT}") from exc
+    except OutputExistsError as exc:  # they were free before the work (check_outputs_free)
+        raise DataError(exc.path, f"{WRITTEN_MEANWHILE}; {OVERWRITE_HINT}") from exc
     except OSError as exc:
         where = Path(exc.filename) if exc.filename else options.out
         raise DataError(where, f"could not write the outputs of {stem}, so none was "
