@@ -131,3 +131,16 @@ def test_os_errors_are_described_in_one_line_with_advice() -> None:
     text = describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/x/a.npz"))
     assert text == "/x/a.npz: no space left on device (the disk is full: free some space or " \
                    "write elsewhere)"
+
+
+def test_atomic_write_without_overwrite_keeps_a_file_written_meanwhile(tmp_path) -> None:
+    target = tmp_path / "words.TextGrid"
+    with (pytest.raises(OutputExistsError, match="another run"),
+          atomic_path(target, overwrite=False) as tmp):
+        tmp.write_text("mine")
+        target.write_text("the other run's")
+    assert [p.name for p in tmp_path.iterdir()] == ["words.TextGrid"]
+    assert target.read_text() == "the other run's"
+    with atomic_path(tmp_path / "new.txt", overwrite=False) as tmp:
+        tmp.write_text("mine")
+    assert (tmp_path / "new.txt").read_text() == "mine"

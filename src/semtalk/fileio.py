@@ -39,12 +39,14 @@ def _usual_permissions(path: Path, mode: int = 0o666) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` on success.
 
     The temporary file keeps ``path``'s suffix (some writers choose the format from it) and
     names this process (``.STEM.tmp-PID-XXXXXXXX.SUFFIX``). On any exception the temporary file
-    is removed and ``path`` is left untouched.
+    is removed and ``path`` is left untouched. ``overwrite=False``: an existing ``path``, even
+    one another process wrote while this one worked, is an :class:`OutputExistsError` at the
+    rename (:func:`place_new`) and is left as it is.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     _usual_permissions(tmp)
     try:
         yield tmp
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            place_new(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -265,9 +270,10 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes} bytes"
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (``overwrite`` as in :func:`atomic_path`).
+    """
+    with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

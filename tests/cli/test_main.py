@@ -68,3 +68,24 @@ def test_sigterm_exits_143_after_the_cleanup(tmp_path: Path) -> None:
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     assert proc.stderr.strip() == "semtalk generate: terminated (SIGTERM)"
     assert not marker.exists()
+
+
+def _no_work(*args, **kwargs):  # type: ignore[no-untyped-def]
+    raise AssertionError("the work started before the output folder was checked")
+
+
+def test_align_and_evaluate_check_their_output_folder_before_any_work(tmp_path,
+                                                                      monkeypatch) -> None:
+    from semtalk.data import audio
+    from semtalk.evaluation import evaluate
+
+    monkeypatch.setattr(audio, "load_audio", _no_work)
+    monkeypatch.setattr(evaluate, "evaluate_release", _no_work)
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    code, stderr = run("align", str(tmp_path / "a.wav"), "-o", str(afile / "a.TextGrid"))
+    assert code == 2 and stderr == (f"semtalk align: error: {afile}: is a file, not a "
+                                    "folder: give a folder for the outputs\n")
+    code, stderr = run("evaluate", "--model", "release", "--data", "cache", "--out", str(afile))
+    assert code == 2 and stderr == (f"semtalk evaluate: error: {afile}: is a file, not a "
+                                    "folder: give a folder for the outputs\n")
