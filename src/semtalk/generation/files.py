@@ -435,10 +435,15 @@ def generate_from_features(options: GenerateOptions, emphasis: Emphasis) -> int:
     if options.audio is not None:
         with hint(options.audio, _audio_advice):
             audio = load_audio(options.audio)
+    from tqdm import tqdm
+
     try:
-        gen = model.generate_features(
-            features, speaker=speaker, seed=user_seed or seed, emphasis=emphasis, audio=audio,
-            length=options.length, seed_contacts=None if user_seed else contacts)
+        with tqdm(desc=f"motion {job.stem}", unit="window", leave=False, file=sys.stderr,
+                  disable=None) as windows:
+            gen = model.generate_features(
+                features, speaker=speaker, seed=user_seed or seed, emphasis=emphasis,
+                audio=audio, length=options.length, seed_contacts=None if user_seed else contacts,
+                progress=_bar_progress(windows))
     except DataError:
         raise
     except ValueError as exc:
