@@ -144,3 +144,24 @@ def test_atomic_write_without_overwrite_keeps_a_file_written_meanwhile(tmp_path)
     with atomic_path(tmp_path / "new.txt", overwrite=False) as tmp:
         tmp.write_text("mine")
     assert (tmp_path / "new.txt").read_text() == "mine"
+
+
+def test_files_written_together_appear_together_or_not_at_all(tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.json").write_text("old")
+
+    def broken(path: Path) -> None:
+        path.write_text("half")
+        raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError, match="writer failed"):
+        fileio.write_together({out / "a.json": lambda p: p.write_text("new"),
+                               out / "a.md": broken})
+    assert [p.name for p in out.iterdir()] == ["a.json"]
+    assert (out / "a.json").read_text() == "old"
+    fileio.write_together({out / "a.json": lambda p: p.write_text("new"),
+                           out / "a.md": lambda p: p.write_text("new md")})
+    assert sorted(p.read_text() for p in out.iterdir()) == ["new", "new md"]
+    with pytest.raises(ValueError, match="one folder"):
+        fileio.write_together({out / "a": print, tmp_path / "b": print})

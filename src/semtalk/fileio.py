@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from semtalk.errors import DataError
@@ -203,6 +203,36 @@ def commit_files(moves: Mapping[Path, Path], *, overwrite: bool, scratch: Path) 
             with contextlib.suppress(OSError):
                 os.replace(backup, target)
         raise
+
+
+def write_together(writers: Mapping[Path, Callable[[Path], object]], *,
+                   overwrite: bool = True) -> None:
+    """Write several files of one folder as one unit: ``{target: write}``, each
+    ``write(path)`` writing its file at the path it is given.
+
+    All are written into a temporary folder inside the targets' folder (created if needed;
+    temporary files of dead processes there are cleared first, :func:`clear_stale_temp`), then
+    put in place by :func:`commit_files` (``overwrite`` as there). On any failure nothing of
+    this call is left: no temporary file, no new target, and the replaced files are back.
+
+    Raises:
+        ValueError: the targets are not all in one folder.
+    """
+    folders = {Path(target).parent for target in writers}
+    if len(folders) != 1:
+        raise ValueError(f"files written together must share one folder, got {sorted(folders)}")
+    folder = folders.pop()
+    folder.mkdir(parents=True, exist_ok=True)
+    clear_stale_temp(folder)
+    staging = temp_folder(folder, "staging")
+    try:
+        staged = {Path(target): staging / Path(target).name for target in writers}
+        for target, write in writers.items():
+            write(staged[Path(target)])
+        commit_files({path: target for target, path in staged.items()}, overwrite=overwrite,
+                     scratch=staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def describe_os_error(exc: OSError) -> str:

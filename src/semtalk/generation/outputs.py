@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,13 +38,7 @@ from semtalk.body.motion import Motion
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
 from semtalk.data.textgrid import Word, frame_span
 from semtalk.errors import DataError
-from semtalk.fileio import (
-    OutputExistsError,
-    clear_stale_temp,
-    commit_files,
-    temp_folder,
-    write_text_atomic,
-)
+from semtalk.fileio import OutputExistsError, write_text_atomic, write_together
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
 
 if TYPE_CHECKING:
@@ -464,7 +457,7 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
     """Write the npz, JSON, ψ plot and video of ``gen`` into ``out_dir``, all or none.
 
     Every file is first written into a temporary folder inside ``out_dir``, then all are
-    renamed into place as one unit (:func:`semtalk.fileio.commit_files`). On any failure,
+    renamed into place as one unit (:func:`semtalk.fileio.write_together`). On any failure,
     the rename of the last file included, nothing of this call is left behind: files already
     renamed go, the files they replaced come back, the temporary folder goes, and ``out_dir`` is
     removed again if this call created it and it is still empty (and so are the parents it
@@ -511,17 +504,8 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
                                        size=size, progress=progress),
     }
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        clear_stale_temp(out)
-        staging = temp_folder(out, "staging")
-        try:
-            staged = {kind: staging / path.name for kind, path in paths.items()}
-            for kind, path in staged.items():
-                writers[kind](path)
-            commit_files({staged[kind]: path for kind, path in paths.items()},
-                         overwrite=overwrite, scratch=staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        write_together({path: writers[kind] for kind, path in paths.items()},
+                       overwrite=overwrite)
     except BaseException:
         for folder in missing:
             with contextlib.suppress(OSError):  # not empty (someone else wrote there): keep
