@@ -318,3 +318,146 @@ def test_batch_jobs_pick_audio_files_and_their_word_files(tmp_path) -> None:
         batch_jobs(clips, "hello", None)
     with pytest.raises(DataError, match="holds no audio files"):
         batch_jobs(grids, None, None)
+
+
+# --- faults of the release, the output folder and concurrent runs -------------------------------
+def _nan_tokenizer(release: Path, folder: Path) -> Path:
+    """A copy of ``release`` whose tokenizer weights are all NaN."""
+    from safetensors.torch import load_file, save_file
+
+    copy = folder / "nan-release"
+    shutil.copytree(release, copy)
+    for path in (copy / "tokenizer").rglob("*.safetensors"):
+        tensors = load_file(path)
+        save_file({k: v.fill_(float("nan")) if v.is_floating_point() else v
+                   for k, v in tensors.items()}, path)
+    return copy
+
+
+def test_nan_tokenizer_weights_fail_naming_the_stage_and_write_nothing(speech, tiny_release,
+                                                                      tmp_path) -> None:
+    release = _nan_tokenizer(tiny_release, tmp_path)
+    out = tmp_path / "out"
+    code, _, stderr = run("generate", speech[0], "--model", release, "--out", out,
+                          "--textgrid", _grid(speech, tmp_path), "--no-video")
+    assert code == 2, stderr
+    assert f"{release / 'tokenizer'}: the tokenizer's decoder produced NaN in " in stderr
+    assert "the release's tokenizer weights may be corrupt" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_output_name_taken_by_a_folder_fails_before_work_even_with_overwrite(
+        speech, tiny_release, tmp_path) -> None:
+    out = tmp_path / "out"
+    (out / "speech.npz").mkdir(parents=True)
+    (out / "speech.json").write_text("old")
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--textgrid", _grid(speech, tmp_path), "--overwrite")
+    assert code == 2, stderr
+    assert f"{out / 'speech.npz'}: is a folder" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["speech.json", "speech.npz"]
+    assert (out / "speech.json").read_text() == "old"
+
+
+def test_a_run_that_wrote_the_same_outputs_meanwhile_is_not_replaced(speech, tiny_release,
+                                                                     tmp_path,
+                                                                     monkeypatch) -> None:
+    from semtalk.generation.engine import SemTalk
+
+    out = tmp_path / "out"
+    real = SemTalk.generate
+
+    def generate_while_another_run_finishes(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        gen = real(self, *args, **kwargs)
+        out.mkdir(exist_ok=True)
+        (out / "speech.json").write_text("the other run's")
+        return gen
+
+    monkeypatch.setattr(SemTalk, "generate", generate_while_another_run_finishes)
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--textgrid", _grid(speech, tmp_path), "--no-video")
+    assert code == 2, stderr
+    assert f"{out / 'speech.json'}: already exists (written by another run" in stderr
+    assert "--overwrite" in stderr
+    assert [p.name for p in out.iterdir()] == ["speech.json"]
+    assert (out / "speech.json").read_text() == "the other run's"
+
+
+def _out_is_a_file(out: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    out.write_text("not a folder")
+    return "is a file, not a folder"
+
+
+def _out_not_writable(out: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    from semtalk import fileio
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", refuse)  # as root, chmod would not stop it
+    return "cannot write the outputs here"
+
+
+def _disk_full(out: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    from semtalk import fileio
+
+    monkeypatch.setattr(fileio.shutil, "disk_usage",
+                        lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000))
+    return "its disk has 5.0 kB free and the outputs need about"
+
+
+@pytest.mark.parametrize("make", [_out_is_a_file, _out_not_writable, _disk_full])
+def test_output_folder_problems_fail_before_any_work(make, speech, tiny_release, tmp_path,
+                                                     monkeypatch) -> None:
+    from semtalk.generation.engine import SemTalk
+
+    out, grid = tmp_path / "out", _grid(speech, tmp_path)
+    says = make(out, monkeypatch)
+
+    def no_work(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the release was loaded before the output folder was checked")
+
+    monkeypatch.setattr(SemTalk, "from_pretrained", no_work)
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--textgrid", grid)
+    assert code == 2, stderr
+    assert stderr.startswith(f"semtalk generate: error: {out}: ") and says in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert sorted(tmp_path.iterdir()) == sorted([grid, *([out] if out.is_file() else [])])
+
+
+def test_a_late_os_error_is_one_message_and_leaves_nothing(speech, tiny_release, tmp_path,
+                                                           monkeypatch) -> None:
+    from semtalk.generation import outputs
+
+    def disk_full(gen, path, **kwargs):  # type: ignore[no-untyped-def]
+        Path(path).write_bytes(b"half a plot")
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(outputs, "write_psi_plot", disk_full)
+    out = tmp_path / "deep" / "out"
+    code, _, stderr = run("generate", speech[0], "--model", tiny_release, "--out", out,
+                          "--textgrid", _grid(speech, tmp_path), "--no-video")
+    assert code == 2, stderr
+    assert "could not write the outputs of speech, so none was written" in stderr
+    assert "the disk is full" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "deep").exists()
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal (tqdm shows its bars there)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_motion_progress_is_shown_on_a_terminal(speech, tiny_release, tmp_path) -> None:
+    err = Terminal()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["generate", str(speech[0]), "--model", str(tiny_release), "--out",
+                     str(tmp_path / "out"), "--textgrid", str(_grid(speech, tmp_path)),
+                     "--no-video"])
+    assert code == 0, err.getvalue()
+    assert "motion speech" in err.getvalue() and "window" in err.getvalue()

@@ -125,3 +125,25 @@ def test_cli_evaluates_and_reports_missing_audio(tiny_release: Path, synth_cache
                  "--out", str(out), "--dataset", str(tmp_path / "nowhere"), "--quiet"])
     assert code == 2
     assert "--dataset" in capsys.readouterr().err
+
+
+def test_reports_are_replaced_both_or_neither(tiny_release: Path, synth_cache: Path,
+                                              scorer: Scorer, evaluation: EvaluationResult,
+                                              tmp_path: Path, monkeypatch) -> None:
+    from semtalk.evaluation import evaluate
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / METRICS_JSON).write_text("old json")
+    (out / METRICS_MD).write_text("old md")
+
+    def disk_full(path, text):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(evaluate, "write_markdown", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        evaluate_release(tiny_release, synth_cache, out, scorer=scorer, progress=False)
+    assert (out / METRICS_JSON).read_text() == "old json"
+    assert (out / METRICS_MD).read_text() == "old md"
+    assert sorted(p.name for p in out.iterdir()) == sorted([GENERATED_DIR, METRICS_JSON,
+                                                            METRICS_MD])

@@ -298,3 +298,40 @@ def test_emphasis_tokens_cover_the_frames_the_report_gives_the_word() -> None:
 def test_auto_device_resolves_to_one_that_exists(tiny_release: Path) -> None:
     model = SemTalk.from_pretrained(tiny_release, "auto")
     assert model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_progress_reports_every_window(model: SemTalk) -> None:
+    calls: list[tuple[int, int]] = []
+    result = model.generate_features(_features(model, 200), progress=lambda *a: calls.append(a))
+    windows = len(window_starts(200, model.window))
+    assert windows > 1 and calls == [(k, windows) for k in range(1, windows + 1)]
+    assert result.num_frames == 200
+
+
+def test_non_finite_decoder_output_is_refused_naming_the_stage(model: SemTalk,
+                                                               monkeypatch) -> None:
+    real = model.codec.decode
+
+    def decode_nan(*args, **kwargs):  # type: ignore[no-untyped-def]
+        motion = real(*args, **kwargs)
+        motion.expressions[:3] = np.nan
+        return motion
+
+    monkeypatch.setattr(model.codec, "decode", decode_nan)
+    with pytest.raises(DataError, match=r"tokenizer: the tokenizer's decoder produced NaN in "
+                                        r"300 values \(expressions 300\); the release's "
+                                        r"tokenizer weights may be corrupt"):
+        model.generate_features(_features(model, 100))
+
+
+def test_non_finite_psi_is_refused_naming_the_sparse_stage(model: SemTalk, monkeypatch) -> None:
+    real = model._window
+
+    def window_nan(*args, **kwargs):  # type: ignore[no-untyped-def]
+        codes, psi, raw, seed_rows = real(*args, **kwargs)
+        return codes, psi, np.full_like(raw, np.nan), seed_rows
+
+    monkeypatch.setattr(model, "_window", window_nan)
+    with pytest.raises(DataError, match=r"sparse: the sparse generator's semantic score ψ "
+                                        r"produced NaN"):
+        model.generate_features(_features(model, 100))

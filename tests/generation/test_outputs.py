@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -15,6 +20,8 @@ from semtalk.body.parts import NUM_JOINTS
 from semtalk.body.skeleton import BuiltinSkeleton
 from semtalk.data.audio import num_frames_for
 from semtalk.data.textgrid import Word
+from semtalk.errors import DataError
+from semtalk.fileio import OutputExistsError
 from semtalk.generation import outputs
 from semtalk.generation.engine import SemTalk
 from semtalk.generation.outputs import (
@@ -290,3 +297,83 @@ def test_generation_methods_write_the_outputs(generated: Generation, tmp_path) -
     assert all((t["choice"] == "fused") == (t["psi"] > doc["beta"]) for t in doc["tokens"])
     assert doc["emphasis"]["active"] is False and doc["emphasis"]["tokens_changed"] == 0
     assert generated.plot_psi(tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_non_finite_motion_or_psi_is_refused_before_any_file(tmp_path) -> None:
+    gen = make_generation()
+    gen.motion.poses[2:4, :10] = np.nan
+    with pytest.raises(DataError, match=r"clip\.npz: the generation holds NaN in 20 values "
+                                        r"\(poses 20\); nothing was written"):
+        save_outputs(gen, tmp_path / "out", "clip", video=False)
+    gen = make_generation()
+    gen.psi[0] = np.inf
+    with pytest.raises(DataError, match="NaN or infinite in 1 values"):
+        save_outputs(gen, tmp_path / "out", "clip", video=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_last_rename_undoes_the_others_and_restores_old_files(tmp_path,
+                                                                        monkeypatch) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("clip.npz", "clip.json", "clip_psi.png"):
+        (out / name).write_text(f"old {name}")
+    real, renamed = os.replace, []
+
+    def replace(src, dst):  # type: ignore[no-untyped-def]
+        if Path(dst).parent == out and Path(dst).name.startswith("clip"):
+            renamed.append(Path(dst).name)
+            if len(renamed) == 3:  # the third output to be put in place
+                raise OSError(errno.EIO, "Input/output error", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="Input/output"):
+        save_outputs(make_generation(), out, "clip", video=False)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "clip.npz", "clip_psi.png"]
+    for path in out.iterdir():
+        assert path.read_text() == f"old {path.name}"
+
+
+def test_without_overwrite_a_file_written_meanwhile_wins(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    real_plot = outputs.write_psi_plot
+
+    def plot_while_another_run_finishes(gen, path, **kwargs):  # type: ignore[no-untyped-def]
+        (out / "clip.json").write_text("the other run's")
+        return real_plot(gen, path, **kwargs)
+
+    monkeypatch.setattr(outputs, "write_psi_plot", plot_while_another_run_finishes)
+    with pytest.raises(OutputExistsError, match=r"clip\.json: already exists \(written by "
+                                                r"another run"):
+        save_outputs(make_generation(), out, "clip", video=False, overwrite=False)
+    assert [p.name for p in out.iterdir()] == ["clip.json"]
+    assert (out / "clip.json").read_text() == "the other run's"
+    with pytest.raises(OutputExistsError, match="already exists"):  # and before any work
+        save_outputs(make_generation(), out, "clip", video=False, overwrite=False)
+
+
+def test_stale_temporary_files_are_cleared_and_the_video_works_inside_the_out_folder(
+        tmp_path, monkeypatch) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    out, system_tmp = tmp_path / "out", tmp_path / "system_tmp"
+    out.mkdir()
+    system_tmp.mkdir()
+    stale = [out / f".clip.tmp-{proc.pid}-abcdefgh.npz",
+             out / f".semtalk-render-{proc.pid}-a1b2c3d4"]
+    stale[0].write_bytes(b"killed while writing")
+    stale[1].mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    seen: list[str] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.extend(str(p.relative_to(out)) for p in out.rglob(".semtalk-render-*"))
+        seen.extend(str(p) for p in system_tmp.iterdir())
+
+    paths = save_outputs(make_generation(num_frames=6, audio=True), out, "clip", size=SIZE,
+                         progress=progress)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
+    assert seen and all(name.startswith(".semtalk-staging-") for name in seen)
+    assert f"-{os.getpid()}-" in seen[0]

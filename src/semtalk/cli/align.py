@@ -10,6 +10,7 @@ from pathlib import Path
 
 from semtalk.data.transcript import read_transcript
 from semtalk.errors import DataError
+from semtalk.fileio import OutputExistsError, check_output_folder
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or args.audio.with_suffix(".TextGrid")
     if output.resolve() == args.audio.resolve():
         raise DataError(output, "the output would overwrite the audio file; pass -o")
+    if output.is_dir():
+        raise DataError(output, "is a folder, expected a TextGrid file name; pass -o FILE")
     if output.exists() and not args.overwrite:
         raise DataError(output, "already exists; pass --overwrite to replace it or -o elsewhere")
+    check_output_folder(output.parent)  # before the (long) alignment
     transcript = read_transcript(args.transcript) if args.transcript is not None else None
     start = time.perf_counter()
     audio = load_audio(args.audio)
@@ -60,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     tiers = {"words": words_to_intervals(words)}
     if phones is not None:
         tiers["phones"] = phones
-    write_textgrid(output, tiers, xmax=max(duration, max((w.end for w in words), default=0.0)))
+    xmax = max(duration, max((w.end for w in words), default=0.0))
+    try:
+        write_textgrid(output, tiers, xmax=xmax, overwrite=args.overwrite)
+    except OutputExistsError as exc:
+        raise DataError(output, f"{exc.problem}; pass --overwrite to replace it or -o "
+                                f"elsewhere") from exc
     for warning in caught:
         print(f"semtalk align: warning: {warning.message}", file=sys.stderr)
     note = " (the transcript did not align)" if method == METHOD_FALLBACK else ""

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from semtalk.fileio import check_output_folder
+
 if TYPE_CHECKING:
     from semtalk.evaluation.scoring import ScoringOptions
 
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from semtalk.evaluation.evaluate import evaluate_release
 
     out = Path(args.out)
+    check_output_folder(out)  # a file, not writable: said now, not after the whole evaluation
     start = time.perf_counter()
     result = evaluate_release(args.model, args.data, out, scoring_options(args),
                               base_only=args.base_only, progress=not args.quiet)

@@ -181,10 +181,13 @@ def format_textgrid(tiers: dict[str, list[Interval]], xmax: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_textgrid(path: str | Path, tiers: dict[str, list[Interval]], xmax: float) -> Path:
-    """Write interval tiers as a long-format TextGrid, atomically."""
+def write_textgrid(path: str | Path, tiers: dict[str, list[Interval]], xmax: float, *,
+                   overwrite: bool = True) -> Path:
+    """Write interval tiers as a long-format TextGrid, atomically (``overwrite=False``: an
+    existing file, even one written meanwhile, is kept and is an
+    :class:`~semtalk.fileio.OutputExistsError`)."""
     path = Path(path)
-    write_text_atomic(path, format_textgrid(tiers, xmax))
+    write_text_atomic(path, format_textgrid(tiers, xmax), overwrite=overwrite)
     return path
 
 

@@ -38,7 +38,7 @@ from semtalk.evaluation.data import EvalClip, check_cache_features, load_eval_cl
 from semtalk.evaluation.report import evaluation_markdown, paper_units, write_json, write_markdown
 from semtalk.evaluation.scoring import ScoredSet, Scorer, ScoringOptions
 from semtalk.features.cache import FeatureCache
-from semtalk.fileio import atomic_path
+from semtalk.fileio import atomic_path, write_together
 from semtalk.generation.engine import DEFAULT_BETA, SEED_FRAMES, SemTalk
 from semtalk.release import STAGES, Release
 
@@ -248,6 +248,8 @@ def evaluate_release(release: str | Path, data: str | Path, out: str | Path,
                       "generation": round(generated_at - prepared, 2),
                       "scoring": round(time.perf_counter() - generated_at, 2)},
     }
-    json_path = write_json(out / METRICS_JSON, report)
-    markdown_path = write_markdown(out / METRICS_MD, evaluation_markdown(report))
+    json_path, markdown_path = out / METRICS_JSON, out / METRICS_MD
+    write_together({json_path: lambda path: write_json(path, report),  # both or neither
+                    markdown_path: lambda path: write_markdown(path,
+                                                               evaluation_markdown(report))})
     return EvaluationResult(json.loads(json_path.read_text()), json_path, markdown_path)

@@ -33,7 +33,12 @@ from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.generation.codec import SEED_FRAMES, MotionCodec, PaperCodec
 from semtalk.generation.emphasis import Emphasis, PsiEdit, psi_edit
-from semtalk.generation.outputs import Generation
+from semtalk.generation.outputs import (
+    Generation,
+    ProgressFn,
+    describe_non_finite,
+    motion_arrays,
+)
 from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer
 from semtalk.inference import is_prepared, prepare_for_inference, return_freed_memory
 from semtalk.inference.lanes import Lanes, lanes_available
@@ -257,7 +262,7 @@ class SemTalk:
     def generate(self, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
                  words: list[Word] | None = None, *, speaker: int | None = None,
                  seed: Motion | None = None, emphasis: Emphasis | None = None,
-                 length: str = "full") -> Generation:
+                 length: str = "full", progress: ProgressFn | None = None) -> Generation:
         """Motion for ``audio`` (``[N]`` or ``[N, channels]`` at ``sample_rate``) and its timed
         ``words`` (seconds; None or empty = no words, e.g. silence).
 
@@ -267,22 +272,31 @@ class SemTalk:
             emphasis: ψ edits (see :class:`Emphasis`).
             length: ``"full"`` (one frame per 1/30 s of audio) or ``"official"``
                 (:func:`official_length`, for comparisons with the official code).
+            progress: called as ``progress(windows_done, windows)`` after each window of the
+                motion generation (not during feature extraction).
         """
         mono = to_mono(audio, sample_rate)
         features = self.extract_features(mono, AUDIO_SAMPLE_RATE, words)
         return self.generate_features(features, speaker=speaker, seed=seed, emphasis=emphasis,
-                                      audio=mono, length=length)
+                                      audio=mono, length=length, progress=progress)
 
     @torch.inference_mode()
     def generate_features(self, features: SpeechFeatures, *, speaker: int | None = None,
                           seed: Motion | None = None, emphasis: Emphasis | None = None,
                           audio: np.ndarray | None = None, length: str = "full",
-                          seed_contacts: np.ndarray | None = None) -> Generation:
+                          seed_contacts: np.ndarray | None = None,
+                          progress: ProgressFn | None = None) -> Generation:
         """Motion for precomputed features (e.g. a cached dataset clip).
 
         Window rows of ``features`` must exist at every window start (multiples of 60
-        frames), i.e. its ``hop`` must divide 60. ``length`` as in :meth:`generate`;
-        ``seed_contacts``: the seed's foot contacts (``[>= 4, 4]``; default: computed).
+        frames), i.e. its ``hop`` must divide 60. ``length`` and ``progress`` as in
+        :meth:`generate`; ``seed_contacts``: the seed's foot contacts (``[>= 4, 4]``; default:
+        computed).
+
+        Raises:
+            ValueError: bad arguments or features.
+            DataError: the models produced NaN or infinite ψ or motion (naming the release
+                folder of the stage that did, e.g. corrupt tokenizer weights).
         """
         if length not in LENGTHS:
             raise ValueError(f"length must be one of {LENGTHS}, got {length!r}")
@@ -325,8 +339,13 @@ class SemTalk:
                 chosen[span] = psi[keep] > self.beta
                 for part in BodyPart:
                     codes[part].append(window_codes[part][keep])
+                if progress is not None:
+                    progress(k + 1, len(starts))
+        self._check_finite({"psi": psi_model}, "sparse", "the sparse generator's semantic "
+                           "score ψ")
         full = {part: torch.cat(chunks) for part, chunks in codes.items()}
         motion = self.codec.decode(full, frames, seed_motion, user_seed=seed is not None)
+        self._check_finite(motion_arrays(motion), "tokenizer", "the tokenizer's decoder")
         if self.fast:
             return_freed_memory()  # what the windows freed, before the next utterance
         frame_psi = np.repeat(psi_used, FRAMES_PER_TOKEN)[:frames]
@@ -340,6 +359,15 @@ class SemTalk:
             speaker_class=speaker_cls, release=str(release.folder), audio=audio,
             precision=self.precision,
             codes={part.value: c.cpu().numpy() for part, c in full.items()})
+
+    def _check_finite(self, arrays: dict[str, np.ndarray], stage: str, producer: str) -> None:
+        """Stop (DataError naming the release's ``stage`` folder) when ``producer`` made NaN or
+        infinite values: they would be written as a motion that animates nothing."""
+        problem = describe_non_finite(arrays)
+        if problem is not None:
+            raise DataError(Path(self.release.folder) / stage,
+                            f"{producer} produced {problem}; the release's {stage} weights may "
+                            f"be corrupt (retrain or download this stage again)")
 
     def _seedless(self, inputs: dict[str, Any], starts: list[int], speaker: torch.Tensor,
                   edit: PsiEdit) -> Iterator[_Seedless]:

@@ -15,16 +15,24 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from semtalk.body.motion import Motion
 from semtalk.body.skeleton import BodyModel
 from semtalk.config import ConfigError
+from semtalk.constants import MOTION_FPS
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError, require_file
+from semtalk.fileio import (
+    WRITTEN_MEANWHILE,
+    OutputExistsError,
+    check_output_folder,
+    describe_os_error,
+)
 from semtalk.generation.emphasis import Emphasis
 from semtalk.generation.engine import SemTalk
 from semtalk.generation.inputs import load_utterance
-from semtalk.generation.outputs import output_paths, preview_kind, save_outputs
+from semtalk.generation.outputs import Generation, output_paths, preview_kind, save_outputs
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 """Files batch mode picks up (case-insensitive)."""
@@ -203,14 +211,73 @@ def check_exports(formats: tuple[str, ...]) -> None:
             raise ConfigError(f"--export: {exc}") from exc
 
 
+OVERWRITE_HINT = "pass --overwrite to replace it, or --out elsewhere"
+NPZ_BYTES_PER_FRAME = 4 * 165 + 8 * 100 + 8 * 3
+JSON_BYTES_PER_FRAME = 80
+"""ψ and ψ_model per frame plus a quarter of a token line, generously."""
+VIDEO_BYTES_PER_SECOND = 2 * 150_000
+"""H.264 preview and its AAC sound, twice (the silent video and the muxed one coexist)."""
+FIXED_BYTES = 2_000_000
+"""The ψ plot, the JSON's header and the npz's betas, generously."""
+
+
+def estimated_output_bytes(seconds: float, video: bool) -> int:
+    """About how many bytes the outputs of ``seconds`` of speech take on disk (an upper
+    estimate: enough room for them while they are written)."""
+    frames = seconds * MOTION_FPS
+    total = FIXED_BYTES + frames * (NPZ_BYTES_PER_FRAME + JSON_BYTES_PER_FRAME)
+    if video:
+        total += seconds * VIDEO_BYTES_PER_SECOND
+    return int(total)
+
+
+def job_seconds(job: Job) -> float:
+    """The job's audio duration from its header (0 when it cannot be read: the audio's own
+    check reports that later, naming the file)."""
+    from semtalk.data.audio import audio_duration
+
+    try:
+        return audio_duration(job.audio)
+    except (DataError, OSError):
+        return 0.0
+
+
+def check_out_folder(jobs: list[Job], options: GenerateOptions) -> None:
+    """``--out`` can take the outputs of ``jobs``: it is (or can be made as) a writable folder
+    with room for them (DataError naming it otherwise); checked before any work."""
+    seconds = sum(job_seconds(job) for job in jobs if job.audio.is_file())
+    check_output_folder(options.out, estimated_output_bytes(seconds, not options.no_video))
+
+
 def check_outputs_free(job: Job, options: GenerateOptions) -> None:
-    if options.overwrite:
-        return
+    """None of the job's output files exists (unless ``--overwrite``) or is a folder."""
     for path in output_paths(options.out, job.stem, video=not options.no_video,
                              exports=options.export).values():
-        if path.exists():
-            raise DataError(path, "already exists; pass --overwrite to replace it, or --out "
-                                  "elsewhere")
+        if path.is_dir():
+            raise DataError(path, "is a folder, not a file; it is not replaced even with "
+                                  "--overwrite: move it away or --out elsewhere")
+        if not options.overwrite and path.exists():
+            raise DataError(path, f"already exists; {OVERWRITE_HINT}")
+
+
+def save(gen: Generation, options: GenerateOptions, stem: str, **kwargs: Any) -> dict[str, Path]:
+    """:func:`save_outputs` into ``--out`` (all files or none), with what can go wrong there
+    (another run wrote the files meanwhile, an OS error such as a full disk, ffmpeg failing)
+    as one DataError naming the file."""
+    from semtalk.render.ffmpeg import FFmpegError
+
+    try:
+        return save_outputs(gen, options.out, stem, video=not options.no_video,
+                            exports=options.export, overwrite=options.overwrite, **kwargs)
+    except OutputExistsError as exc:  # they were free before the work (check_outputs_free)
+        raise DataError(exc.path, f"{WRITTEN_MEANWHILE}; {OVERWRITE_HINT}") from exc
+    except OSError as exc:
+        where = Path(exc.filename) if exc.filename else options.out
+        raise DataError(where, f"could not write the outputs of {stem}, so none was "
+                               f"written: {describe_os_error(exc)}") from exc
+    except FFmpegError as exc:
+        raise DataError(options.out / f"{stem}.mp4", f"could not write the video, so no "
+                                                     f"output was written: {exc}") from exc
 
 
 # --- one file ------------------------------------------------------------------------------------
@@ -258,6 +325,7 @@ def generate_one(job: Job, model: SemTalk, options: GenerateOptions, setup: Setu
 
 
     check_outputs_free(job, options)
+    check_out_folder([job], options)
     if job.note:
         show(f"semtalk generate: warning: {job.note}")
     with printed_warnings(job.audio, show):
@@ -267,9 +335,12 @@ def generate_one(job: Job, model: SemTalk, options: GenerateOptions, setup: Setu
                 allow_recognition=not options.no_recognition_fallback or job.transcript is None,
                 whisper_model=options.whisper_model)
         try:
-            gen = model.generate(utterance.audio, utterance.sample_rate, utterance.words,
-                                 speaker=setup.speaker, seed=setup.seed,
-                                 emphasis=setup.emphasis, length=options.length)
+            with tqdm(desc=f"motion {job.stem}", unit="window", leave=False, file=sys.stderr,
+                      disable=None) as windows:
+                gen = model.generate(utterance.audio, utterance.sample_rate, utterance.words,
+                                     speaker=setup.speaker, seed=setup.seed,
+                                     emphasis=setup.emphasis, length=options.length,
+                                     progress=_bar_progress(windows))
         except DataError:
             raise
         except ValueError as exc:  # the engine's checks of the audio and the seed
@@ -281,11 +352,8 @@ def generate_one(job: Job, model: SemTalk, options: GenerateOptions, setup: Setu
               "speaker_id": options.speaker}
     with tqdm(total=gen.num_frames, desc=f"video {job.stem}", unit="frame", leave=False,
               file=sys.stderr, disable=True if options.no_video else None) as bar:
-        paths = save_outputs(gen, options.out, job.stem, video=not options.no_video,
-                             body_model=setup.body, preview=setup.preview,
-                             exports=options.export,
-                             extra={"input": inputs},
-                             progress=lambda done, total: bar.update(done - bar.n))
+        paths = save(gen, options, job.stem, body_model=setup.body, preview=setup.preview,
+                     extra={"input": inputs}, progress=_bar_progress(bar))
     fused = int(gen.sparse_tokens.sum())
     video = "" if options.no_video else f" ({setup.preview} preview)"
     summary = (f"{job.audio.name}: {gen.num_frames} frames ({gen.num_frames / gen.fps:.2f} s), "
@@ -293,6 +361,16 @@ def generate_one(job: Job, model: SemTalk, options: GenerateOptions, setup: Setu
                f"{len(gen.sparse_tokens)} tokens -> {', '.join(p.name for p in paths.values())}"
                f"{video}")
     return paths, summary
+
+
+def _bar_progress(bar: Any) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that moves the tqdm ``bar``."""
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+    return progress
 
 
 @dataclass(frozen=True)
@@ -321,6 +399,7 @@ def generate_files(options: GenerateOptions) -> int:
             else [single_job(options.audio, options.transcript, options.textgrid)])
     if not batch:
         check_outputs_free(jobs[0], options)
+    check_out_folder(jobs, options)
     seed = load_seed(options.seed_pose)
     body = load_body(options.body_model) if needs_body(options) else None
     preview = "stick" if options.no_video else choose_preview(options.preview, body)
@@ -355,6 +434,8 @@ def generate_from_features(options: GenerateOptions, emphasis: Emphasis) -> int:
     inputs = OfficialInputs.load(path)
     job = Job(audio=options.audio or path, stem=path.stem)
     check_outputs_free(job, options)
+    seconds = inputs.num_frames / MOTION_FPS
+    check_output_folder(options.out, estimated_output_bytes(seconds, not options.no_video))
     model = _load_model(options)
     release = model.release
     if release.family != "official":
@@ -377,19 +458,25 @@ def generate_from_features(options: GenerateOptions, emphasis: Emphasis) -> int:
     if options.audio is not None:
         with hint(options.audio, _audio_advice):
             audio = load_audio(options.audio)
+    from tqdm import tqdm
+
     try:
-        gen = model.generate_features(
-            features, speaker=speaker, seed=user_seed or seed, emphasis=emphasis, audio=audio,
-            length=options.length, seed_contacts=None if user_seed else contacts)
+        with tqdm(desc=f"motion {job.stem}", unit="window", leave=False, file=sys.stderr,
+                  disable=None) as windows:
+            gen = model.generate_features(
+                features, speaker=speaker, seed=user_seed or seed, emphasis=emphasis,
+                audio=audio, length=options.length, seed_contacts=None if user_seed else contacts,
+                progress=_bar_progress(windows))
+    except DataError:
+        raise
     except ValueError as exc:
         raise DataError(path, f"cannot generate motion: {exc}") from exc
     body = load_body(options.body_model) if needs_body(options) else None
     preview = "stick" if options.no_video else choose_preview(options.preview, body)
-    paths = save_outputs(gen, options.out, job.stem, video=not options.no_video,
-                         body_model=body, preview=preview, exports=options.export,
-                         extra={"input": {"features": str(path), "length": options.length,
-                                          "audio": None if options.audio is None
-                                          else str(options.audio)}})
+    paths = save(gen, options, job.stem, body_model=body, preview=preview,
+                 extra={"input": {"features": str(path), "length": options.length,
+                                  "audio": None if options.audio is None
+                                  else str(options.audio)}})
     print(f"{path.name}: {gen.num_frames} frames, ψ > β on {int(gen.sparse_tokens.sum())} of "
           f"{len(gen.sparse_tokens)} tokens -> {', '.join(p.name for p in paths.values())}")
     print(f"output folder: {options.out}")

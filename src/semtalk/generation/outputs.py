@@ -14,8 +14,11 @@
                   (``.glb``, ``.usd``, ``.fbx``, ``.bvh``; :mod:`semtalk.export`)
 ================  ==================================================================
 
-:func:`save_outputs` writes them all or none: each file goes to a temporary name next to its
-target and all are renamed into place only once every one of them is written.
+:func:`save_outputs` writes them all or none: every file is written into a temporary folder
+inside the output folder (the same disk), then all are renamed into place as one unit
+(:func:`semtalk.fileio.commit_files`): when one rename fails, those already made are undone and
+the files they replaced come back. Motion or ψ that is not finite is refused before anything is
+written (:func:`check_finite`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -36,7 +39,8 @@ import torch
 from semtalk.body.motion import Motion
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
 from semtalk.data.textgrid import Word, frame_span
-from semtalk.fileio import atomic_path, write_text_atomic
+from semtalk.errors import DataError
+from semtalk.fileio import OutputExistsError, write_text_atomic, write_together
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
 
 if TYPE_CHECKING:
@@ -202,6 +206,41 @@ def _check_shapes(gen: Generation) -> tuple[int, int]:
             raise ValueError(f"Generation.{name} must have shape ({length},) for "
                              f"{num_frames} frames, got {shape}")
     return num_frames, num_tokens
+
+
+def non_finite_counts(arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """``{name: count}`` of the NaN or infinite values in each array that has any."""
+    counts = {name: int(np.size(a) - np.isfinite(a).sum()) for name, a in arrays.items()}
+    return {name: n for name, n in counts.items() if n}
+
+
+def describe_non_finite(arrays: Mapping[str, np.ndarray]) -> str | None:
+    """``"NaN in 23,400 values (poses 16,500, expressions 6,900)"`` (``"NaN or infinite"``
+    when some are infinite), or None when every value of ``arrays`` is finite."""
+    counts = non_finite_counts(arrays)
+    if not counts:
+        return None
+    nan = sum(int(np.isnan(np.asarray(arrays[name], np.float64)).sum()) for name in counts)
+    what = "NaN" if nan == sum(counts.values()) else "NaN or infinite"
+    parts = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+    return f"{what} in {sum(counts.values()):,} values ({parts})"
+
+
+def motion_arrays(motion: Motion) -> dict[str, np.ndarray]:
+    """The float arrays of a motion, by their npz key."""
+    return {"poses": motion.poses, "expressions": motion.expressions, "trans": motion.trans,
+            "betas": motion.betas}
+
+
+def check_finite(gen: Generation, path: str | Path) -> None:
+    """Refuse (DataError naming ``path``, the file about to be written) a generation whose
+    motion or ψ holds NaN or infinite values: such files load but animate nothing sensible."""
+    arrays = {**motion_arrays(gen.motion), "psi": np.asarray(gen.psi, np.float64),
+              "psi_model": np.asarray(gen.psi_model, np.float64)}
+    problem = describe_non_finite(arrays)
+    if problem is not None:
+        raise DataError(path, f"the generation holds {problem}; nothing was written (the "
+                              f"release's weights may be corrupt)")
 
 
 def generation_json(gen: Generation) -> dict[str, Any]:
@@ -424,21 +463,39 @@ def _exporter(gen: Generation, fmt: str, body_model: BodyModel, up: str
 
 
 # --- everything at once --------------------------------------------------------------------------
+def check_targets(paths: Mapping[str, Path], overwrite: bool) -> None:
+    """Each output path is free (or, with ``overwrite``, a file that may be replaced).
+
+    Raises:
+        DataError: a path is a folder (never replaced); OutputExistsError: a path exists and
+            ``overwrite`` is False.
+    """
+    for path in paths.values():
+        if path.is_dir():
+            raise DataError(path, "is a folder, not a file; it is not replaced: move it away "
+                                  "or write the outputs elsewhere")
+        if not overwrite and (path.exists() or path.is_symlink()):
+            raise OutputExistsError(path, "already exists")
+
+
 def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool = True,
                  plot: bool = True, body_model: BodyModel | str | Path | None = None,
                  preview: str = "auto", size: tuple[int, int] = (1280, 720),
                  extra: dict[str, Any] | None = None,
                  progress: ProgressFn | None = None, exports: Sequence[str] = (),
-                 up: str = "y") -> dict[str, Path]:
+                 up: str = "y", overwrite: bool = True) -> dict[str, Path]:
     """Write the npz, JSON, ψ plot, video and exports of ``gen`` into ``out_dir``, all or none.
 
-    Existing files of the same names are replaced. On any failure nothing of this call is
-    left behind: the files already written go (their temporary names), existing files keep
-    their old contents, and ``out_dir`` is removed again if this call created it and it is
-    still empty (and so are the parents it created).
+    Every file is first written into a temporary folder inside ``out_dir``, then all are
+    renamed into place as one unit (:func:`semtalk.fileio.write_together`). On any failure,
+    the rename of the last file included, nothing of this call is left behind: files already
+    renamed go, the files they replaced come back, the temporary folder goes, and ``out_dir`` is
+    removed again if this call created it and it is still empty (and so are the parents it
+    created). Temporary files of killed earlier runs in ``out_dir`` are cleared first
+    (:func:`semtalk.fileio.clear_stale_temp`).
 
     Args:
-        gen: the generation.
+        gen: the generation; refused (DataError) when its motion or ψ is not finite.
         out_dir: the output folder (created if needed).
         stem: file name stem (``STEM.npz``, ``STEM.json``, ``STEM_psi.png``, ``STEM.mp4``).
         video, plot: write the preview video / the ψ plot.
@@ -452,12 +509,23 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
         exports: formats to export the motion to as well (``"glb"``, ``"usd"``, ``"fbx"``,
             ``"bvh"``: ``STEM.glb`` ..., see :func:`semtalk.export.export_motion`).
         up: the exports' up axis (``"y"`` or ``"z"``; GLB and USD only).
+        overwrite: replace existing files of the same names (default). False: an existing
+            one is an :class:`~semtalk.fileio.OutputExistsError`, checked before the work and
+            again, atomically, when each file is put in place (another run may have written it
+            meanwhile).
 
     Returns:
         ``{kind: path}`` for kinds among ``npz``, ``json``, ``plot``, ``video`` and the export
         formats.
+
+    Raises:
+        DataError: non-finite motion or ψ, or an output path that is a folder.
+        OutputExistsError: see ``overwrite``.
     """
     out = Path(out_dir)
+    paths = output_paths(out, stem, video=video, plot=plot, exports=exports)
+    check_finite(gen, paths["npz"])
+    check_targets(paths, overwrite)
     if video or exports:  # decide (and load the body model) once, before any file is written
         body_model = _body(body_model)
     if exports:
@@ -469,7 +537,6 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
         preview = preview_kind(preview, body_model)
         extra = {"preview": preview_record(preview, body_model, size), **(extra or {})}
     missing = [d for d in (out, *out.parents) if not d.exists()]  # folders this call creates
-    paths = output_paths(out, stem, video=video, plot=plot, exports=exports)
     writers: dict[str, Callable[[Path], Path]] = {
         "npz": lambda p: write_npz(gen, p),
         "json": lambda p: write_json(gen, p, extra=extra),
@@ -480,9 +547,8 @@ def save_outputs(gen: Generation, out_dir: str | Path, stem: str, *, video: bool
     for fmt in exports:
         writers[fmt] = _exporter(gen, fmt, cast("BodyModel", body_model), up)
     try:
-        with contextlib.ExitStack() as stack:
-            for kind, path in paths.items():
-                writers[kind](stack.enter_context(atomic_path(path)))
+        write_together({path: writers[kind] for kind, path in paths.items()},
+                       overwrite=overwrite)
     except BaseException:
         for folder in missing:
             with contextlib.suppress(OSError):  # not empty (someone else wrote there): keep

@@ -14,7 +14,7 @@ writes the video for either.
 from __future__ import annotations
 
 import contextlib
-import tempfile
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -29,7 +29,7 @@ from matplotlib.patches import Rectangle
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import write_wav
 from semtalk.data.textgrid import Word
-from semtalk.fileio import atomic_path
+from semtalk.fileio import atomic_path, temp_folder
 from semtalk.render.ffmpeg import H264Writer, mux_audio
 from semtalk.render.style import (
     BACKGROUND,
@@ -281,15 +281,18 @@ def render_preview(
         stack.callback(view.close)
         frames = PreviewFrames(view, num_frames, fps, size, timed_words, psi_arr, title)
         tmp = stack.enter_context(atomic_path(out))
-        work = stack.enter_context(tempfile.TemporaryDirectory(prefix="semtalk-render-"))
-        video = tmp if audio_arr is None else Path(work) / "video.mp4"
+        # next to the output (the same disk, and cleared by the next run if this one is killed:
+        # semtalk.fileio.clear_stale_temp), not in the system's temporary folder
+        work = temp_folder(tmp.parent, "render")
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        video = tmp if audio_arr is None else work / "video.mp4"
         with H264Writer(video, size, fps) as writer:
             for t in range(num_frames):
                 writer.write(frames.render(t))
                 if progress is not None:
                     progress(t + 1, num_frames)
         if audio_arr is not None:
-            wav = write_wav(Path(work) / "audio.wav",
+            wav = write_wav(work / "audio.wav",
                             _fit_audio(audio_arr, num_frames, fps, sample_rate), sample_rate)
             mux_audio(video, wav, tmp, duration=num_frames / fps)
     return out
