@@ -158,3 +158,11 @@ def test_word_sources_are_checked(speech, textgrid, tmp_path) -> None:
     with pytest.warns(UserWarning, match="another clip"):
         assert load_utterance(path, textgrid=long).words == [Word("late", 9.0, 9.5)]
 
+
+
+def test_ten_kilobyte_inline_transcript_is_text(tmp_path) -> None:
+    path = write_wav(tmp_path / "silence.wav", np.zeros(SR, np.float32))
+    text = " ".join([TEXT] * 240)
+    assert len(text.encode()) > 10_000
+    with pytest.warns(NoSpeechWarning, match="the transcript is not used"):
+        assert load_utterance(path, transcript=text).words == []

@@ -20,7 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "transcript). Everything runs offline.")
     parser.add_argument("audio", type=Path, help="speech audio (WAV/FLAC/OGG, any rate)")
     parser.add_argument("--transcript", "-t", default=None, metavar="FILE_OR_TEXT",
-                        help="transcript: a text file, or the text itself")
+                        help="transcript: a text file, or the text itself; a value with a line "
+                             "break or too long to be a path is the text, else an existing "
+                             "file is read")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="TextGrid to write (default: AUDIO with suffix .TextGrid)")
     parser.add_argument("--overwrite", action="store_true",

@@ -32,8 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"output folder (default {DEFAULT_OUT}/)")
     words = parser.add_mutually_exclusive_group()
     words.add_argument("--transcript", "-t", default=None, metavar="TEXT_OR_FILE",
-                       help="what is said: the text, or a text file (force-aligned); in batch "
-                            "mode a folder of STEM.txt files")
+                       help="what is said: the text, or a text file (force-aligned); a value "
+                            "with a line break or too long to be a path (over 4096 bytes, or a "
+                            "name part over 255) is the text, else an existing file is read "
+                            "and anything else is the text; in batch mode a folder of STEM.txt "
+                            "files")
     words.add_argument("--textgrid", type=Path, default=None, metavar="FILE",
                        help="word timings as a Praat TextGrid ('words' tier); in batch mode a "
                             "folder of STEM.TextGrid files")
