@@ -19,6 +19,7 @@ from semtalk.features.text import SIL
 from semtalk.generation.emphasis import Emphasis, phrase_matches, psi_edit
 from semtalk.generation.engine import SemTalk, fuse_codes, neutral_seed, window_starts
 from semtalk.generation.speech import SpeechFeatures
+from semtalk.models.pretrained import write_checksums
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.release import MANIFEST, Release
 from semtalk.training.presets import load_preset
@@ -238,6 +239,7 @@ def test_release_stage_of_another_model_version_is_refused(tiny_release: Path,
     config = json.loads((folder / "sparse" / "config.json").read_text())
     config["format_version"] = 0
     (folder / "sparse" / "config.json").write_text(json.dumps(config))
+    write_checksums(folder / "sparse")  # re-recorded: the version check itself must refuse
     with pytest.raises(DataError, match=r"sparse.*format_version"):
         Release.load(folder)
 
@@ -258,6 +260,7 @@ def test_features_made_differently_are_refused(tiny_release: Path, tmp_path: Pat
         features = json.loads(path.read_text())
         features["audio_features"]["spectral"]["config"]["n_mels"] = 64
         path.write_text(json.dumps(features))
+        write_checksums(path.parent)
     model = SemTalk.from_pretrained(folder)
     with pytest.raises(DataError, match=r"spectral\.config\.n_mels: release has 64"):
         model.generate(np.zeros(16000, np.float32), 16000)
@@ -270,6 +273,7 @@ def test_release_trained_on_local_models_needs_their_folders(tiny_release: Path,
     features = json.loads(path.read_text())
     features["window_features"]["sentence"]["config"]["encoder"] = "clip"
     path.write_text(json.dumps(features))
+    write_checksums(path.parent)
     with pytest.raises(DataError, match=r"--sentence-model DIR"):
         SemTalk.from_pretrained(folder)
 
