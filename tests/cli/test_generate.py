@@ -330,3 +330,14 @@ def test_single_job_takes_ten_kilobytes_of_inline_transcript(tmp_path) -> None:
     assert single_job(audio, text, None) == Job(audio, "a", text)
     with pytest.raises(DataError, match="is a directory, expected a transcript"):
         single_job(audio, str(tmp_path), None)
+
+
+def test_hub_id_model_option_is_refused_before_any_work(speech, tiny_release, tmp_path,
+                                                        monkeypatch) -> None:
+    monkeypatch.delenv("SEMTALK_ALLOW_HUB", raising=False)
+    path, _, _ = speech
+    code, _, err = run(path, "--model", tiny_release, "--out", tmp_path / "out", "--no-video",
+                       "--whisper-model", "Systran/faster-whisper-small")
+    assert code != 0
+    assert "--whisper-model: no such folder; semtalk downloads nothing" in err
+    assert not (tmp_path / "out").exists()

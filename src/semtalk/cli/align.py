@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from semtalk.data.audio import audio_duration, load_audio
     from semtalk.data.textgrid import words_to_intervals, write_textgrid
     from semtalk.features.alignment import METHOD_FALLBACK, words_and_phones_for_audio
+    from semtalk.features.local_models import check_model_option
 
+    check_model_option("--whisper-model", args.whisper_model)
     output = args.output or args.audio.with_suffix(".TextGrid")
     if output.resolve() == args.audio.resolve():
         raise DataError(output, "the output would overwrite the audio file; pass -o")

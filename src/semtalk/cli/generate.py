@@ -66,7 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "bf16 (about 1.5x faster on CPUs with AVX-512 BF16 or AMX; "
                              "slightly different motion)")
     parser.add_argument("--hubert", type=Path, default=None, metavar="DIR",
-                        help="local HuBERT model folder (releases trained on HuBERT features)")
+                        help="local HuBERT model folder (releases trained on HuBERT features); "
+                             "model options take local folders only: nothing is downloaded "
+                             "unless SEMTALK_ALLOW_HUB=1 is set, which allows hub ids")
     parser.add_argument("--sentence-model", type=Path, default=None, metavar="DIR",
                         help="local sentence/CLIP text model folder (releases trained on one)")
     parser.add_argument("--emotion-model", type=Path, default=None, metavar="DIR",

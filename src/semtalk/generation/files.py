@@ -21,6 +21,7 @@ from semtalk.config import ConfigError
 from semtalk.data.transcript import transcript_path
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError, require_file
+from semtalk.features.local_models import check_model_option
 from semtalk.generation.emphasis import Emphasis
 from semtalk.generation.engine import SemTalk
 from semtalk.generation.inputs import load_utterance
@@ -293,6 +294,11 @@ class Setup:
 def generate_files(options: GenerateOptions) -> int:
     emphasis = parse_emphasis(options)
     check_device(options.device)
+    for option, value in (("--hubert", options.hubert),
+                          ("--sentence-model", options.sentence_model),
+                          ("--emotion-model", options.emotion_model),
+                          ("--whisper-model", options.whisper_model)):
+        check_model_option(option, value)
     if options.features is not None:
         return generate_from_features(options, emphasis)
     if options.audio is None:
