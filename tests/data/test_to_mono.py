@@ -39,3 +39,18 @@ def test_bad_audio_is_named(audio: np.ndarray, rate: float, message: str) -> Non
     with pytest.raises(DataError, match=message) as info:
         to_mono(audio, rate, "speech.wav")  # type: ignore[arg-type]
     assert str(info.value).startswith("speech.wav: ")
+
+
+def test_channels_first_audio_is_transposed() -> None:
+    t = np.arange(32_000) / 16_000
+    left = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    channels_first = np.stack([left, np.zeros_like(left)])  # [2, N], as torchaudio gives it
+    mono = to_mono(channels_first, 16_000)
+    assert mono.shape == (32_000,)
+    np.testing.assert_allclose(mono, left / 2, atol=1e-6)
+    np.testing.assert_array_equal(to_mono(channels_first.T, 16_000), mono)
+
+
+def test_sample_rate_given_as_text_says_it_must_be_an_int() -> None:
+    with pytest.raises(DataError, match=r"sample rate must be an int, got str '16000'"):
+        to_mono(np.zeros(100, np.float32), "16000")  # type: ignore[arg-type]

@@ -84,6 +84,28 @@ def test_audio_of_any_rate_and_channels_gives_one_frame_per_thirtieth(model: Sem
     assert result.audio is not None and len(result.audio) == int(np.ceil(len(t) * 16000 / 44100))
 
 
+def test_channels_first_audio_and_tuple_words_give_the_same_motion(model: SemTalk) -> None:
+    t = np.arange(16000 * 2) / 16000
+    stereo = (np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1)
+              * 0.3).astype(np.float32)
+    reference = model.generate(stereo, 16000, WORDS[:3])
+    result = model.generate(stereo.T, 16000, [(w.text, w.start, w.end) for w in WORDS[:3]])
+    assert result.num_frames == 60 and result.words == WORDS[:3]
+    np.testing.assert_array_equal(result.motion.poses, reference.motion.poses)
+
+
+def test_bad_words_and_rates_are_refused_clearly(model: SemTalk) -> None:
+    audio = np.zeros(16000, np.float32)
+    with pytest.raises(TypeError, match="bare string"):
+        model.generate(audio, 16000, ["we", "never"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"word 0 'we': times must be finite"):
+        model.generate(audio, 16000, [("we", float("nan"), 0.4)])
+    with pytest.raises(ValueError, match=r"word 1 'never': ends \(0.45 s\) before"):
+        model.generate(audio, 16000, [("we", 0.2, 0.4), ("never", 0.9, 0.45)])
+    with pytest.raises(DataError, match="sample rate must be an int, got str '16000'"):
+        model.generate(audio, "16000")  # type: ignore[arg-type]
+
+
 def test_silence_is_valid_input(model: SemTalk) -> None:
     result = model.generate(np.zeros(16000 * 3, np.float32), 16000, [])
     assert result.num_frames == 90 and result.words == []

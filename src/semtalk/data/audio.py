@@ -14,6 +14,9 @@ from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.errors import DataError, require_file
 from semtalk.fileio import atomic_path
 
+MAX_CHANNELS = 8
+"""A 2-D array with at most this many rows and more columns is read as ``[channels, N]``."""
+
 
 def num_frames_for(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE,
                    fps: int = MOTION_FPS) -> int:
@@ -56,12 +59,15 @@ def to_mono(audio: np.ndarray, sample_rate: int, where: str | Path | None = None
     ``target_rate`` (16 kHz): the one conversion every audio input goes through.
 
     Integer samples are scaled by their type's full range; several channels are averaged; other
-    rates are resampled (:func:`resample`).
+    rates are resampled (:func:`resample`). Channels-first audio ``[channels, N]`` (as torchaudio
+    and librosa give it) is recognised and transposed: a 2-D array whose first axis has at most
+    :data:`MAX_CHANNELS` entries and whose second axis is longer.
 
     Raises:
         DataError: (naming ``where``, ``<audio>`` when None) a wrong shape, zero samples, a
-            rate that is not a positive integer, NaN/Inf, unsigned or float-read-as-integer
-            samples, or float samples far outside [-1, 1] (peak above 2).
+            rate that is not a positive integer (a string such as ``"16000"`` included),
+            NaN/Inf, unsigned or float-read-as-integer samples, or float samples far outside
+            [-1, 1] (peak above 2).
     """
     where = Path(where) if where is not None else Path("<audio>")
     samples = np.asarray(audio)
@@ -69,8 +75,14 @@ def to_mono(audio: np.ndarray, sample_rate: int, where: str | Path | None = None
         raise DataError(where, f"audio must be [N] or [N, channels], got shape {samples.shape}")
     if samples.size == 0:
         raise DataError(where, "audio has zero samples")
-    if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer,
+                                                                     np.floating)):
+        raise DataError(where, f"sample rate must be an int, got {type(sample_rate).__name__} "
+                               f"{sample_rate!r}")
+    if not np.isfinite(sample_rate) or int(sample_rate) != sample_rate or sample_rate <= 0:
         raise DataError(where, f"sample rate must be a positive integer, got {sample_rate}")
+    if samples.ndim == 2 and samples.shape[0] <= MAX_CHANNELS < samples.shape[1]:
+        samples = samples.T  # [channels, N] -> [N, channels]
     if np.issubdtype(samples.dtype, np.integer):
         samples = _integer_to_float(samples, where)
     elif not np.issubdtype(samples.dtype, np.floating):
