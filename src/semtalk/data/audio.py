@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 from math import gcd
 from pathlib import Path
 
@@ -116,7 +117,47 @@ def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nda
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise DataError(path, f"cannot decode audio (corrupt or unsupported format): {exc}") \
             from exc
+    missing = wav_missing_bytes(path)
+    if missing:
+        warnings.warn(f"{path}: truncated WAV: its header declares {missing} more bytes of "
+                      f"samples than the file holds; using the {len(audio) / rate:.2f} s that "
+                      f"are there (was the copy or download cut short?)", TruncatedAudioWarning,
+                      stacklevel=2)
     return to_mono(audio, int(rate), path, sample_rate)
+
+
+class TruncatedAudioWarning(UserWarning):
+    """An audio file holds fewer samples than its header declares (read as far as it goes)."""
+
+
+def wav_missing_bytes(path: Path) -> int:
+    """How many bytes of samples a RIFF WAV's ``data`` chunk declares beyond the end
+    of the file (0 when complete, not a WAV, or the header is unreadable).
+
+    libsndfile reads a truncated WAV without complaint, so this reads the chunk headers itself.
+    Streaming writers' placeholder sizes (0 or 0xFFFFFFFF) are not counted as truncation.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return 0
+            offset = 12
+            while offset + 8 <= size:
+                handle.seek(offset)
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return 0
+                declared = struct.unpack("<I", chunk[4:])[0]
+                if chunk[:4] == b"data":
+                    if declared in (0, 0xFFFFFFFF):
+                        return 0
+                    return max(0, declared - (size - offset - 8))
+                offset += 8 + declared + (declared & 1)
+    except OSError:
+        return 0
+    return 0
 
 
 def audio_duration(path: str | Path) -> float:
