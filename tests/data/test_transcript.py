@@ -33,6 +33,7 @@ def test_existing_file_is_read_and_missing_txt_or_folder_is_an_error(tmp_path: P
     file.write_text("\ufeffhello world\n", encoding="utf-8")
     assert transcript_path(str(file)) == file
     assert read_transcript(str(file)) == "hello world\n"
+    assert read_transcript(file) == "hello world\n"  # a Path works as well as its text
     with pytest.raises(DataError, match="transcript file not found"):
         read_transcript(str(tmp_path / "missing.txt"))
     with pytest.raises(DataError, match="is a directory, expected a transcript") as info:

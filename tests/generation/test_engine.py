@@ -104,6 +104,8 @@ def test_bad_words_and_rates_are_refused_clearly(model: SemTalk) -> None:
         model.generate(audio, 16000, [("we", 0.2, 0.4), ("never", 0.9, 0.45)])
     with pytest.raises(DataError, match="sample rate must be an int, got str '16000'"):
         model.generate(audio, "16000")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"word 0 'late': negative start"):
+        model.generate_features(_features(model, 60, words=[("late", -1.0, 0.5)]))  # type: ignore[list-item]
 
 
 def test_silence_is_valid_input(model: SemTalk) -> None:

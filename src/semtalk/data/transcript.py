@@ -18,13 +18,14 @@ MAX_NAME_BYTES = 255
 """Longest single path component (UTF-8 bytes) on common filesystems: NAME_MAX."""
 
 
-def transcript_path(value: str) -> Path | None:
+def transcript_path(value: str | Path) -> Path | None:
     """The existing file or folder ``value`` names, or None when ``value`` is text.
 
     Never raises: values that cannot be paths (line breaks, NUL, over :data:`MAX_PATH_BYTES`
     or with a component over :data:`MAX_NAME_BYTES`) are text without asking the filesystem,
     and any ``OSError``/``ValueError`` from the existence check means text too.
     """
+    value = str(value)
     if not _could_be_path(value):
         return None
     path = Path(value)
@@ -44,13 +45,14 @@ def _could_be_path(value: str) -> bool:
                for part in Path(value).parts)
 
 
-def read_transcript(value: str) -> str:
+def read_transcript(value: str | Path) -> str:
     """The transcript text: the file's contents when ``value`` names a file, else ``value``.
 
     See :func:`transcript_path` for the rule. A value that looks like a file name (one token
     ending in ``.txt``) but is missing is an error rather than a one-word transcript; a folder
     is an error.
     """
+    value = str(value)
     path = transcript_path(value)
     if path is not None:
         if path.is_dir():
