@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from semtalk.errors import DataError
+from semtalk.models.pretrained import write_checksums
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.release import (
     FEATURES_FILE,
@@ -114,6 +115,7 @@ def test_release_with_stages_on_other_features_is_refused(tiny_release: Path,
     data = json.loads(path.read_text())
     data["audio_features"]["beat"]["version"] = "other"
     path.write_text(json.dumps(data))
+    write_checksums(path.parent)  # re-recorded: the compatibility check itself must refuse
     with pytest.raises(IncompatibleStagesError,
                        match=r"do not fit together: audio_features\.beat\.version: .*base"):
         Release.load(folder)

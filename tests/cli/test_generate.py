@@ -18,7 +18,7 @@ from semtalk.config import ConfigError
 from semtalk.data.audio import num_frames_for, resample, write_wav
 from semtalk.data.textgrid import Word, words_to_intervals, write_textgrid
 from semtalk.errors import DataError
-from semtalk.generation.files import Job, batch_jobs, choose_preview
+from semtalk.generation.files import Job, batch_jobs, choose_preview, single_job
 from semtalk.release import MANIFEST
 from semtalk.render import count_frames, video_info
 
@@ -300,7 +300,7 @@ def test_batch_jobs_pick_audio_files_and_their_word_files(tmp_path) -> None:
     clips, grids = tmp_path / "clips", tmp_path / "grids"
     clips.mkdir()
     grids.mkdir()
-    for name in ("a.wav", "a.MP3", "b.flac", "c.ogg", "a.txt", "b.TextGrid", "b.txt",
+    for name in ("a.wav", "a.MP3", "b.flac", "c.ogg", "e.opus", "a.txt", "b.TextGrid", "b.txt",
                  "notes.md"):
         (clips / name).write_bytes(b"x")
     (clips / "d.wav").mkdir()  # a folder named like audio is not a file
@@ -309,13 +309,16 @@ def test_batch_jobs_pick_audio_files_and_their_word_files(tmp_path) -> None:
         Job(clips / "a.MP3", "a_mp3", str(clips / "a.txt")),
         Job(clips / "a.wav", "a_wav", str(clips / "a.txt")),
         Job(clips / "b.flac", "b", textgrid=clips / "b.TextGrid"),  # the TextGrid wins
-        Job(clips / "c.ogg", "c")]
+        Job(clips / "c.ogg", "c"),
+        Job(clips / "e.opus", "e")]  # single .opus files decode, so batch mode takes them
     jobs = batch_jobs(clips, None, grids)
-    assert [j.textgrid for j in jobs] == [None, None, None, grids / "c.TextGrid"]
+    assert [j.textgrid for j in jobs] == [None, None, None, grids / "c.TextGrid", None]
     assert jobs[0].note == f"no a.TextGrid in {grids}: recognising the words"
     assert all(j.transcript is None for j in jobs)
     with pytest.raises(ConfigError, match=r"--transcript names a folder of per-file STEM\.txt"):
         batch_jobs(clips, "hello", None)
+    with pytest.raises(ConfigError, match=r"--transcript names a folder of per-file STEM\.txt"):
+        batch_jobs(clips, "hello " * 2000, None)  # 12 kB of text: no OSError
     with pytest.raises(DataError, match="holds no audio files"):
         batch_jobs(grids, None, None)
 
@@ -461,3 +464,24 @@ def test_motion_progress_is_shown_on_a_terminal(speech, tiny_release, tmp_path) 
                      "--no-video"])
     assert code == 0, err.getvalue()
     assert "motion speech" in err.getvalue() and "window" in err.getvalue()
+
+
+def test_single_job_takes_ten_kilobytes_of_inline_transcript(tmp_path) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x")
+    text = "hello world " * 900
+    assert single_job(audio, text, None) == Job(audio, "a", text)
+    with pytest.raises(DataError, match="is a directory, expected a transcript"):
+        single_job(audio, str(tmp_path), None)
+
+
+def test_hub_id_model_option_is_refused_before_any_work(speech, tiny_release, tmp_path,
+                                                        monkeypatch) -> None:
+    monkeypatch.delenv("SEMTALK_ALLOW_HUB", raising=False)
+    path, _, _ = speech
+    pytest.importorskip("transformers")  # else the missing 'hubert' extra is reported first
+    code, _, err = run("generate", path, "--model", tiny_release, "--out", tmp_path / "out",
+                       "--no-video", "--hubert", "facebook/hubert-large-ls960-ft")
+    assert code != 0
+    assert "--hubert: no such folder; semtalk downloads nothing at run time" in err
+    assert not (tmp_path / "out").exists()

@@ -23,6 +23,7 @@ from semtalk.features.alignment import (
     METHOD_TEXTGRID,
     AlignmentError,
     AlignmentFallbackWarning,
+    UnalignedWordsWarning,
     align_transcript,
     align_transcript_with_phones,
     forced,
@@ -241,6 +242,29 @@ def test_mismatched_transcript_fails_or_falls_back(clip) -> None:
         words, method = words_for_audio(audio, SR, transcript="hello there")
     assert method == METHOD_FALLBACK
     assert len(words) >= 5
+
+
+def test_extra_trailing_words_are_left_out_with_a_warning(clip) -> None:
+    audio, truth = head(clip, 8.0)
+    spoken = " ".join(w.text for w in truth)
+    with pytest.warns(UnalignedWordsWarning, match=r"a\.wav: the last 7 transcript words did "
+                      r"not align .* left out: 'so that was it for today folks'"):
+        words = align_transcript(audio, spoken + " so that was it for today folks",
+                                 source=Path("a.wav"))
+    assert [w.text for w in words] == [w.text for w in truth]
+    assert report("extra trailing words", boundary_errors(words, truth)) >= 0.9
+    with pytest.warns(UnalignedWordsWarning, match="the last transcript word .* 'beautiful'"):
+        words, method = words_for_audio(audio, SR, transcript=spoken + " beautiful",
+                                        allow_recognition=False)
+    assert method == METHOD_ALIGNED and len(words) == len(truth)
+
+
+def test_many_extra_words_still_fail(clip) -> None:
+    audio, truth = head(clip, 8.0)
+    spoken = " ".join(w.text for w in truth)
+    extra = " and then we all went home to have a long dinner together"  # 13 words
+    with pytest.raises(AlignmentError, match="does the transcript match the audio"):
+        align_transcript(audio, spoken + extra)
 
 
 # --- recognition ---------------------------------------------------------------------------------

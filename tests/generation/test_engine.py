@@ -19,6 +19,7 @@ from semtalk.features.text import SIL
 from semtalk.generation.emphasis import Emphasis, phrase_matches, psi_edit
 from semtalk.generation.engine import SemTalk, fuse_codes, neutral_seed, window_starts
 from semtalk.generation.speech import SpeechFeatures
+from semtalk.models.pretrained import write_checksums
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.release import MANIFEST, Release
 from semtalk.training.presets import load_preset
@@ -81,6 +82,30 @@ def test_audio_of_any_rate_and_channels_gives_one_frame_per_thirtieth(model: Sem
     expected = num_frames_for(int(np.ceil(len(t) * 16000 / 44100)))
     assert result.num_frames == expected == int(seconds * 30)
     assert result.audio is not None and len(result.audio) == int(np.ceil(len(t) * 16000 / 44100))
+
+
+def test_channels_first_audio_and_tuple_words_give_the_same_motion(model: SemTalk) -> None:
+    t = np.arange(16000 * 2) / 16000
+    stereo = (np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1)
+              * 0.3).astype(np.float32)
+    reference = model.generate(stereo, 16000, WORDS[:3])
+    result = model.generate(stereo.T, 16000, [(w.text, w.start, w.end) for w in WORDS[:3]])
+    assert result.num_frames == 60 and result.words == WORDS[:3]
+    np.testing.assert_array_equal(result.motion.poses, reference.motion.poses)
+
+
+def test_bad_words_and_rates_are_refused_clearly(model: SemTalk) -> None:
+    audio = np.zeros(16000, np.float32)
+    with pytest.raises(TypeError, match="bare string"):
+        model.generate(audio, 16000, ["we", "never"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"word 0 'we': times must be finite"):
+        model.generate(audio, 16000, [("we", float("nan"), 0.4)])
+    with pytest.raises(ValueError, match=r"word 1 'never': ends \(0.45 s\) before"):
+        model.generate(audio, 16000, [("we", 0.2, 0.4), ("never", 0.9, 0.45)])
+    with pytest.raises(DataError, match="sample rate must be an int, got str '16000'"):
+        model.generate(audio, "16000")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"word 0 'late': negative start"):
+        model.generate_features(_features(model, 60, words=[("late", -1.0, 0.5)]))  # type: ignore[list-item]
 
 
 def test_silence_is_valid_input(model: SemTalk) -> None:
@@ -238,6 +263,7 @@ def test_release_stage_of_another_model_version_is_refused(tiny_release: Path,
     config = json.loads((folder / "sparse" / "config.json").read_text())
     config["format_version"] = 0
     (folder / "sparse" / "config.json").write_text(json.dumps(config))
+    write_checksums(folder / "sparse")  # re-recorded: the version check itself must refuse
     with pytest.raises(DataError, match=r"sparse.*format_version"):
         Release.load(folder)
 
@@ -258,6 +284,7 @@ def test_features_made_differently_are_refused(tiny_release: Path, tmp_path: Pat
         features = json.loads(path.read_text())
         features["audio_features"]["spectral"]["config"]["n_mels"] = 64
         path.write_text(json.dumps(features))
+        write_checksums(path.parent)
     model = SemTalk.from_pretrained(folder)
     with pytest.raises(DataError, match=r"spectral\.config\.n_mels: release has 64"):
         model.generate(np.zeros(16000, np.float32), 16000)
@@ -270,6 +297,7 @@ def test_release_trained_on_local_models_needs_their_folders(tiny_release: Path,
     features = json.loads(path.read_text())
     features["window_features"]["sentence"]["config"]["encoder"] = "clip"
     path.write_text(json.dumps(features))
+    write_checksums(path.parent)
     with pytest.raises(DataError, match=r"--sentence-model DIR"):
         SemTalk.from_pretrained(folder)
 

@@ -158,3 +158,23 @@ def test_word_sources_are_checked(speech, textgrid, tmp_path) -> None:
     with pytest.warns(UserWarning, match="another clip"):
         assert load_utterance(path, textgrid=long).words == [Word("late", 9.0, 9.5)]
 
+
+
+def test_ten_kilobyte_inline_transcript_is_text(tmp_path) -> None:
+    path = write_wav(tmp_path / "silence.wav", np.zeros(SR, np.float32))
+    text = " ".join([TEXT] * 240)
+    assert len(text.encode()) > 10_000
+    with pytest.warns(NoSpeechWarning, match="the transcript is not used"):
+        assert load_utterance(path, transcript=text).words == []
+
+
+@pytest.mark.parametrize("source", ["textgrid", "transcript", "none"])
+def test_float_range_is_checked_whatever_the_word_source(tmp_path, source) -> None:
+    loud = np.random.default_rng(0).uniform(-3.0, 3.0, SR).astype(np.float32)
+    path = tmp_path / "loud.wav"
+    sf.write(path, loud, SR, subtype="FLOAT")
+    grid = write_textgrid(tmp_path / "loud.TextGrid", {"words": [Interval(0.1, 0.5, "hi")]}, 1.0)
+    given = {"textgrid": {"textgrid": grid}, "transcript": {"transcript": "hi"},
+             "none": {"allow_recognition": False}}[source]
+    with pytest.raises(DataError, match=r"loud\.wav: float audio must lie in \[-1, 1\]"):
+        load_utterance(path, **given)

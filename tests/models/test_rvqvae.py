@@ -139,7 +139,8 @@ def test_training_tiny_model_reduces_reconstruction_error() -> None:
 def test_save_load_gives_identical_outputs_and_buffers(tmp_path: Path) -> None:
     model = trained_tiny()
     folder = model.save_pretrained(tmp_path / "upper")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["checksums.json", "config.json",
+                                                        "model.safetensors"]
     header = json.loads((folder / "config.json").read_text())
     assert header["model"] == "RVQVAE" and header["format_version"] == 1
     assert header["config"]["quantizer"]["quantize_dropout"] == 0.2
@@ -160,6 +161,7 @@ def test_save_load_gives_identical_outputs_and_buffers(tmp_path: Path) -> None:
 
 def test_load_with_changed_config_names_the_mis_shaped_tensors(tmp_path: Path) -> None:
     folder = trained_tiny(steps=1).save_pretrained(tmp_path / "release")
+    (folder / "checksums.json").unlink()  # edited by hand: the structural checks apply
     header = json.loads((folder / "config.json").read_text())
     header["config"]["quantizer"]["codebook_size"] = 32
     (folder / "config.json").write_text(json.dumps(header))
@@ -173,6 +175,7 @@ def test_load_with_changed_config_names_the_mis_shaped_tensors(tmp_path: Path) -
 
 def test_load_with_missing_or_extra_tensor_names_them(tmp_path: Path) -> None:
     folder = trained_tiny(steps=1).save_pretrained(tmp_path / "release")
+    (folder / "checksums.json").unlink()  # edited by hand: the structural checks apply
     weights = folder / "model.safetensors"
     tensors = load_file(str(weights))
     del tensors["quantizer.layers.2.initialized"]
@@ -187,6 +190,7 @@ def test_load_rejects_bad_release_folders(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"config\.json: not found"):
         RVQVAE.from_pretrained(tmp_path / "nowhere")
     folder = trained_tiny(steps=1).save_pretrained(tmp_path / "release")
+    (folder / "checksums.json").unlink()  # edited by hand: the structural checks apply
     config_path = folder / "config.json"
     good = json.loads(config_path.read_text())
 

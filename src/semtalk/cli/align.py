@@ -21,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "transcript). Everything runs offline.")
     parser.add_argument("audio", type=Path, help="speech audio (WAV/FLAC/OGG, any rate)")
     parser.add_argument("--transcript", "-t", default=None, metavar="FILE_OR_TEXT",
-                        help="transcript: a text file, or the text itself")
+                        help="transcript: a text file, or the text itself; a value with a line "
+                             "break or too long to be a path is the text, else an existing "
+                             "file is read")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="TextGrid to write (default: AUDIO with suffix .TextGrid)")
     parser.add_argument("--overwrite", action="store_true",
@@ -42,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from semtalk.data.audio import audio_duration, load_audio
     from semtalk.data.textgrid import words_to_intervals, write_textgrid
     from semtalk.features.alignment import METHOD_FALLBACK, words_and_phones_for_audio
+    from semtalk.features.local_models import check_model_option
 
+    check_model_option("--whisper-model", args.whisper_model)
     output = args.output or args.audio.with_suffix(".TextGrid")
     if output.resolve() == args.audio.resolve():
         raise DataError(output, "the output would overwrite the audio file; pass -o")

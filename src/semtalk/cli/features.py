@@ -24,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="features file to write")
     words = parser.add_mutually_exclusive_group()
     words.add_argument("--transcript", "-t", default=None, metavar="TEXT_OR_FILE",
-                       help="what is said (force-aligned)")
+                       help="what is said (force-aligned): the text, or a text file; a value "
+                            "with a line break or too long to be a path is the text, else an "
+                            "existing file is read")
     words.add_argument("--textgrid", type=Path, default=None, metavar="FILE",
                        help="word timings as a TextGrid (read as the official test-set "
                             "builder reads BEAT2's)")

@@ -34,8 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"output folder (default {DEFAULT_OUT}/)")
     words = parser.add_mutually_exclusive_group()
     words.add_argument("--transcript", "-t", default=None, metavar="TEXT_OR_FILE",
-                       help="what is said: the text, or a text file (force-aligned); in batch "
-                            "mode a folder of STEM.txt files")
+                       help="what is said: the text, or a text file (force-aligned); a value "
+                            "with a line break or too long to be a path (over 4096 bytes, or a "
+                            "name part over 255) is the text, else an existing file is read "
+                            "and anything else is the text; in batch mode a folder of STEM.txt "
+                            "files")
     words.add_argument("--textgrid", type=Path, default=None, metavar="FILE",
                        help="word timings as a Praat TextGrid ('words' tier); in batch mode a "
                             "folder of STEM.TextGrid files")
@@ -71,7 +74,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "bf16 (about 1.5x faster on CPUs with AVX-512 BF16 or AMX; "
                              "slightly different motion)")
     parser.add_argument("--hubert", type=Path, default=None, metavar="DIR",
-                        help="local HuBERT model folder (releases trained on HuBERT features)")
+                        help="local HuBERT model folder (releases trained on HuBERT features); "
+                             "model options take local folders only: nothing is downloaded "
+                             "unless SEMTALK_ALLOW_HUB=1 is set, which allows hub ids")
     parser.add_argument("--sentence-model", type=Path, default=None, metavar="DIR",
                         help="local sentence/CLIP text model folder (releases trained on one)")
     parser.add_argument("--emotion-model", type=Path, default=None, metavar="DIR",

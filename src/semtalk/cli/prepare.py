@@ -35,7 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(STANDARD_SPLITS))
     parser.add_argument("--hubert", metavar="MODEL", default=None,
                         help="HuBERT checkpoint folder (e.g. a local copy of "
-                             "facebook/hubert-large-ls960-ft); default: spectral features")
+                             "facebook/hubert-large-ls960-ft); a hub id only with "
+                             "SEMTALK_ALLOW_HUB=1; default: spectral features")
     parser.add_argument("--hubert-layer", type=int, default=None)
     parser.add_argument("--sentence", choices=("auto", "minilm", "clip", "pooled"),
                         default="auto", help="sentence encoder for φ_g (default: auto)")
@@ -63,9 +64,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from semtalk.data.pseudo_labels import PseudoLabels
     from semtalk.features.cache import prepare_cache
+    from semtalk.features.local_models import check_model_option
     from semtalk.features.registry import ExtractorChoice, build_extractors
     from semtalk.features.text import Vocabulary
 
+    check_model_option("--hubert", args.hubert)
+    check_model_option("--sentence-model", args.sentence_model)
+    check_model_option("--emotion-model", args.emotion_model)
     spec = ExtractorChoice(hubert_model=args.hubert, hubert_layer=args.hubert_layer,
                        sentence_encoder=args.sentence, sentence_model=args.sentence_model,
                        emotion_method=args.emotion, emotion_model=args.emotion_model,

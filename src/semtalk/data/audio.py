@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 from math import gcd
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from scipy.signal import resample_poly
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.errors import DataError, require_file
 from semtalk.fileio import atomic_path
+
+MAX_CHANNELS = 8
+"""A 2-D array with at most this many rows and more columns is read as ``[channels, N]``."""
 
 
 def num_frames_for(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE,
@@ -56,12 +60,15 @@ def to_mono(audio: np.ndarray, sample_rate: int, where: str | Path | None = None
     ``target_rate`` (16 kHz): the one conversion every audio input goes through.
 
     Integer samples are scaled by their type's full range; several channels are averaged; other
-    rates are resampled (:func:`resample`).
+    rates are resampled (:func:`resample`). Channels-first audio ``[channels, N]`` (as torchaudio
+    and librosa give it) is recognised and transposed: a 2-D array whose first axis has at most
+    :data:`MAX_CHANNELS` entries and whose second axis is longer.
 
     Raises:
         DataError: (naming ``where``, ``<audio>`` when None) a wrong shape, zero samples, a
-            rate that is not a positive integer, NaN/Inf, unsigned or float-read-as-integer
-            samples, or float samples far outside [-1, 1] (peak above 2).
+            rate that is not a positive integer (a string such as ``"16000"`` included),
+            NaN/Inf, unsigned or float-read-as-integer samples, or float samples far outside
+            [-1, 1] (peak above 2).
     """
     where = Path(where) if where is not None else Path("<audio>")
     samples = np.asarray(audio)
@@ -69,8 +76,14 @@ def to_mono(audio: np.ndarray, sample_rate: int, where: str | Path | None = None
         raise DataError(where, f"audio must be [N] or [N, channels], got shape {samples.shape}")
     if samples.size == 0:
         raise DataError(where, "audio has zero samples")
-    if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer,
+                                                                     np.floating)):
+        raise DataError(where, f"sample rate must be an int, got {type(sample_rate).__name__} "
+                               f"{sample_rate!r}")
+    if not np.isfinite(sample_rate) or int(sample_rate) != sample_rate or sample_rate <= 0:
         raise DataError(where, f"sample rate must be a positive integer, got {sample_rate}")
+    if samples.ndim == 2 and samples.shape[0] <= MAX_CHANNELS < samples.shape[1]:
+        samples = samples.T  # [channels, N] -> [N, channels]
     if np.issubdtype(samples.dtype, np.integer):
         samples = _integer_to_float(samples, where)
     elif not np.issubdtype(samples.dtype, np.floating):
@@ -104,7 +117,47 @@ def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nda
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise DataError(path, f"cannot decode audio (corrupt or unsupported format): {exc}") \
             from exc
+    missing = wav_missing_bytes(path)
+    if missing:
+        warnings.warn(f"{path}: truncated WAV: its header declares {missing} more bytes of "
+                      f"samples than the file holds; using the {len(audio) / rate:.2f} s that "
+                      f"are there (was the copy or download cut short?)", TruncatedAudioWarning,
+                      stacklevel=2)
     return to_mono(audio, int(rate), path, sample_rate)
+
+
+class TruncatedAudioWarning(UserWarning):
+    """An audio file holds fewer samples than its header declares (read as far as it goes)."""
+
+
+def wav_missing_bytes(path: Path) -> int:
+    """How many bytes of samples a RIFF WAV's ``data`` chunk declares beyond the end
+    of the file (0 when complete, not a WAV, or the header is unreadable).
+
+    libsndfile reads a truncated WAV without complaint, so this reads the chunk headers itself.
+    Streaming writers' placeholder sizes (0 or 0xFFFFFFFF) are not counted as truncation.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return 0
+            offset = 12
+            while offset + 8 <= size:
+                handle.seek(offset)
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return 0
+                declared = struct.unpack("<I", chunk[4:])[0]
+                if chunk[:4] == b"data":
+                    if declared in (0, 0xFFFFFFFF):
+                        return 0
+                    return max(0, declared - (size - offset - 8))
+                offset += 8 + declared + (declared & 1)
+    except OSError:
+        return 0
+    return 0
 
 
 def audio_duration(path: str | Path) -> float:

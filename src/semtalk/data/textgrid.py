@@ -33,6 +33,55 @@ class Word:
     end: float
 
 
+def as_words(items: object) -> list[Word]:
+    """Timed words given to the Python API as :class:`Word` objects or ``(text, start, end)``
+    tuples, checked.
+
+    Raises:
+        TypeError: ``items`` is a string, or an item is neither a :class:`Word` nor a
+            3-tuple/list (a bare string says to give times); the text is not a string.
+        ValueError: (naming the word and its position) a start or end that is not a finite
+            number, a negative start, or an end before the start.
+    """
+    if isinstance(items, (str, bytes)):
+        raise TypeError("words must be a list of Word or (text, start, end) tuples, got a "
+                        "string; give each word's start and end in seconds")
+    try:
+        iterator = iter(items)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"words must be a list of Word or (text, start, end) tuples, got "
+                        f"{type(items).__name__}") from None
+    words: list[Word] = []
+    for index, item in enumerate(iterator):
+        if isinstance(item, Word):
+            text, start, end = item.text, item.start, item.end
+        elif isinstance(item, (tuple, list)) and len(item) == 3:
+            text, start, end = item[0], item[1], item[2]
+        elif isinstance(item, str):
+            raise TypeError(f"word {index} {item!r} is a bare string: give (text, start, end) "
+                            f"with times in seconds, or a Word")
+        else:
+            raise TypeError(f"word {index}: expected a Word or (text, start, end), got "
+                            f"{item!r}")
+        if not isinstance(text, str):
+            raise TypeError(f"word {index}: the text must be a string, got {text!r}")
+        try:
+            start, end = float(start), float(end)
+        except (TypeError, ValueError):
+            raise ValueError(f"word {index} {text!r}: start and end must be numbers (seconds), "
+                             f"got {start!r}, {end!r}") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise ValueError(f"word {index} {text!r}: times must be finite, got start {start}, "
+                             f"end {end}")
+        if start < 0:
+            raise ValueError(f"word {index} {text!r}: negative start {start} s")
+        if end < start:
+            raise ValueError(f"word {index} {text!r}: ends ({end} s) before it starts "
+                             f"({start} s)")
+        words.append(Word(text, start, end))
+    return words
+
+
 def frame_span(start: float, end: float, fps: int, num_frames: int) -> tuple[int, int]:
     """``[first, stop)`` frames a span of seconds touches, within ``[0, num_frames]``.
 

@@ -3,9 +3,10 @@
 The paper uses ``facebook/hubert-large-ls960-ft`` (24 layers, 1024-d, ``last_hidden_state``).
 Any ``transformers`` HuBERT or wav2vec 2.0 checkpoint works: a local folder (``config.json`` +
 weights, optionally ``preprocessor_config.json``) or a hub id. Hub ids are looked up in the
-local Hugging Face cache first; a download is tried only when the hub is not disabled
-(``HF_HUB_OFFLINE``) and answers a single request within ``hub_timeout_s``, so an unreachable
-model fails in seconds with instructions instead of minutes of retries.
+local Hugging Face cache first; a download is tried only when the user opted in
+(``SEMTALK_ALLOW_HUB=1``), the hub is not disabled (``HF_HUB_OFFLINE``) and it answers a single
+request within ``hub_timeout_s``, so an unreachable model fails in seconds with instructions
+instead of minutes of retries.
 
 What differs from the official code: the model hears true 16 kHz audio (the official one feeds
 22.05 kHz samples as 16 kHz), and its 50 fps frames are interpolated at their real centres onto
@@ -54,8 +55,10 @@ from semtalk.features.base import (
     validated_audio,
 )
 from semtalk.features.local_models import (
+    ALLOW_HUB_ENV,
     WEIGHT_PATTERNS,
     cached_hub_snapshot,
+    hub_allowed,
     looks_like_hub_id,
     weight_files,
 )
@@ -231,6 +234,10 @@ def download_snapshot(repo_id: str, timeout_s: float) -> Path:
     if hub_offline():
         raise ModelUnavailableError(repo_id, "it is not in the local Hugging Face cache and "
                                              "HF_HUB_OFFLINE is set")
+    if not hub_allowed():
+        raise ModelUnavailableError(repo_id, f"it is not in the local Hugging Face cache and "
+                                             f"downloads are off (set {ALLOW_HUB_ENV}=1 to "
+                                             f"allow them)")
     from huggingface_hub import get_session, hf_hub_url, snapshot_download
     from huggingface_hub.utils import build_hf_headers
 

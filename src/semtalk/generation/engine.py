@@ -15,7 +15,7 @@ tail that does not fill a window).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +28,7 @@ from semtalk.body.parts import BodyPart
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import num_frames_for, to_mono
 from semtalk.data.beat2 import speaker_class
-from semtalk.data.textgrid import Word
+from semtalk.data.textgrid import Word, as_words
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError
 from semtalk.generation.codec import SEED_FRAMES, MotionCodec, PaperCodec
@@ -241,9 +241,11 @@ class SemTalk:
 
     # ------------------------------------------------------------------------- features
     def extract_features(self, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
-                         words: list[Word] | None = None) -> SpeechFeatures:
+                         words: Sequence[Word | tuple[str, float, float]] | None = None
+                         ) -> SpeechFeatures:
         """The generators' inputs for ``audio`` (any rate/channels) and its timed words, with
         window rows exactly where generation's windows start."""
+        words = None if words is None else as_words(words)
         mono = to_mono(audio, sample_rate)
         frames = num_frames_for(len(mono))
         if frames < 1:
@@ -260,11 +262,17 @@ class SemTalk:
 
     # ------------------------------------------------------------------------- generation
     def generate(self, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
-                 words: list[Word] | None = None, *, speaker: int | None = None,
+                 words: Sequence[Word | tuple[str, float, float]] | None = None, *,
+                 speaker: int | None = None,
                  seed: Motion | None = None, emphasis: Emphasis | None = None,
                  length: str = "full", progress: ProgressFn | None = None) -> Generation:
-        """Motion for ``audio`` (``[N]`` or ``[N, channels]`` at ``sample_rate``) and its timed
+        """Motion for ``audio`` (``[N]`` or ``[N, channels]`` at ``sample_rate``, an int;
+        channels-first ``[channels, N]`` with up to 8 channels is transposed) and its timed
         ``words`` (seconds; None or empty = no words, e.g. silence).
+
+        ``words`` are :class:`Word` objects or ``(text, start, end)`` tuples; a bare string,
+        or times that are NaN, negative or reversed, are refused naming the word
+        (:func:`semtalk.data.textgrid.as_words`).
 
         Args:
             speaker: BEAT2 speaker id (default: the release's first speaker).
@@ -275,6 +283,7 @@ class SemTalk:
             progress: called as ``progress(windows_done, windows)`` after each window of the
                 motion generation (not during feature extraction).
         """
+        words = None if words is None else as_words(words)
         mono = to_mono(audio, sample_rate)
         features = self.extract_features(mono, AUDIO_SAMPLE_RATE, words)
         return self.generate_features(features, speaker=speaker, seed=seed, emphasis=emphasis,

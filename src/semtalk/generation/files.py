@@ -21,8 +21,10 @@ from semtalk.body.motion import Motion
 from semtalk.body.skeleton import BodyModel
 from semtalk.config import ConfigError
 from semtalk.constants import MOTION_FPS
+from semtalk.data.transcript import transcript_path
 from semtalk.devices import resolve_device
 from semtalk.errors import DataError, require_file
+from semtalk.features.local_models import check_model_option
 from semtalk.fileio import (
     WRITTEN_MEANWHILE,
     OutputExistsError,
@@ -34,7 +36,7 @@ from semtalk.generation.engine import SemTalk
 from semtalk.generation.inputs import load_utterance
 from semtalk.generation.outputs import Generation, output_paths, preview_kind, save_outputs
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus")
 """Files batch mode picks up (case-insensitive)."""
 
 
@@ -97,10 +99,12 @@ def batch_jobs(folder: Path, transcript: str | None, textgrid: Path | None) -> l
     (``a.wav`` and ``a.mp3``) get outputs named after the whole file name (``a_wav``).
     """
     for flag, value in (("--transcript", transcript), ("--textgrid", textgrid)):
-        if value is not None and not Path(value).is_dir():
+        named = None if value is None else transcript_path(str(value))
+        if value is not None and (named is None or not named.is_dir()):
             kind = "STEM.txt" if flag == "--transcript" else "STEM.TextGrid"
+            shown = str(value) if len(str(value)) <= 80 else f"{str(value)[:77]}..."
             raise ConfigError(f"{flag}: with a folder of audio, {flag} names a folder of "
-                              f"per-file {kind} files, not {value}")
+                              f"per-file {kind} files, not {shown!r}")
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
@@ -128,8 +132,9 @@ def _batch_job(path: Path, clash: bool, folder: Path, transcript: str | None,
 
 def single_job(audio: Path, transcript: str | None, textgrid: Path | None) -> Job:
     require_file(audio, "audio file")
-    if transcript is not None and Path(transcript).is_dir():
-        raise DataError(Path(transcript), "is a directory, expected a transcript (text or a "
+    named = transcript_path(transcript) if transcript is not None else None
+    if named is not None and named.is_dir():
+        raise DataError(named, "is a directory, expected a transcript (text or a "
                                           "text file); folders are for batch mode")
     if textgrid is not None and textgrid.is_dir():
         raise DataError(textgrid, "is a directory, expected a TextGrid file; folders are for "
@@ -390,6 +395,11 @@ def generate_files(options: GenerateOptions) -> int:
     emphasis = parse_emphasis(options)
     check_device(options.device)
     check_exports(options.export)
+    for option, value in (("--hubert", options.hubert),
+                          ("--sentence-model", options.sentence_model),
+                          ("--emotion-model", options.emotion_model),
+                          ("--whisper-model", options.whisper_model)):
+        check_model_option(option, value)
     if options.features is not None:
         return generate_from_features(options, emphasis)
     if options.audio is None:

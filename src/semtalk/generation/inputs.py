@@ -19,7 +19,6 @@ import numpy as np
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import load_audio, num_frames_for
 from semtalk.data.textgrid import Word, read_words
-from semtalk.errors import DataError
 from semtalk.features import alignment
 
 WORDS_SOURCES = ("textgrid", "alignment", "recognition", "none")
@@ -88,6 +87,8 @@ def load_utterance(path: str | Path, *, transcript: str | None = None,
     Args:
         path: the audio file (anything :func:`semtalk.data.audio.load_audio` reads).
         transcript: the text spoken, or the path of a text file holding it; force-aligned.
+            Text with a line break, or too long to be a path, is always text; otherwise an
+            existing file is read (see :func:`semtalk.data.transcript.transcript_path`).
         textgrid: a Praat TextGrid with a ``words`` tier (used as it is, no alignment).
         allow_recognition: recognise the words when the transcript does not align, or when
             neither a transcript nor a TextGrid is given. Without it, an unaligned transcript
@@ -111,9 +112,6 @@ def load_utterance(path: str | Path, *, transcript: str | None = None,
         raise ValueError("give a transcript or a TextGrid, not both")
     path = Path(path)
     audio = load_audio(path)
-    if transcript is not None and Path(transcript).is_dir():
-        raise DataError(Path(transcript), "is a directory, expected a transcript (the text, or "
-                                          "a text file holding it)")
     text = read_transcript(transcript) if transcript is not None else None
     whisper = Path(whisper_model) if whisper_model is not None else None
     if textgrid is not None:

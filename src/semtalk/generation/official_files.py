@@ -24,11 +24,15 @@ def write_features(audio_path: Path, release: Path, out: Path, *, hubert: Path |
     """``semtalk features``: the features file of one speech file for an official-family
     ``release`` (only its manifest and vocabulary are read); ``(path, summary line)``."""
     from semtalk.data.beat2 import speaker_class
+    from semtalk.features.local_models import check_model_option
     from semtalk.generation.files import load_seed
     from semtalk.generation.inputs import load_utterance
     from semtalk.official.codec import official_rest_seed
     from semtalk.release import SPARSE, VOCAB_FILE, Manifest
 
+    for option, value in (("--hubert", hubert), ("--sentence-model", sentence_model),
+                          ("--whisper-model", whisper_model)):
+        check_model_option(option, value)
     manifest = Manifest.load(release)
     if manifest is None or manifest.family != "official":
         family = "no manifest" if manifest is None else f"the {manifest.family} family"

@@ -17,7 +17,7 @@ import numpy as np
 
 from semtalk.config import describe_difference
 from semtalk.data.audio import num_frames_for, to_mono
-from semtalk.data.textgrid import Word
+from semtalk.data.textgrid import Word, as_words
 from semtalk.errors import DataError
 from semtalk.features import registry
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor
@@ -62,6 +62,7 @@ class SpeechFeatures:
         for name in ("speech", "beat", "sentence", "emotion"):
             if not np.isfinite(getattr(self, name)).all():
                 raise ValueError(f"{name} features contain NaN or Inf")
+        self.words = as_words(self.words)  # tuples accepted; bad times refused naming the word
 
     @property
     def num_frames(self) -> int:

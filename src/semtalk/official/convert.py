@@ -29,6 +29,7 @@ from semtalk.body.parts import BodyPart
 from semtalk.data.beat2 import speaker_class
 from semtalk.errors import DataError
 from semtalk.fileio import write_text_atomic
+from semtalk.models.pretrained import write_checksums
 from semtalk.models.rvqvae import RVQVAE
 from semtalk.models.sparse_generator import SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
@@ -173,6 +174,7 @@ def convert_official(src: str | Path, out: str | Path, *, speakers: str | None =
                                 f"checkpoint's word embedding has {rows} rows: the two files "
                                 f"come from different releases")
             vocab.to_vocabulary().save(staging / SPARSE / VOCAB_FILE)
+            write_checksums(staging / SPARSE)
             record["unused_official_keys"] = unused
             manifest = Manifest(speakers=table, family="official", provenance=record)
             write_text_atomic(staging / MANIFEST, json.dumps(manifest.to_dict(), indent=1))
@@ -196,6 +198,7 @@ def _convert_generator(path: Path, convert: Callable[[dict[str, Any]], tuple[Any
     model, key_map = _checked(path.name, lambda: convert(load_official_state_dict(path)))
     model.save_pretrained(folder)
     official_feature_spec().save(folder / FEATURES_FILE)
+    write_checksums(folder)
     return len(key_map.unused)
 
 

@@ -58,6 +58,7 @@ from semtalk.models.generator_common import (
     GeneratorOutput,
     GeneratorSizes,
 )
+from semtalk.models.pretrained import write_checksums
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
 from semtalk.release import (
@@ -333,6 +334,7 @@ class BaseSolver(_GeneratorSolver):
     def save_release(self, model: nn.Module, folder: Path) -> None:
         model.save_pretrained(folder)  # type: ignore[operator]
         self._release_extras(folder)
+        write_checksums(folder)
 
 
 class SparseSolver(_GeneratorSolver):
@@ -459,6 +461,7 @@ class SparseSolver(_GeneratorSolver):
         model.save_pretrained(folder)  # type: ignore[operator]
         self._release_extras(folder)
         shutil.copyfile(self.cache.path / CACHE_VOCAB, folder / VOCAB_FILE)
+        write_checksums(folder)
 
 
 def _weights_digest(model: nn.Module) -> str:

@@ -39,7 +39,11 @@ recognition), :mod:`.words` (the entry point and its ``METHOD_*`` labels) and
 """
 
 from semtalk.features.alignment.audio import speech_regions
-from semtalk.features.alignment.errors import AlignmentError, AlignmentFallbackWarning
+from semtalk.features.alignment.errors import (
+    AlignmentError,
+    AlignmentFallbackWarning,
+    UnalignedWordsWarning,
+)
 from semtalk.features.alignment.forced import align_transcript, align_transcript_with_phones
 from semtalk.features.alignment.g2p import ARPABET, g2p
 from semtalk.features.alignment.normalize import normalize_transcript, number_to_words
@@ -63,6 +67,7 @@ __all__ = [
     "METHOD_WHISPER",
     "AlignmentError",
     "AlignmentFallbackWarning",
+    "UnalignedWordsWarning",
     "align_transcript",
     "align_transcript_with_phones",
     "g2p",

@@ -11,3 +11,8 @@ class AlignmentError(DataError):
 
 class AlignmentFallbackWarning(UserWarning):
     """Alignment failed and recognised words are returned instead."""
+
+
+class UnalignedWordsWarning(UserWarning):
+    """The transcript's last few words are not in the audio: the rest is aligned, they are
+    left out (the message lists them)."""

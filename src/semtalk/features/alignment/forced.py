@@ -1,8 +1,14 @@
 """Forced alignment of a transcript with pocketsphinx: the whole clip with default then widened
-beams, then window by window at silences; a coverage check refuses partial transcripts."""
+beams, then window by window at silences; a coverage check refuses partial transcripts.
+
+A transcript with a few extra words at its end (up to :data:`MAX_UNALIGNED_TAIL`, words the
+audio does not hold) is aligned as far as it matches; the left-out words are listed in an
+:class:`~semtalk.features.alignment.errors.UnalignedWordsWarning`.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,7 @@ from semtalk.features.alignment.audio import (
     where_of,
 )
 from semtalk.features.alignment.chunks import Chunk, at_most, cut_chunks
-from semtalk.features.alignment.errors import AlignmentError
+from semtalk.features.alignment.errors import AlignmentError, UnalignedWordsWarning
 from semtalk.features.alignment.g2p import ARPABET
 from semtalk.features.alignment.normalize import normalize_transcript
 from semtalk.features.alignment.sphinx import (
@@ -41,12 +47,19 @@ MAX_COUNT_RADIUS = 4
 """Piecewise alignment tries word counts up to this far from a window's predicted count."""
 MAX_WINDOW_FAILURES = 2
 """Piecewise alignment gives up after this many windows in a row failed to align."""
+MAX_UNALIGNED_TAIL = 8
+"""Most trailing transcript words the audio may lack (left out with a warning)."""
+SQUEEZED_S_PER_PHONE = 0.04
+"""A word shorter than this per phone sits at pocketsphinx's minimum (3 states x 10 ms per
+phone): the decoder crammed it in rather than heard it."""
 
 
 @dataclass(frozen=True)
 class _Aligned:
     words: list[Word]
     phones: list[Interval]
+    unaligned: tuple[str, ...] = ()
+    """Trailing transcript words the audio does not hold (not aligned)."""
 
 
 def _align_pcm(decoder: Decoder, pcm: np.ndarray, words: Sequence[str], offset: float,
@@ -116,8 +129,9 @@ class _ChunkAligner:
         while k < len(chunks) and position < len(self.words):
             last = k == len(chunks) - 1
             window = chunks[k] if last else chunks[k].merge(chunks[k + 1])
-            ends = [len(self.words)] if last else self._ends([window, *chunks[k + 2:]], position)
-            aligned = self._first(window, position, ends)
+            ends = self._last_ends(position) if last \
+                else self._ends([window, *chunks[k + 2:]], position)
+            aligned = self._first(window, position, ends, tail=last)
             if aligned is None and (last or failures == MAX_WINDOW_FAILURES):
                 raise AlignmentError(where, _chunk_failure(window, position, len(self.words)))
             if aligned is None:
@@ -131,9 +145,16 @@ class _ChunkAligner:
                 phones += [p for p in aligned.phones if (p.start + p.end) / 2 < cut]
                 position += len(kept)
             k += 1
-        if position < len(self.words):
+        left = len(self.words) - position
+        if left and (k < len(chunks) or left > MAX_UNALIGNED_TAIL):
             raise AlignmentError(where, _chunk_failure(chunks[-1], position, len(self.words)))
-        return _Aligned(words, phones)
+        return _Aligned(words, phones, tuple(self.words[position:]))
+
+    def _last_ends(self, position: int) -> list[int]:
+        """Word counts for the last window: every remaining word, then fewer (a transcript
+        that runs on past the audio), down to :data:`MAX_UNALIGNED_TAIL` words left out."""
+        total = len(self.words)
+        return list(range(total, max(position, total - MAX_UNALIGNED_TAIL - 1), -1))
 
     def _ends(self, chunks: list[Chunk], position: int) -> list[int]:
         """Candidate word counts for ``chunks[0]``: its share of the speech first, then +-1..."""
@@ -146,15 +167,28 @@ class _ChunkAligner:
         low, high = max(position + 1, expected - radius), min(total - later, expected + radius)
         return sorted(range(low, high + 1), key=lambda e: (abs(e - expected), -e))
 
-    def _first(self, window: Chunk, position: int, ends: list[int]) -> _Aligned | None:
-        """The alignment of the first candidate word count that aligns to the window."""
+    def _first(self, window: Chunk, position: int, ends: list[int], *,
+               tail: bool = False) -> _Aligned | None:
+        """The alignment of the first candidate word count that aligns to the window.
+
+        With ``tail`` (the last window, where fewer words than the transcript's rest mean
+        words left out), a shortened alignment whose last word is squeezed to pocketsphinx's
+        minimum duration (extra words crammed into the audio's end) is passed over.
+        """
         lo, hi = round(window.start * AUDIO_SAMPLE_RATE), round(window.end * AUDIO_SAMPLE_RATE)
         for end in ends:
             aligned = _align_pcm(self.decoder, self.pcm[lo:hi], self.words[position:end],
                                  window.start, self.with_phones)
-            if aligned is not None:
-                return aligned
+            if aligned is None or not aligned.words:
+                continue
+            if tail and end < len(self.words) and self._squeezed(aligned.words[-1], end - 1):
+                continue
+            return aligned
         return None
+
+    def _squeezed(self, word: Word, index: int) -> bool:
+        """Whether ``word`` (transcript word ``index``) lasts barely its phones' minimum."""
+        return word.end - word.start < SQUEEZED_S_PER_PHONE * self.weights[index]
 
 
 def _chunk_failure(chunk: Chunk, position: int, total: int) -> str:
@@ -193,7 +227,14 @@ def _align(audio: np.ndarray, transcript: str | Sequence[str], sample_rate: int,
         phones = add_pronunciations(decoder, words)
         aligned = _ChunkAligner(decoder, pcm, words, phones, regions, with_phones).run(where)
     _check_coverage(aligned.words, regions, where)
-    return _Aligned(clamp(aligned.words, duration), aligned.phones)
+    if aligned.unaligned:
+        count = len(aligned.unaligned)
+        what = f"the last {count} transcript words" if count > 1 else "the last transcript word"
+        warnings.warn(f"{where}: {what} did not align to the audio and "
+                      f"{'are' if count > 1 else 'is'} left out: "
+                      f"{' '.join(aligned.unaligned)!r} (the other {len(aligned.words)} words "
+                      f"are aligned)", UnalignedWordsWarning, stacklevel=4)
+    return _Aligned(clamp(aligned.words, duration), aligned.phones, aligned.unaligned)
 
 
 def _check_coverage(words: Sequence[Word], regions: Sequence[tuple[float, float]],
@@ -231,7 +272,9 @@ def align_transcript(audio: np.ndarray, transcript: str | Sequence[str],
         source: the audio's path, for error messages (``"<audio>"`` when None).
 
     Returns:
-        One :class:`Word` per normalised transcript word, in order, silences excluded.
+        One :class:`Word` per normalised transcript word, in order, silences excluded; when
+        the transcript runs on past the audio by up to :data:`MAX_UNALIGNED_TAIL` words, those
+        words are left out with an :class:`UnalignedWordsWarning` listing them.
 
     Raises:
         DataError: the audio is empty, not mono, or not valid samples.
