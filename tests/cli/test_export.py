@@ -59,8 +59,18 @@ def test_export_writes_a_glb_next_to_the_npz_by_default(motion_npz) -> None:
     assert code == 0, stderr
     path = motion_npz.with_suffix(".glb")
     gltf = pygltflib.GLTF2.load_binary(path)
+    assert [n.name for n in gltf.nodes] == [*JOINT_NAMES, "SMPLX_stick"]
+    assert [m.name for m in gltf.meshes] == ["SMPLX_stick"]  # what mesh-only viewers draw
+    assert "8 frames" in stdout and "clip.glb" in stdout and "skeleton + stick figure" in stdout
+
+
+def test_export_no_stick_leaves_the_stick_figure_out(motion_npz, tmp_path) -> None:
+    out = tmp_path / "bare.glb"
+    code, stdout, stderr = run("export", motion_npz, "--no-stick", "--out", out)
+    assert code == 0, stderr
+    gltf = pygltflib.GLTF2.load_binary(out)
     assert [n.name for n in gltf.nodes] == list(JOINT_NAMES) and not gltf.meshes
-    assert "8 frames" in stdout and "clip.glb" in stdout and "skeleton" in stdout
+    assert len(gltf.skins) == 1 and "skeleton," in stdout and "stick figure" not in stdout
 
 
 def test_export_bvh_round_trips_the_poses(motion_npz, tmp_path) -> None:

@@ -25,7 +25,7 @@ from semtalk.body.parts import JOINT_NAMES, NUM_JOINTS, PARENTS
 from semtalk.body.rotation import axis_angle_to_matrix
 from semtalk.body.skeleton import BUILTIN_REST_JOINTS, SMPLXBodyModel, forward_kinematics
 from semtalk.export import export_motion
-from semtalk.export.glb import up_rotation, write_glb
+from semtalk.export.glb import stick_figure, up_rotation, write_glb
 from semtalk.export.rig import build_rig
 
 pygltflib = pytest.importorskip("pygltflib")
@@ -157,7 +157,7 @@ def fk_joints(motion: Motion, rest: np.ndarray, pose_offset: np.ndarray | None =
 # --- the skeleton --------------------------------------------------------------------------------
 def test_skeleton_glb_moves_the_joints_as_forward_kinematics_does(tmp_path) -> None:
     motion = make_motion()
-    path = write_glb(motion, tmp_path / "clip.glb")
+    path = write_glb(motion, tmp_path / "clip.glb", stick=False)
     gltf = pygltflib.GLTF2.load_binary(path)
     assert [n.name for n in gltf.nodes] == list(JOINT_NAMES)
     assert not gltf.meshes  # a skin even so: importers make bones only of skinned joints
@@ -204,6 +204,91 @@ def test_bad_arguments_are_refused_and_leave_no_file(tmp_path) -> None:
     with pytest.raises(ValueError, match="trans holds NaN"):
         write_glb(motion, tmp_path / "bad.glb")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the stick figure ---------------------------------------------------------------------------
+def stick_vertices(gltf: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stick figure as a viewer draws it: ``(rest [V, 3], skinned [T, V, 3], joint [V])``
+    (every vertex has one joint with weight 1)."""
+    mesh = next(i for i, m in enumerate(gltf.meshes) if m.name == "SMPLX_stick")
+    node = next(n for n in gltf.nodes if n.mesh == mesh)
+    attributes = gltf.meshes[mesh].primitives[0].attributes
+    rest = read_accessor(gltf, attributes.POSITION).astype(np.float64)
+    joints = read_accessor(gltf, attributes.JOINTS_0).astype(int)
+    weights = read_accessor(gltf, attributes.WEIGHTS_0)
+    np.testing.assert_array_equal(weights, np.tile([1.0, 0.0, 0.0, 0.0], (len(rest), 1)))
+    skin = gltf.skins[node.skin]
+    inverse_bind = read_accessor(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4)
+    inverse_bind = inverse_bind.transpose(0, 2, 1).astype(np.float64)  # column-major
+    positions, rotations = world_transforms(gltf)
+    owner = np.array([JOINT_NAMES.index(gltf.nodes[skin.joints[j]].name)
+                      for j in joints[:, 0]])
+    world = np.zeros((len(positions), len(owner), 4, 4))
+    world[..., :3, :3] = rotations[:, owner]
+    world[..., :3, 3] = positions[:, owner]
+    world[..., 3, 3] = 1.0
+    skinning = world @ inverse_bind[joints[:, 0]]  # [T, V, 4, 4]
+    skinned = np.einsum("tvmn,vn->tvm", skinning[..., :3, :3], rest) + skinning[..., :3, 3]
+    return rest, skinned, owner
+
+
+@pytest.mark.parametrize("up", ["y", "z"])
+def test_stick_figure_bones_stay_on_their_joints(up, tmp_path) -> None:
+    motion = make_motion(num_frames=20, seed=3)
+    gltf = pygltflib.GLTF2.load_binary(write_glb(motion, tmp_path / "stick.glb", up=up))
+    stick_node = next(i for i, n in enumerate(gltf.nodes) if n.mesh is not None)
+    assert gltf.scenes[0].nodes == [0, stick_node] and gltf.nodes[stick_node].skin == 0
+    primitive = gltf.meshes[0].primitives[0]
+    assert primitive.attributes.NORMAL is not None and primitive.material is not None
+    rest, skinned, owner = stick_vertices(gltf)
+    turn = up_rotation(up)
+    rest_joints = np.array(BUILTIN_REST_JOINTS) @ turn.T
+    joints = fk_joints(motion, np.array(BUILTIN_REST_JOINTS)) @ turn.T  # [T, 55, 3]
+    positions, _ = world_transforms(gltf)
+    assert np.abs(positions - joints).max() < 1e-5
+    for j, parent in enumerate(PARENTS[1:], start=1):
+        mine = owner == parent
+        for end in (parent, j):  # each bone's two tips: on its parent's and its child's joint
+            at_end = mine & (np.linalg.norm(rest - rest_joints[end], axis=1) < 1e-6)
+            assert at_end.sum() >= 4, (JOINT_NAMES[j], JOINT_NAMES[end])
+            error = np.linalg.norm(skinned[:, at_end] - joints[:, end, None], axis=-1).max()
+            assert error < MILLIMETRE, f"{JOINT_NAMES[parent]}->{JOINT_NAMES[j]} tip at " \
+                                       f"{JOINT_NAMES[end]} off by {error * 1e3:.3f} mm"
+    # the head ball keeps its distance to the head joint; the figure really moves
+    head = owner == JOINT_NAMES.index("head")
+    gap = np.linalg.norm(skinned[:, head] - joints[:, 15, None], axis=-1)
+    assert np.ptp(gap, axis=0).max() < 1e-5 and gap.max() < 0.2
+    assert np.linalg.norm(skinned - skinned[:1], axis=-1).max() > 0.05
+
+
+def test_stick_figure_is_optional_and_sits_beside_a_body_mesh(tiny_smplx_model,
+                                                              tmp_path) -> None:
+    motion = make_motion(num_frames=3)
+    names = {}
+    for name, kwargs in {"default": {}, "off": {"stick": False},
+                         "mesh": {"body_model": tiny_smplx_model},
+                         "both": {"body_model": tiny_smplx_model, "stick": True}}.items():
+        gltf = pygltflib.GLTF2.load_binary(write_glb(motion, tmp_path / f"{name}.glb",
+                                                     **kwargs))
+        names[name] = [m.name for m in gltf.meshes]
+    assert names == {"default": ["SMPLX_stick"], "off": [], "mesh": ["SMPLX"],
+                     "both": ["SMPLX", "SMPLX_stick"]}
+
+
+def test_stick_figure_bones_are_thin_and_at_least_4_mm_wide() -> None:
+    rest = np.array(BUILTIN_REST_JOINTS)
+    vertices, normals, faces, owner = stick_figure(rest)
+    assert faces.max() < len(vertices) and len(owner) == len(vertices)
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-9)
+    for bone, (j, parent) in enumerate(zip(range(1, NUM_JOINTS), PARENTS[1:], strict=True)):
+        points = vertices[24 * bone:24 * bone + 24]
+        axis = rest[j] - rest[parent]
+        length = np.linalg.norm(axis)
+        along = (points - rest[parent]) @ axis / length
+        across = np.linalg.norm(points - rest[parent] - np.outer(along, axis / length), axis=1)
+        assert along.min() > -1e-9 and along.max() < length + 1e-9
+        width = 2 * across.max()
+        assert width == pytest.approx(max(0.1 * length, 0.004)), JOINT_NAMES[j]
 
 
 # --- the mesh ------------------------------------------------------------------------------------
@@ -312,16 +397,18 @@ def khronos_validate(path: Path) -> dict[str, Any]:
 
 
 def test_skeleton_glb_is_valid(tmp_path) -> None:
-    for up in ("y", "z"):
-        issues = khronos_validate(write_glb(make_motion(), tmp_path / f"{up}.glb", up=up))
+    for up, stick in (("y", None), ("z", None), ("y", False)):
+        issues = khronos_validate(write_glb(make_motion(), tmp_path / f"{up}{stick}.glb", up=up,
+                                            stick=stick))
         assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
 
 
 def test_mesh_glb_is_valid(tiny_smplx_model, blended_smplx, tmp_path) -> None:
-    cases = {"mesh": (tiny_smplx_model, 4, "y"), "blended8z": (blended_smplx, 8, "z")}
-    for name, (body, influences, up) in cases.items():
+    cases = {"mesh": (tiny_smplx_model, 4, "y", None),
+             "blended8z": (blended_smplx, 8, "z", True)}
+    for name, (body, influences, up, stick) in cases.items():
         path = write_glb(make_motion(), tmp_path / f"{name}.glb", body_model=body,
-                         influences=influences, up=up)
+                         influences=influences, up=up, stick=stick)
         issues = khronos_validate(path)
         assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
 

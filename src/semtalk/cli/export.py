@@ -2,7 +2,9 @@
 
 Writes the motion as glTF binary (.glb), USD (.usd), FBX (.fbx) or BVH (.bvh): the SMPL-X
 skeleton and its animation, and with --body-model the skinned SMPL-X mesh shaped by the file's
-betas, with the expressions as animated blendshapes (GLB, USD, FBX). Metres; Y up unless --up z.
+betas, with the expressions as animated blendshapes (GLB, USD, FBX). Without a body model a
+GLB also holds a stick figure skinned to the joints, for viewers that draw meshes only (turn it
+off with --no-stick). Metres; Y up unless --up z.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--up", choices=("y", "z"), default="y",
                         help="up axis of GLB and USD files: y (default; glTF's own, what "
                              "importers convert) or z (raw Z-up coordinates)")
+    parser.add_argument("--no-stick", dest="stick", action="store_false", default=None,
+                        help="GLB without a body model: leave out the stick-figure mesh (by "
+                             "default there, so that viewers that draw meshes only show the "
+                             "motion)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.set_defaults(run=run)
 
@@ -68,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
             body = load_body_model(args.body_model)
         except (FileNotFoundError, ValueError, OSError) as exc:
             raise DataError(args.body_model, f"cannot use this SMPL-X body model: {exc}") from exc
-    path = export_motion(motion, out, spec.name, body_model=body, up=args.up)
+    path = export_motion(motion, out, spec.name, body_model=body, up=args.up, stick=args.stick)
     what = "skinned SMPL-X mesh" if body is not None and spec.name != "bvh" else "skeleton"
+    if spec.name == "glb" and (body is None if args.stick is None else args.stick):
+        what += " + stick figure"
     print(f"{args.motion.name}: {motion.num_frames} frames ({motion.duration:.2f} s) -> {path} "
           f"({spec.name}, {what}, {path.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -136,7 +136,8 @@ def _writer(spec: ExportFormat) -> Any:
 
 
 def export_motion(motion: Motion, path: str | Path, fmt: str | None = None, *,
-                  body_model: BodyModel | None = None, up: str = "y") -> Path:
+                  body_model: BodyModel | None = None, up: str = "y",
+                  stick: bool | None = None) -> Path:
     """Write ``motion`` to ``path`` in format ``fmt`` (default: the one ``path``'s suffix names).
 
     Args:
@@ -148,6 +149,9 @@ def export_motion(motion: Motion, path: str | Path, fmt: str | None = None, *,
             rotations written include its mean hand pose (:mod:`semtalk.export.rig`), BVH's too.
         up: ``"y"`` or ``"z"``: the up axis of GLB and USD files (see their writers); BVH and
             FBX take ``"y"`` only (FBX records its axis system in the file).
+        stick: GLB only (other formats ignore it): add the stick-figure mesh that makes the
+            motion visible in viewers that draw meshes only; ``None``: when the file has no
+            body mesh (see :func:`semtalk.export.glb.write_glb`).
 
     Raises:
         ValueError: unknown or mismatched format, or ``up="z"`` for a format without it.
@@ -165,6 +169,8 @@ def export_motion(motion: Motion, path: str | Path, fmt: str | None = None, *,
     kwargs: dict[str, Any] = {"body_model": body_model}
     if spec.takes_up:
         kwargs["up"] = up
+    if spec.name == "glb":
+        kwargs["stick"] = stick
     return Path(writer(motion, path, **kwargs))
 
 

@@ -163,5 +163,5 @@ def write_fbx(
     glb_module = importlib.import_module("semtalk.export.glb")
     with tempfile.TemporaryDirectory(prefix="semtalk-fbx-") as folder:
         glb = glb_module.write_glb(motion, Path(folder) / "motion.glb", body_model=body_model,
-                                   up="y")
+                                   up="y", stick=False)  # Blender shows the armature
         return glb_to_fbx(glb, path, fps=motion.fps, python=interpreter)

@@ -16,7 +16,14 @@ Layout written by :func:`write_glb` (through ``pygltflib``, ``pip install 'semta
   whose inverse bind matrices are the rest pose), and the face as 100 morph targets
   (``expression_000`` ..., the SMPL-X expression blendshapes, stored sparse where they move
   few vertices) driven by an animated ``weights`` channel equal to the npz ``expressions``;
-  the jaw and eyes move through the skeleton. Pose-corrective blendshapes are not carried.
+  the jaw and eyes move through the skeleton. Pose-corrective blendshapes are not carried;
+- without one (or with ``stick=True``): node 55 (56 beside a body mesh) holds a *stick figure*
+  so that viewers that draw meshes only (three.js, gradio's ``Model3D``, a Blender viewport
+  with the bones hidden) show the motion: one mesh primitive (flat normals, material
+  ``stick``) with, per bone (joint ``j >= 1`` and its parent ``p``), an octahedral spindle from
+  ``p``'s rest position to ``j``'s, :data:`STICK_WIDTH` of the bone's length wide (at least
+  :data:`STICK_MIN_WIDTH_M`), and a low-poly ball for the head; every vertex has weight 1 on
+  one joint (a bone's on ``p``, the ball's on the head), through the same skin.
 
 Units are metres. Axes: glTF is +Y up, +Z forward (the character faces +Z), as SMPL-X is, so
 ``up="y"`` (default) writes SMPL-X coordinates unchanged and every glTF importer (Blender's
@@ -51,6 +58,14 @@ INFLUENCES = (4, 8)
 (what every glTF importer reads) or two."""
 MORPH_EPSILON_M = 1e-7
 """A morph target offset shorter than this (0.1 µm) counts as no move (sparse storage)."""
+STICK_WIDTH = 0.1
+"""A stick-figure bone's widest cross-section, as a fraction of its length."""
+STICK_MIN_WIDTH_M = 0.004
+"""The narrowest a stick-figure bone is at its widest (4 mm: finger bones)."""
+STICK_WAIST = 0.2
+"""Where along a stick-figure bone (from the parent joint) it is widest."""
+HEAD = JOINT_NAMES.index("head")
+_EYES = (JOINT_NAMES.index("left_eye"), JOINT_NAMES.index("right_eye"))
 
 _FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -236,6 +251,115 @@ def _mesh_node(gltf: pygltflib.GLTF2, blob: _Blob, mesh: SkinnedMesh, rig: Rig,
     return len(gltf.nodes) - 1
 
 
+def _bone_spindle(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``[8, 3, 3]``: the 8 outward-facing triangles of an octahedron from ``start`` to
+    ``end``, widest (a square :data:`STICK_WIDTH` of the length across, at least
+    :data:`STICK_MIN_WIDTH_M`) at :data:`STICK_WAIST` along it."""
+    axis = end - start
+    length = float(np.linalg.norm(axis))
+    direction = axis / length
+    helper = np.eye(3)[int(np.argmin(np.abs(direction)))]  # the axis least along the bone
+    side = np.cross(direction, helper)
+    side /= np.linalg.norm(side)
+    other = np.cross(direction, side)
+    half = 0.5 * max(STICK_WIDTH * length, STICK_MIN_WIDTH_M)
+    waist = start + STICK_WAIST * axis
+    ring = waist + half * np.stack([side, other, -side, -other])  # counter-clockwise about axis
+    triangles = []
+    for k in range(4):
+        a, b = ring[k], ring[(k + 1) % 4]
+        triangles += [(start, b, a), (end, a, b)]  # outward for a counter-clockwise ring
+    return np.array(triangles)
+
+
+def _ball(centre: np.ndarray, radius: float, rings: int = 6, segments: int = 10
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """A UV sphere: ``(vertices [V, 3], triangles [F, 3])``, counter-clockwise seen from
+    outside (poles shared, so its normals are ``(vertex - centre) / radius``)."""
+    theta = np.linspace(0.0, np.pi, rings + 1)[1:-1]  # latitude rings between the poles
+    phi = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
+    ring_points = np.stack([np.sin(theta)[:, None] * np.sin(phi),
+                            np.broadcast_to(np.cos(theta)[:, None], (len(theta), segments)),
+                            np.sin(theta)[:, None] * np.cos(phi)], axis=-1).reshape(-1, 3)
+    unit = np.concatenate([[[0.0, 1.0, 0.0]], ring_points, [[0.0, -1.0, 0.0]]])
+    bottom = len(unit) - 1
+
+    def at(ring: int, segment: int) -> int:
+        return 1 + ring * segments + segment % segments
+
+    faces = []
+    for s in range(segments):
+        faces.append((0, at(0, s), at(0, s + 1)))
+        faces.append((bottom, at(rings - 2, s + 1), at(rings - 2, s)))
+        for r in range(rings - 2):
+            faces.append((at(r, s), at(r + 1, s), at(r + 1, s + 1)))
+            faces.append((at(r, s), at(r + 1, s + 1), at(r, s + 1)))
+    return centre + radius * unit, np.array(faces)
+
+
+def stick_figure(rest_joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                    np.ndarray]:
+    """The stick figure of a rest skeleton ``[55, 3]`` (SMPL-X axes).
+
+    Returns:
+        ``(vertices [V, 3], normals [V, 3], triangles [F, 3], joints [V])``: a spindle per bone
+        (flat-shaded: 24 vertices of its own, weighted to the bone's parent joint) and a ball
+        for the head (weighted to the head joint), in that order; ``joints`` is each vertex's
+        one joint.
+    """
+    vertices, normals, joints = [], [], []
+    for j in range(1, NUM_JOINTS):
+        parent = PARENTS[j]
+        triangles = _bone_spindle(rest_joints[parent], rest_joints[j])
+        face_normals = np.cross(triangles[:, 1] - triangles[:, 0],
+                                triangles[:, 2] - triangles[:, 0])
+        face_normals /= np.linalg.norm(face_normals, axis=1, keepdims=True)
+        vertices.append(triangles.reshape(-1, 3))
+        normals.append(np.repeat(face_normals, 3, axis=0))
+        joints.append(np.full(triangles.shape[0] * 3, parent))
+    faces = np.arange(sum(len(v) for v in vertices)).reshape(-1, 3)
+    # the head: a ball reaching from the head joint past the eyes (SMPL-X heads are ~2x that)
+    head, eyes = rest_joints[HEAD], rest_joints[list(_EYES)].mean(axis=0)
+    radius = float(np.linalg.norm(eyes - head))
+    centre = 0.5 * (head + eyes) + np.array([0.0, 0.5 * radius, 0.0])
+    ball, ball_faces = _ball(centre, radius)
+    faces = np.concatenate([faces, ball_faces + len(faces) * 3])
+    vertices.append(ball)
+    normals.append((ball - centre) / radius)
+    joints.append(np.full(len(ball), HEAD))
+    return (np.concatenate(vertices), np.concatenate(normals), faces,
+            np.concatenate(joints))
+
+
+def _stick_node(gltf: pygltflib.GLTF2, blob: _Blob, rig: Rig, turn: np.ndarray,
+                skin: int) -> int:
+    """The stick figure (:func:`stick_figure`, bound to ``skin``) and its material; the
+    index of its node."""
+    import pygltflib
+
+    vertices, normals, faces, owner = stick_figure(rig.rest_joints)
+    joints = np.zeros((len(owner), 4), dtype=np.uint8)
+    joints[:, 0] = owner
+    weights = np.zeros((len(owner), 4), dtype=np.float32)
+    weights[:, 0] = 1.0
+    attributes = pygltflib.Attributes(
+        POSITION=blob.accessor(vertices @ turn.T, _FLOAT, target=_ARRAY_BUFFER, bounds=True),
+        NORMAL=blob.accessor(normals @ turn.T, _FLOAT, target=_ARRAY_BUFFER),
+        JOINTS_0=blob.accessor(joints, _UBYTE, target=_ARRAY_BUFFER),
+        WEIGHTS_0=blob.accessor(weights, _FLOAT, target=_ARRAY_BUFFER))
+    gltf.materials.append(pygltflib.Material(
+        name="stick", doubleSided=False, pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
+            baseColorFactor=[0.85, 0.45, 0.15, 1.0], metallicFactor=0.0, roughnessFactor=0.6)))
+    index_type = _USHORT if len(vertices) <= 0xFFFF else _UINT
+    primitive = pygltflib.Primitive(
+        attributes=attributes, material=len(gltf.materials) - 1,
+        indices=blob.accessor(faces.reshape(-1), index_type, target=_ELEMENT_ARRAY_BUFFER))
+    gltf.meshes.append(pygltflib.Mesh(name="SMPLX_stick", primitives=[primitive]))
+    gltf.nodes.append(pygltflib.Node(name="SMPLX_stick", mesh=len(gltf.meshes) - 1,
+                                     skin=skin))
+    return len(gltf.nodes) - 1
+
+
 def _animation(gltf: pygltflib.GLTF2, blob: _Blob, motion: Motion, rig: Rig,
                turn: np.ndarray, mesh_node: int | None, name: str) -> None:
     """One animation: joint rotations, root translation, morph weights (with a mesh)."""
@@ -269,7 +393,7 @@ def _animation(gltf: pygltflib.GLTF2, blob: _Blob, motion: Motion, rig: Rig,
 
 
 def write_glb(motion: Motion, path: str | Path, *, body_model: BodyModel | None = None,
-              up: str = "y", influences: int = 4) -> Path:
+              up: str = "y", influences: int = 4, stick: bool | None = None) -> Path:
     """Write ``motion`` as a binary glTF 2.0 file, atomically (see the module docs).
 
     Args:
@@ -282,6 +406,9 @@ def write_glb(motion: Motion, path: str | Path, *, body_model: BodyModel | None 
         up: ``"y"`` (glTF's own axes, default) or ``"z"`` (Z-up coordinates, see above).
         influences: joints per vertex: 4 (one ``JOINTS_0``/``WEIGHTS_0`` set, read everywhere)
             or 8 (two sets; closer to SMPL-X's skinning where importers read both).
+        stick: add the stick-figure mesh (bones as spindles and a ball for the head, skinned
+            to the joints, see above) so that viewers that show meshes only draw the motion;
+            ``None`` (default): when there is no body mesh.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -308,8 +435,10 @@ def write_glb(motion: Motion, path: str | Path, *, body_model: BodyModel | None 
     skin = _skin(gltf, blob, rig, turn)
     mesh_node = None if rig.mesh is None else _mesh_node(gltf, blob, rig.mesh, rig, turn,
                                                          influences, skin)
+    stick_node = (_stick_node(gltf, blob, rig, turn, skin)
+                  if (rig.mesh is None if stick is None else stick) else None)
     gltf.scenes.append(pygltflib.Scene(
-        name="SMPLX", nodes=[0] if mesh_node is None else [0, mesh_node]))
+        name="SMPLX", nodes=[0] + [n for n in (mesh_node, stick_node) if n is not None]))
     _animation(gltf, blob, motion, rig, turn, mesh_node, path.stem)
     data = blob.data()
     gltf.buffers.append(pygltflib.Buffer(byteLength=len(data)))
