@@ -51,10 +51,12 @@ def test_variant_switches_reach_the_configs() -> None:
 
     assert sparse("no_gate").sparse.gate == "none"
     assert sparse("random_psi").sparse.gate == "random"
-    weighting = {k: (sparse(k).sparse.feature_weighting, sparse(k).sparse.loss_weighting)
+    weighting = {k: (sparse(k).sparse.feature_weighting, sparse(k).sparse.gate_supervision)
                  for k in ("full", "no_weighting", "wf_only", "wl_only")}
-    assert weighting == {"full": (True, "psi"), "no_weighting": (False, "none"),
-                         "wf_only": (True, "none"), "wl_only": (False, "psi")}
+    assert weighting == {"full": (True, True), "no_weighting": (False, False),
+                         "wf_only": (True, False), "wl_only": (False, True)}
+    # the code-loss weighting is not Table 2's W_l: the same in every row
+    assert {sparse(k).sparse.loss_weighting for k in SPARSE_STAGES} == {"psi"}
     assert not sparse("no_rc").rhythmic_consistency and sparse("full").rhythmic_consistency
     assert not sparse("no_c2f").use_coarse2fine
     vq = load_tokenizer_config("tiny", overrides=list(TOKENIZER_STAGES["vq"]))

@@ -133,6 +133,27 @@ def test_sparse_stage_trains_gate_and_reports_semantic_scores(
     assert np.mean(gate[-6:]) < np.mean(gate[:6])
     val = [r for r in log if r["split"] == "val"][-1]
     assert 0.0 <= val["sem_balanced_accuracy"] <= 1.0 and "sem_recall" in val
+    # the release is selected by ψ's balanced accuracy (ties: code accuracy), not the loss
+    assert val["selection"] == pytest.approx(1 - val["sem_balanced_accuracy"]
+                                             + 1e-3 * (1 - val["code_acc"]), abs=1e-9)
+
+
+def test_word_dropout_trains_the_unk_embedding(synth_cache: Path, tokenizer_release: Path,
+                                               base_release: Path, tmp_path: Path) -> None:
+    """No training frame is UNK (the vocabulary comes from the train split), so without word
+    dropout the UNK row, what every unseen word gets at inference, keeps its initial values;
+    with it, UNK is trained like any word. Rows of words never seen stay as initialised."""
+    vocab = FeatureCache(synth_cache).vocab
+    rows = {}
+    for rate in (0.0, 0.5):
+        config = load_generator_config("tiny", overrides=[
+            *FAST, "solver.max_steps=3", "solver.validate_every=0",
+            f"sparse.word_dropout={rate}"])
+        best = SparseSolver(config, synth_cache, tokenizer_release, base_release,
+                            tmp_path / str(rate)).fit(progress=False)
+        rows[rate] = SparseMotionGenerator.from_pretrained(best).semantic.word_embedding.weight
+    assert torch.equal(rows[0.0][0], rows[0.5][0])  # PAD: never in the data, same init
+    assert not torch.equal(rows[0.0][vocab.unk_id], rows[0.5][vocab.unk_id])
 
 
 def test_sparse_refuses_an_incompatible_base(synth_cache: Path, tokenizer_release: Path,

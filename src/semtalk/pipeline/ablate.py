@@ -1,5 +1,10 @@
 """``semtalk ablate``: train and evaluate the paper's ablation variants (Tables 2 and 3).
 
+Table 2's switches are the paper's (DESIGN §1): W_f scales f_t by ψ
+(``sparse.feature_weighting``), W_l supervises ψ with L_cls^G (``sparse.gate_supervision``);
+"w/o W" has neither, so its ψ learns only through the motion losses (the Eq. 5 blend). The
+per-token code-loss weighting (``sparse.loss_weighting``) stays at its default in every row.
+
 Every variant is a full pipeline (tokenizer -> base -> sparse -> release, the stages of
 :data:`semtalk.pipeline.stages.PIPELINE`) with some switches flipped (DESIGN §1), then
 evaluated with :mod:`semtalk.evaluation`. Stages that two variants would train identically are
@@ -8,8 +13,8 @@ trained once and shared:
 ==============  ==========  ========  ========================================================
 variant         tokenizer   base      sparse stage
 ==============  ==========  ========  ========================================================
-full            rvq         full      full (sem-gate, W_f and W_l by ψ)
-no_gate         rvq         full      gate ``none`` (ψ = 1; W_l off)            Table 2
+full            rvq         full      full (sem-gate, W_f and W_l)
+no_gate         rvq         full      gate ``none`` (ψ = 1; no L_cls^G)         Table 2
 random_psi      rvq         full      gate ``random`` (ψ ~ U(0, 1))             Table 2
 no_weighting    rvq         full      learned gate, no W_f, no W_l              Table 2
 wf_only         rvq         full      learned gate, W_f only                    Table 2
@@ -116,10 +121,11 @@ BASE_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 SPARSE_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "full": ("full", ()),
-    "no_gate": ("full", ("sparse.gate=none", "sparse.loss_weighting=none")),
+    "no_gate": ("full", ("sparse.gate=none",)),
     "random_psi": ("full", ("sparse.gate=random",)),
-    "no_weighting": ("full", ("sparse.feature_weighting=false", "sparse.loss_weighting=none")),
-    "wf_only": ("full", ("sparse.loss_weighting=none",)),
+    "no_weighting": ("full", ("sparse.feature_weighting=false",
+                              "sparse.gate_supervision=false")),
+    "wf_only": ("full", ("sparse.gate_supervision=false",)),
     "wl_only": ("full", ("sparse.feature_weighting=false",)),
     "no_rc": ("no_rc", ()),
     "no_c2f": ("no_c2f", ()),

@@ -43,6 +43,7 @@ from semtalk.configs import load_stage_config
 from semtalk.errors import DataError
 from semtalk.features.cache import VOCAB as CACHE_VOCAB
 from semtalk.features.cache import FeatureCache
+from semtalk.features.text import PAD
 from semtalk.inference import prepare_for_inference
 from semtalk.losses.generator import (
     code_classification_loss,
@@ -93,25 +94,39 @@ class LossWeights:
         classification: code cross-entropy, summed over parts (c_p = 1).
         latent: latent regression per part (official 3 per part, total divided by 6).
         rhythm: each rhythmic-consistency pair (face, hands), local + global.
-        gate: sem-gate classification L_cls^G.
+        gate: sem-gate classification L_cls^G, counted once per step (the mean over the
+            step's passes: ψ does not depend on the pass's mask). 3 keeps the strength of the
+            earlier per-pass sum.
     """
 
     classification: float = 1.0
     latent: float = 0.5
     rhythm: float = 1.0
-    gate: float = 1.0
+    gate: float = 3.0
 
 
 @dataclass(frozen=True)
 class SparseOptions:
-    """Sparse-stage switches (paper Table 2 variants)."""
+    """Sparse-stage switches (paper Table 2 variants, DESIGN §1).
+
+    Table 2's W_f is ``feature_weighting`` and its W_l is ``gate_supervision`` (the
+    classification loss L_cls^G on ψ); "w/o W" turns both off. ``loss_weighting`` (weighing the
+    code losses per token) is a separate switch, not what Table 2 calls W_l.
+    """
 
     gate: str = "learned"
     """``learned`` (sem-gate), ``random`` (random ψ) or ``none`` (w/o sem-gate)."""
     feature_weighting: bool = True
     """W_f: scale the semantic feature f_t by ψ."""
+    gate_supervision: bool = True
+    """W_l: supervise ψ with L_cls^G against the frame-level semantic labels (counted once per
+    step: the mean over the step's three passes, times ``losses.gate``)."""
     loss_weighting: str = "psi"
-    """W_l: weigh code losses by ``psi``, by the GT score (``label``) or ``none``."""
+    """Code-loss weighting per token: by ``psi`` (detached), by the GT score (``label``, as the
+    official code) or ``none``. Not Table 2's W_l."""
+    word_dropout: float = 0.1
+    """Probability that a spoken word's id is replaced by UNK in a training step, so the UNK
+    embedding (what unseen words get at inference) is trained."""
     blend_base: bool = True
     """Eq. 5: blend with the frozen base model's features."""
     word_dim: int = 300
@@ -338,9 +353,16 @@ class BaseSolver(_GeneratorSolver):
 
 
 class SparseSolver(_GeneratorSolver):
-    """Stage 2: the sparse motion generator with the sem-gate, on a frozen base model."""
+    """Stage 2: the sparse motion generator with the sem-gate, on a frozen base model.
+
+    The release is the validation step with the best balanced accuracy of ψ against the
+    semantic labels (ties: the better first-layer code accuracy); with a random or no gate, the
+    lowest validation loss. (A loss-selected model favours a low ψ: most tokens are not
+    semantic.)
+    """
 
     stage = "sparse"
+    selection_metric = "selection"
 
     def __init__(self, config: GeneratorTrainConfig, data: str | Path, tokenizer: str | Path,
                  base: str | Path, out: str | Path,
@@ -400,20 +422,35 @@ class SparseSolver(_GeneratorSolver):
 
     def _pass_loss(self, out: GeneratorOutput, codes: dict[BodyPart, torch.Tensor],
                    vectors: dict[BodyPart, torch.Tensor], score: torch.Tensor,
-                   labelled: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                   labelled: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
+        """One pass's code losses (weighted), its L_cls^G (None when not supervised or no
+        labels) and the logged values."""
         options, w = self.config.sparse, self.config.losses
         weights = {"psi": out.psi.detach() if out.psi is not None else None,
                    "label": score, "none": None}[options.loss_weighting]
         cls, lat = self._code_losses(out, codes, vectors, weights)
         total = w.classification * cls + w.latent * lat
         values = {"cls": cls.item(), "lat": lat.item()}
+        gate = None
         if out.gate_logits is not None and bool(labelled.any()):
             gate = gate_classification_loss(out.gate_logits[labelled],
                                             (score[labelled] > 0).long(),
                                             options.gate_class_weights)
-            total = total + w.gate * gate
             values["gate"] = gate.item()
-        return total, values
+        return total, gate if options.gate_supervision else None, values
+
+    def _drop_words(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``batch`` with each spoken word id replaced by UNK with ``word_dropout``."""
+        rate = self.config.sparse.word_dropout
+        if rate <= 0:
+            return batch
+        vocab = self.cache.vocab
+        ids = batch["word_ids"]
+        spoken = (ids != PAD) & (ids != vocab.sil_id) & (ids != vocab.unk_id)
+        dropped = spoken & (torch.rand(ids.shape, device=ids.device) < rate)
+        return {**batch, "word_ids": torch.where(dropped, torch.full_like(ids, vocab.unk_id),
+                                                 ids)}
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
                       step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -421,15 +458,21 @@ class SparseSolver(_GeneratorSolver):
         body = {p: codes[p] for p in SparseMotionGenerator.parts}
         body_vectors = {p: vectors[p] for p in SparseMotionGenerator.parts}
         score, labelled = self._labels(batch)
+        batch = self._drop_words(batch)
         total = torch.zeros((), device=self.device)
+        gates: list[torch.Tensor] = []
         values: dict[str, float] = {}
         for name, mask, use_word in self._masks(batch, step):
             out = self._forward(model, batch, mask, use_word)
-            loss, terms = self._pass_loss(out, body, body_vectors, score, labelled)
+            loss, gate, terms = self._pass_loss(out, body, body_vectors, score, labelled)
             total = total + loss
+            if gate is not None:
+                gates.append(gate)
             values.update({f"{k}_{name}": v for k, v in terms.items()})
             if name == "seed" and out.psi is not None:
                 values["psi_mean"] = out.psi.mean().item()
+        if gates:  # L_cls^G once per step: the mean over the passes
+            total = total + self.config.losses.gate * torch.stack(gates).mean()
         return total, values
 
     def validation_metrics(self, model: nn.Module,
@@ -440,7 +483,9 @@ class SparseSolver(_GeneratorSolver):
         score, labelled = self._labels(batch)
         mask = self.config.masking.seed_mask(batch["motion"].shape, self.device)
         out = self._forward(model, batch, mask, True)
-        loss, values = self._pass_loss(out, body, body_vectors, score, labelled)
+        loss, gate, values = self._pass_loss(out, body, body_vectors, score, labelled)
+        if gate is not None:
+            loss = loss + self.config.losses.gate * gate
         metrics: dict[str, Any] = {"loss": loss.item(), **values,
                                    "code_acc": self._code_accuracy(out, body)}
         if out.psi is not None:
@@ -450,11 +495,16 @@ class SparseSolver(_GeneratorSolver):
 
     def summarize_validation(self, means: dict[str, float],
                              arrays: dict[str, torch.Tensor]) -> dict[str, float]:
+        means["selection"] = means["loss"]
         if "psi" in arrays and arrays["psi"].numel():
             scores = semantic_accuracy(arrays["psi"], arrays["label"])
             means.update(sem_accuracy=scores.accuracy,
                          sem_balanced_accuracy=scores.balanced_accuracy,
                          sem_precision=scores.precision, sem_recall=scores.recall)
+            if self.config.sparse.gate == "learned":
+                # the best ψ first (balanced accuracy), ties broken by the codes
+                means["selection"] = ((1.0 - scores.balanced_accuracy)
+                                      + 1e-3 * (1.0 - means.get("code_acc", 0.0)))
         return means
 
     def save_release(self, model: nn.Module, folder: Path) -> None:
