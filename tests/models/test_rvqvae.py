@@ -279,4 +279,4 @@ def test_saved_release_files_get_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
-    assert modes == {"config.json": 0o640, "model.safetensors": 0o640}
+    assert modes == {"config.json": 0o640, "model.safetensors": 0o640, "checksums.json": 0o640}
