@@ -195,3 +195,36 @@ def test_two_process_ddp_training(synth_cache: Path, tokenizer_release: Path,
     assert BaseMotionGenerator.from_pretrained(tmp_path / "base") is not None
     steps = sorted(_losses(tmp_path / "base_run"))
     assert steps == [1, 2, 3]  # one log, written by rank 0 only
+
+
+def test_word_vectors_initialise_the_embedding_and_are_recorded(
+        synth_cache: Path, tokenizer_release: Path, base_release: Path, tmp_path: Path) -> None:
+    """``train sparse --word-vectors FILE.vec``: the fastText-format vectors are the embedding's
+    initial rows (words the file lacks start random), the release records the file, and a file
+    of another dimension is refused naming both sizes."""
+    vocab = FeatureCache(synth_cache).vocab
+    words = [t for t in vocab.tokens[len(vocab.specials):]][:5]
+    rng = np.random.default_rng(3)
+    table = {w: rng.normal(size=16).round(4) for w in words}
+    vec = tmp_path / "tiny.vec"
+    vec.write_text(f"{len(table) + 1} 16\n" + "".join(
+        f"{w} {' '.join(str(x) for x in v)}\n" for w, v in table.items())
+        + "notinvocab " + " ".join(["1.0"] * 16) + "\n")
+    config = load_generator_config("tiny", overrides=[
+        *FAST, "solver.max_steps=1", "solver.validate_every=0",
+        f"sparse.word_vectors={vec}"])
+    solver = SparseSolver(config, synth_cache, tokenizer_release, base_release,
+                          tmp_path / "run")
+    weight = solver.build_model().semantic.word_embedding.weight  # type: ignore[union-attr]
+    for word, vector in table.items():
+        np.testing.assert_allclose(weight[vocab.index(word)].detach().numpy(), vector,
+                                   rtol=1e-6)
+    best = solver.fit(progress=False)
+    record = json.loads((best / "word_vectors.json").read_text())
+    assert record["file"] == "tiny.vec" and record["covered"] == len(table)
+    assert record["dim"] == 16 and len(record["sha256"]) == 64
+    wide = load_generator_config("tiny", overrides=[
+        *FAST, "sparse.word_dim=8", f"sparse.word_vectors={vec}"])
+    with pytest.raises(DataError, match=r"16 dimensions but sparse\.word_dim is 8"):
+        SparseSolver(wide, synth_cache, tokenizer_release, base_release,
+                     tmp_path / "wide").build_model()

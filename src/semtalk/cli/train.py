@@ -10,6 +10,7 @@ stage of :data:`semtalk.pipeline.stages.PIPELINE`.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from semtalk.body.parts import BodyPart
 
@@ -54,6 +55,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sparse.add_argument("--tokenizer", default=None,
                         help="tokenizer release (default RUN/tokenizer)")
     sparse.add_argument("--base", default=None, help="base release (default RUN/base)")
+    sparse.add_argument("--word-vectors", default=None, metavar="FILE",
+                        help="initialise the word embedding from a text word-vector file "
+                             "(fastText .vec such as cc.en.300.vec, as the paper; its "
+                             "dimension must equal sparse.word_dim: 300 in the paper preset)")
     _common(sparse)
     sparse.set_defaults(run=run_sparse)
     fgd_encoder = stages.add_parser(
@@ -110,7 +115,10 @@ def run_sparse(args: argparse.Namespace) -> int:
     from semtalk.pipeline import Workspace, train
     from semtalk.training.generator import load_generator_config
 
-    config = load_generator_config(args.preset, args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.word_vectors is not None:
+        overrides.append(f"sparse.word_vectors={Path(args.word_vectors).resolve()}")
+    config = load_generator_config(args.preset, args.config, overrides)
     release = train(Workspace(args.data, args.out, tokenizer=args.tokenizer, base=args.base,
                               sparse_config=config, progress=not args.quiet), "sparse")
     print(f"sparse generator: {release}")

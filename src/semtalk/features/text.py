@@ -133,6 +133,12 @@ def load_word_vectors(path: str | Path, vocab: Vocabulary, seed: int = 0) -> np.
     Words missing from the file get ``N(0, 1/D)`` vectors from ``seed``; PAD is zero. Reads the
     file once, keeping only vocabulary words, so large files need little memory.
     """
+    return read_word_vectors(path, vocab, seed)[0]
+
+
+def read_word_vectors(path: str | Path, vocab: Vocabulary,
+                      seed: int = 0) -> tuple[np.ndarray, int]:
+    """:func:`load_word_vectors` and how many vocabulary entries the file covered."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "word-vector file not found")
@@ -163,4 +169,4 @@ def load_word_vectors(path: str | Path, vocab: Vocabulary, seed: int = 0) -> np.
     matrix[PAD] = 0.0
     for index, vector in found.items():
         matrix[index] = vector
-    return matrix
+    return matrix, len(found)

@@ -28,6 +28,7 @@ vocabulary), in the layout of :mod:`semtalk.release`.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,11 @@ from torch.utils.data import Dataset
 from semtalk.body.parts import BodyPart
 from semtalk.config import to_dict
 from semtalk.configs import load_stage_config
-from semtalk.errors import DataError
+from semtalk.errors import DataError, require_file
 from semtalk.features.cache import VOCAB as CACHE_VOCAB
 from semtalk.features.cache import FeatureCache
-from semtalk.features.text import PAD
+from semtalk.features.text import PAD, read_word_vectors
+from semtalk.fileio import file_sha256, write_text_atomic
 from semtalk.inference import prepare_for_inference
 from semtalk.losses.generator import (
     code_classification_loss,
@@ -84,6 +86,8 @@ from semtalk.training.solver import Solver, SolverConfig, install_release
 from semtalk.training.windows import Segment, cut_windows, training_segments
 
 LOSS_WEIGHTINGS = ("psi", "label", "none")
+WORD_VECTORS_FILE = "word_vectors.json"
+"""In a sparse release trained from a word-vector file: which file, its sha256, coverage."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,11 @@ class SparseOptions:
     word_dropout: float = 0.1
     """Probability that a spoken word's id is replaced by UNK in a training step, so the UNK
     embedding (what unseen words get at inference) is trained."""
+    word_vectors: str | None = None
+    """A text word-vector file (fastText ``.vec``, e.g. ``cc.en.300.vec`` as the paper;
+    ``word v1 .. vD`` per line) to initialise the word embedding from; D must equal
+    ``word_dim``. Vocabulary words it lacks start random. Recorded in the release
+    (``word_vectors.json``)."""
     blend_base: bool = True
     """Eq. 5: blend with the frozen base model's features."""
     word_dim: int = 300
@@ -400,14 +409,34 @@ class SparseSolver(_GeneratorSolver):
                 "tokenizer": self._tokenizer_identity(),
                 "base": to_dict(self.base.config),
                 "base_weights": _weights_digest(self.base),
-                "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train]}
+                "train_segments": [[s.clip_id, s.start, s.stop] for s in self._train],
+                "word_vectors": self._word_vectors_record()}
+
+    def _word_vectors_record(self) -> dict[str, Any] | None:
+        """The word-vector file's identity (name and sha256), or None without one."""
+        path = self.config.sparse.word_vectors
+        if path is None:
+            return None
+        require_file(path, "word-vector file")
+        return {"file": Path(path).name, "sha256": file_sha256(path)}
 
     def build_model(self) -> nn.Module:
         # The frozen stages move to the training device once, here, not on every step, and run
         # prepared for inference (they only encode: targets, and the base features to blend).
         prepare_for_inference(self.tokenizer.to(self.device))  # in place
         prepare_for_inference(self.base.to(self.device))  # in place
-        return SparseMotionGenerator(self.model_config())
+        model = SparseMotionGenerator(self.model_config())
+        path = self.config.sparse.word_vectors
+        if path is not None:
+            vectors, covered = read_word_vectors(path, self.cache.vocab,
+                                                 seed=self.solver_config.seed)
+            if vectors.shape[1] != model.config.word_dim:
+                raise DataError(Path(path), f"word vectors have {vectors.shape[1]} dimensions "
+                                            f"but sparse.word_dim is {model.config.word_dim}; "
+                                            f"set sparse.word_dim={vectors.shape[1]}")
+            model.init_word_embedding(torch.from_numpy(vectors))
+            self._vectors_covered = covered
+        return model
 
     def _forward(self, model: nn.Module, batch: dict[str, torch.Tensor], mask: torch.Tensor,
                  use_word: bool) -> GeneratorOutput:
@@ -511,6 +540,11 @@ class SparseSolver(_GeneratorSolver):
         model.save_pretrained(folder)  # type: ignore[operator]
         self._release_extras(folder)
         shutil.copyfile(self.cache.path / CACHE_VOCAB, folder / VOCAB_FILE)
+        record = self._word_vectors_record()
+        if record is not None:
+            record.update(dim=self.config.sparse.word_dim, vocabulary=len(self.cache.vocab),
+                          covered=getattr(self, "_vectors_covered", None))
+            write_text_atomic(folder / WORD_VECTORS_FILE, json.dumps(record, indent=1) + "\n")
         write_checksums(folder)
 
 
