@@ -501,10 +501,15 @@ def _check_output(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
             raise CacheMismatchError(out / MANIFEST, "cache was prepared differently (" +
                                      "; ".join(differences[:6]) + "); use another --out "
                                      "folder or --overwrite")
-    elif out.exists() and any(p.name != CACHE_LOCK and not p.name.startswith(".shard-")
-                              for p in out.iterdir()) and not overwrite:
+    elif out.exists() and any(not _setup_entry(p) for p in out.iterdir()) and not overwrite:
         raise DataError(out, "folder is not empty and is not a feature cache; choose an empty "
                              "folder or pass --overwrite")
+
+
+def _setup_entry(path: Path) -> bool:
+    """What a starting ``prepare`` writes before its manifest: locks, hidden temporary files
+    and the vocabulary (another shard may be setting the cache up right now)."""
+    return path.name.startswith(".") or path.name == VOCAB
 
 
 def _open_output(out: Path, manifest: dict[str, Any], overwrite: bool, vocab: Vocabulary,
