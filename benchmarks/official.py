@@ -165,6 +165,9 @@ def end_to_end_part(args: argparse.Namespace) -> None:
     hubert = HubertModel(config).eval()
     featurizer = OfficialFeaturizer(release.vocab, release.folder, hubert_model="<random>",
                                     sentence_model="<random>")
+    from semtalk.inference.packed import pack_linear_layers
+
+    pack_linear_layers(hubert)  # what the featurizer does with a loaded HuBERT in fp32
     featurizer._hubert, featurizer._clip = hubert, RandomClip()
     model = SemTalk(release, featurizer)
     audio, words = speech(args.seconds)
@@ -187,6 +190,10 @@ def end_to_end_part(args: argparse.Namespace) -> None:
           f"{peak_mb():.0f} MB")
     # opt-in bf16 HuBERT: its token agreement with fp32
     reference = gen.codes
+    del hubert
+    featurizer._hubert = None
+    torch.manual_seed(0)
+    hubert = HubertModel(config).eval()  # the same weights again, dense: --hubert-bf16 casts it
     featurizer._hubert = hubert.to(torch.bfloat16)  # what --hubert-bf16 does
     started = time.perf_counter()
     features = model.extract_features(audio, AUDIO_SAMPLE_RATE, words)

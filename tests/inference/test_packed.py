@@ -162,3 +162,20 @@ def test_encoder_fast_path_matches_pytorch_layers() -> None:
         plain = encoder(x)
     torch.testing.assert_close(got, plain, **TOLERANCE)
     assert not torch.allclose(got, x)
+
+
+def test_pack_linear_layers_of_a_third_party_model() -> None:
+    """``pack_linear_layers`` (used on HuBERT): big ``nn.Linear`` children become packed
+    products with the same outputs; small ones stay as they are."""
+    from semtalk.inference.packed import pack_linear_layers, packing_supported
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.GELU(),
+                                torch.nn.Sequential(torch.nn.Linear(512, 8)))
+    x = torch.randn(3, 7, 512)
+    with torch.no_grad():
+        expected = model(x)
+        packed = pack_linear_layers(model)
+        assert packed == (1 if packing_supported() else 0)
+        torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+    assert isinstance(model[2][0], torch.nn.Linear)  # 4096 weights: not worth packing

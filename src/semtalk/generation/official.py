@@ -98,7 +98,13 @@ class OfficialFeaturizer:
                                         f"(--features)")
         if self._hubert is None:
             hubert = load_official_hubert(self.hubert_dir, self.device)
-            self._hubert = hubert.to(torch.bfloat16) if self.hubert_bf16 else hubert
+            if self.hubert_bf16:
+                hubert = hubert.to(torch.bfloat16)
+            else:  # fp32 on the CPU: products from weights packed once (same numbers)
+                from semtalk.inference.packed import pack_linear_layers
+
+                pack_linear_layers(hubert)
+            self._hubert = hubert
         if self._clip is None:
             self._clip = OfficialClipTextEncoder(
                 self.sentence_dir, self.device,

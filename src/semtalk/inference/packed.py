@@ -138,3 +138,18 @@ def release_parameters(*modules: nn.Module) -> None:
 def linear_product(weight: torch.Tensor, bias: torch.Tensor | None) -> PackedLinear | DenseLinear:
     """The inference module of ``x W^T + b``: packed where it pays (:func:`packable`)."""
     return PackedLinear(weight, bias) if packable(weight) else DenseLinear(weight, bias)
+
+
+def pack_linear_layers(model: nn.Module) -> int:
+    """Replace, in place, every ``nn.Linear`` of a third-party inference model (e.g. HuBERT) by
+    :func:`linear_product` of its weight; returns how many were packed. The model then serves
+    inference only (no gradients), and its outputs equal the plain ones up to float rounding."""
+    packed = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear) and packable(child.weight):
+                setattr(module, name, PackedLinear(child.weight.detach(),
+                                                   None if child.bias is None
+                                                   else child.bias.detach()))
+                packed += 1
+    return packed
