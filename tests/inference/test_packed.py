@@ -164,11 +164,12 @@ def test_encoder_fast_path_matches_pytorch_layers() -> None:
     assert not torch.allclose(got, x)
 
 
-def test_pack_linear_layers_of_a_third_party_model() -> None:
+def test_pack_linear_layers_of_a_third_party_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """``pack_linear_layers`` (used on HuBERT): big ``nn.Linear`` children become packed
     products with the same outputs; small ones stay as they are."""
     from semtalk.inference.packed import pack_linear_layers, packing_supported
 
+    monkeypatch.setattr(packed_module, "MIN_PACKED_WEIGHTS", 1 << 16)  # the real threshold
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.GELU(),
                                 torch.nn.Sequential(torch.nn.Linear(512, 8)))
