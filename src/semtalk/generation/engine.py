@@ -39,7 +39,7 @@ from semtalk.generation.outputs import (
     describe_non_finite,
     motion_arrays,
 )
-from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer
+from semtalk.generation.speech import SpeechFeatures, UtteranceFeaturizer, pad_rows
 from semtalk.inference import is_prepared, prepare_for_inference, return_freed_memory
 from semtalk.inference.lanes import Lanes, lanes_available
 from semtalk.inference.window import WindowInputs, WindowModels, run_window
@@ -99,13 +99,6 @@ def official_length(frames: int, window: int = 64, seed: int = SEED_FRAMES) -> i
         raise ValueError(f"{frames} frames are too short for one official window "
                          f"({window} frames after trimming to a multiple of 8)")
     return windows * (window - seed) + seed
-
-
-def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
-    """``values`` cut or extended to ``rows`` rows by repeating the last row."""
-    if len(values) >= rows:
-        return values[:rows]
-    return np.concatenate([values, np.repeat(values[-1:], rows - len(values), axis=0)])
 
 
 def window_starts(num_frames: int, window: int, seed: int = SEED_FRAMES) -> list[int]:
@@ -487,10 +480,10 @@ def _padded_inputs(features: SpeechFeatures, padded: int, starts: list[int],
     rows = starts[-1] // features.hop + 1
     word_ids = np.full(padded, silence_id, np.int64)
     word_ids[:features.num_frames] = features.word_ids[:padded]
-    arrays = {"speech": _pad_rows(features.speech, padded),
-              "beat": _pad_rows(features.beat, padded), "word_ids": word_ids,
-              "sentence": _pad_rows(features.sentence, rows),
-              "emotion": _pad_rows(features.emotion, rows)}
+    arrays = {"speech": pad_rows(features.speech, padded),
+              "beat": pad_rows(features.beat, padded), "word_ids": word_ids,
+              "sentence": pad_rows(features.sentence, rows),
+              "emotion": pad_rows(features.emotion, rows)}
     tensors: dict[str, Any] = {
         name: torch.from_numpy(np.ascontiguousarray(
             value, dtype=np.int64 if name == "word_ids" else np.float32)).to(

@@ -29,7 +29,7 @@ from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.official.vocab import OfficialVocab
 from semtalk.features.text import Vocabulary
-from semtalk.generation.speech import SpeechFeatures
+from semtalk.generation.speech import SpeechFeatures, pad_rows
 from semtalk.official.inputs import OfficialInputs
 
 WINDOW, HOP = 64, 60
@@ -44,13 +44,6 @@ def official_vocab(vocab: Vocabulary) -> OfficialVocab:
     return OfficialVocab(name="release", word2index={t: i for i, t in enumerate(tokens)
                                                      if i >= specials},
                          index2word=dict(enumerate(tokens)), n_words=len(tokens))
-
-
-def _rows(values: np.ndarray, rows: int) -> np.ndarray:
-    """``values`` cut or extended (last row repeated) to ``rows`` rows."""
-    if len(values) >= rows:
-        return values[:rows]
-    return np.concatenate([values, np.repeat(values[-1:], rows - len(values), axis=0)])
 
 
 class OfficialFeaturizer:
@@ -112,12 +105,22 @@ class OfficialFeaturizer:
         return self._hubert, self._clip
 
     def __call__(self, audio: np.ndarray, sample_rate: int, words: list[Word] | None,
-                 num_frames: int, hop: int = HOP) -> SpeechFeatures:
+                 num_frames: int, hop: int = HOP,
+                 textgrid: Path | None = None) -> SpeechFeatures:
         """Features for ``num_frames`` frames (audio of 16 kHz mono; frames past the audio
-        repeat its last feature row, and are silence for the words)."""
+        repeat its last feature row, and are silence for the words).
+
+        ``textgrid``: take the word ids and window sentences from this TextGrid exactly as the
+        official test-set builder does (raw marks of the first tier, UNK outside every
+        interval, sentences from the frames inside an interval) instead of ``words``."""
         from semtalk.features.official.beat import official_beat_features
         from semtalk.features.official.hubert import run_official_hubert
-        from semtalk.features.official.words import aligned_frame_words, window_sentences
+        from semtalk.features.official.words import (
+            aligned_frame_words,
+            read_official_word_tier,
+            textgrid_frame_words,
+            window_sentences,
+        )
 
         if sample_rate != AUDIO_SAMPLE_RATE:
             raise ValueError(f"the official featurizer takes {AUDIO_SAMPLE_RATE} Hz audio, got "
@@ -128,13 +131,18 @@ class OfficialFeaturizer:
         beat = official_beat_features(audio, sample_rate)
         hubert = run_official_hubert(audio, hubert_model,  # type: ignore[arg-type]
                                      sample_rate).features
-        frame_words = aligned_frame_words(words or [], num_frames, self.vocab)
         windows = max(1, -(-(num_frames - (WINDOW - HOP)) // HOP))
-        sentences = window_sentences(frame_words.marks, windows)
+        if textgrid is None:
+            frame_words = aligned_frame_words(words or [], num_frames, self.vocab)
+            sentences = window_sentences(frame_words.marks, windows)
+        else:
+            frame_words = textgrid_frame_words(read_official_word_tier(textgrid), num_frames,
+                                               self.vocab)
+            sentences = window_sentences(frame_words.sentence_marks, windows)
         sentence = clip.encode(sentences)  # type: ignore[attr-defined]
         return SpeechFeatures(
-            speech=_rows(hubert, num_frames).astype(np.float32),
-            beat=_rows(beat, num_frames).astype(np.float32),
+            speech=pad_rows(hubert, num_frames).astype(np.float32),
+            beat=pad_rows(beat, num_frames).astype(np.float32),
             word_ids=frame_words.ids.astype(np.int64), sentence=sentence,
             emotion=np.zeros_like(sentence, dtype=np.float32), hop=HOP,
             words=list(words or []))
@@ -197,23 +205,7 @@ def official_inputs_from_audio(audio: np.ndarray, words: list[Word] | None, *,
     frames = duration_frames(len(audio))
     if frames < SEED_FRAMES:
         raise ValueError(f"audio of {len(audio)} samples is shorter than {SEED_FRAMES} frames")
-    features = featurizer(audio, AUDIO_SAMPLE_RATE, words, num_frames=frames)
-    if textgrid is not None:
-        from semtalk.features.official.words import (
-            read_official_word_tier,
-            textgrid_frame_words,
-            window_sentences,
-        )
-
-        frame_words = textgrid_frame_words(read_official_word_tier(textgrid), frames,
-                                           featurizer.vocab)
-        rows = len(features.sentence)
-        sentences = window_sentences(frame_words.sentence_marks, rows)
-        _, clip = featurizer._models()
-        features = SpeechFeatures(
-            speech=features.speech, beat=features.beat,
-            word_ids=frame_words.ids.astype(np.int64),
-            sentence=clip.encode(sentences),  # type: ignore[attr-defined]
-            emotion=features.emotion, hop=HOP, words=features.words)
+    features = featurizer(audio, AUDIO_SAMPLE_RATE, words, num_frames=frames,
+                          textgrid=textgrid)
     return official_inputs_from_features(features, seed, seed_contacts, speaker_class)
 

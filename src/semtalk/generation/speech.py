@@ -70,6 +70,13 @@ class SpeechFeatures:
         return len(self.speech)
 
 
+def pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
+    """``values`` cut or extended to ``rows`` rows by repeating the last row."""
+    if len(values) >= rows:
+        return values[:rows]
+    return np.concatenate([values, np.repeat(values[-1:], rows - len(values), axis=0)])
+
+
 def feature_spec(features: FeatureSpec, where: Path, *, hubert_model: str | Path | None = None,
                  sentence_model: str | Path | None = None,
                  emotion_model: str | Path | None = None,

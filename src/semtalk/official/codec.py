@@ -79,10 +79,8 @@ class OfficialCodec:
 
     def first_seed(self, seed: Motion, contacts: np.ndarray | None = None) -> torch.Tensor:
         index = np.minimum(np.arange(SEED_FRAMES), seed.num_frames - 1)
-        if contacts is None:
-            contacts = (official_rest_seed()[1] if seed.num_frames == 1
-                        else seed_contacts(seed))
-        contacts = np.asarray(contacts, np.float32)
+        # computed: a one-frame seed (the rest pose) is in contact, as its last frame
+        contacts = np.asarray(seed_contacts(seed) if contacts is None else contacts, np.float32)
         found = contacts[np.minimum(index, len(contacts) - 1)]
         return latent_all(torch.from_numpy(seed.poses[index]).float(),
                           torch.from_numpy(seed.trans[index]).float(),
