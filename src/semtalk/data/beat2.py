@@ -24,7 +24,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, overload
+from typing import Literal, Protocol, overload
 
 import numpy as np
 
@@ -89,11 +89,31 @@ class ClipInfo:
         return [m for m in MODALITY_LAYOUT if not self.path(m).is_file()]
 
 
+class ClipIdentity(Protocol):
+    """What the feature cache needs to know about a clip of any dataset: :class:`ClipInfo`
+    (BEAT2 layout) and :class:`semtalk.data.show.ShowClipInfo` (SHOW) both are one."""
+
+    @property
+    def clip_id(self) -> str: ...
+
+    @property
+    def split(self) -> str: ...
+
+    @property
+    def speaker_id(self) -> int: ...
+
+    @property
+    def speaker_name(self) -> str: ...
+
+    @property
+    def speaker_class(self) -> int: ...
+
+
 @dataclass
 class Clip:
     """A loaded clip: every modality cropped to the same length."""
 
-    info: ClipInfo
+    info: ClipIdentity
     motion: Motion
     audio: np.ndarray
     """Mono float32 at 16 kHz, exactly ``num_frames / 30`` seconds long (rounded to samples)."""

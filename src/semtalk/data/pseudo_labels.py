@@ -19,22 +19,25 @@ A SHOW clip's key is ``speaker/video_fn/clip``; a BEAT2 clip's is
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semtalk.data.beat2 import Clip, ClipInfo
+from semtalk.constants import MOTION_FPS
+from semtalk.data.beat2 import ClipIdentity
 from semtalk.errors import DataError
 
 LABELS_FILE = "labels.json"
 LABELS_FORMAT = 1
 LABEL_MODES: tuple[str, ...] = ("soft", "hard")
 MAX_SHORT_FRAMES = 2
-"""A label may be this many frames shorter than the clip (its last value is repeated)."""
+"""A label may be this many frames shorter than the clip (its last value is repeated), or, when
+the length of the audio it was made from is known, this many frames away from that length."""
 
 
-def beat2_label_key(info: ClipInfo) -> str:
+def beat2_label_key(info: ClipIdentity) -> str:
     """``<speaker name>/beat2/<clip id>``: where a BEAT2 clip's label lives."""
     return f"{info.speaker_name}/beat2/{info.clip_id}"
 
@@ -66,15 +69,19 @@ class PseudoLabels:
     Args:
         folder: the ``LABELS`` folder.
         mode: ``"soft"`` (ψ) or ``"hard"`` (1[ψ > β]).
+        beta: β of the hard labels (default: the β ``semtalk label`` recorded).
     """
 
-    def __init__(self, folder: str | Path, mode: str = "soft") -> None:
+    def __init__(self, folder: str | Path, mode: str = "soft", beta: float | None = None
+                 ) -> None:
         if mode not in LABEL_MODES:
             raise ValueError(f"labels mode must be one of {LABEL_MODES}, got {mode!r}")
+        if beta is not None and not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
         self.folder = Path(folder)
         self.mode = mode
         self.record = read_labels_record(self.folder)
-        self.beta = float(self.record["beta"])
+        self.beta = float(self.record["beta"]) if beta is None else float(beta)
 
     def identity(self) -> dict[str, Any]:
         """What the labels are, for a cache's fingerprint."""
@@ -85,12 +92,30 @@ class PseudoLabels:
     def has(self, key: str) -> bool:
         return key in self.record["clips"] and label_path(self.folder, key).is_file()
 
-    def scores(self, key: str, num_frames: int) -> np.ndarray:
+    def clip_record(self, key: str) -> dict[str, Any]:
+        """What ``semtalk label`` recorded for clip ``key`` (``{}`` when nothing)."""
+        entry = self.record["clips"].get(key)
+        return entry if isinstance(entry, dict) else {}
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """The ``keys`` that have no label (in the given order)."""
+        return [key for key in keys if not self.has(key)]
+
+    def scores(self, key: str, num_frames: int, *, audio_frames: int | None = None
+               ) -> np.ndarray:
         """``[num_frames]`` float32 semantic scores of clip ``key``.
 
+        Args:
+            num_frames: the clip's length (after cropping motion and audio to their common
+                length): the label is cut to it, or padded by repeating its last value.
+            audio_frames: the frames of the clip's whole audio, which ``semtalk label`` scored;
+                when given, a label more than :data:`MAX_SHORT_FRAMES` frames longer or
+                shorter is an error (it was made from other audio).
+
         Raises:
-            DataError: the clip is not labelled, or its ``.npy`` is malformed or more than
-                :data:`MAX_SHORT_FRAMES` frames shorter than the clip.
+            DataError: the clip is not labelled, or its ``.npy`` is malformed, more than
+                :data:`MAX_SHORT_FRAMES` frames shorter than the clip or away from
+                ``audio_frames``.
         """
         path = label_path(self.folder, key)
         if not self.has(key):
@@ -104,6 +129,11 @@ class PseudoLabels:
             raise DataError(path, f"expected a [T] float array, got {psi.dtype} {psi.shape}")
         if not np.isfinite(psi).all() or psi.min(initial=0.0) < 0 or psi.max(initial=0.0) > 1:
             raise DataError(path, "label values must be finite and in [0, 1]")
+        if audio_frames is not None and abs(len(psi) - audio_frames) > MAX_SHORT_FRAMES:
+            raise DataError(path, f"has {len(psi)} frames but the clip's audio has "
+                                  f"{audio_frames} ({audio_frames / MOTION_FPS:.2f} s; the clip "
+                                  f"is {num_frames} frames after cropping to the motion); were "
+                                  "the labels made from other audio?")
         if len(psi) < num_frames:
             if num_frames - len(psi) > MAX_SHORT_FRAMES or len(psi) == 0:
                 raise DataError(path, f"has {len(psi)} frames but the clip has {num_frames}; "
@@ -113,7 +143,3 @@ class PseudoLabels:
         if self.mode == "hard":
             return (psi > self.beta).astype(np.float32)
         return psi
-
-    def clip_scores(self, clip: Clip) -> np.ndarray:
-        """The scores of a loaded BEAT2-layout clip (its cropped length)."""
-        return self.scores(beat2_label_key(clip.info), clip.num_frames)

@@ -53,10 +53,19 @@ import numpy as np
 from semtalk.body.motion import NUM_BETAS, Motion
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 from semtalk.data.audio import audio_duration, load_audio, num_frames_for
+from semtalk.data.beat2 import Clip, speaker_class
+from semtalk.data.textgrid import Word
 from semtalk.errors import DataError, DataIssue, Severity, require_file
 
 SHOW_SPEAKERS: tuple[str, ...] = ("oliver", "chemistry", "conan", "seth")
 """The four speakers of the SHOW release."""
+SHOW_SPEAKER_IDS: dict[str, int] = {"oliver": 1, "chemistry": 2, "seth": 3, "conan": 4}
+"""Speaker ids of SHOW clips in a feature cache (``semtalk prepare``): ProbTalk's and TalkSHOW's
+order (oliver, chemistry, seth, conan) numbered from 1, so that BEAT2's
+:func:`~semtalk.data.beat2.speaker_class` (``id - 1`` for these) makes them speaker classes 0-3
+of the generators' 25-way speaker embedding. They overlap BEAT2's ids 1-4 on purpose: a model is
+trained on one dataset, and a release made from a SHOW cache lists these ids (``semtalk
+generate --speaker 3`` is seth)."""
 SHOW_SPLITS: tuple[str, ...] = ("train", "val", "test")
 UNSPLIT = "train"
 """The split every clip gets when no split file is given."""
@@ -351,6 +360,31 @@ class ShowClipInfo:
     def audio_path(self) -> Path:
         return self.folder / f"{self.clip}.wav"
 
+    @property
+    def clip_id(self) -> str:
+        """``<speaker>_<clip>``: the clip's id in a feature cache (a folder name). ``<clip>``
+        starts with SHOW's interval id, unique over the release; :class:`ShowDataset` refuses
+        a root where two clips would get the same id."""
+        return f"{self.speaker}_{self.clip}"
+
+    @property
+    def speaker_name(self) -> str:
+        return self.speaker
+
+    @property
+    def speaker_id(self) -> int:
+        """The speaker's id in a feature cache (:data:`SHOW_SPEAKER_IDS`)."""
+        try:
+            return SHOW_SPEAKER_IDS[self.speaker]
+        except KeyError:
+            raise DataError(self.folder.parent.parent, f"speaker {self.speaker!r} is not one of "
+                                                       f"SHOW's {list(SHOW_SPEAKER_IDS)}: it has "
+                                                       "no speaker id") from None
+
+    @property
+    def speaker_class(self) -> int:
+        return speaker_class(self.speaker_id)
+
 
 @dataclass
 class ShowCheck:
@@ -459,6 +493,17 @@ class ShowDataset:
             if absent:
                 self.warnings.append(f"{absent} clip(s) listed in {split_file} are not on disk")
         self._hands: HandComponents | None = None
+        self._check_unique_ids(found)
+
+    def _check_unique_ids(self, found: list[tuple[str, str, str]]) -> None:
+        seen: dict[str, str] = {}
+        for speaker, video_fn, clip in found:
+            key = f"{speaker}/{video_fn}/{clip}"
+            clip_id = ShowClipInfo(speaker, video_fn, clip, UNSPLIT, self.root).clip_id
+            if clip_id in seen:
+                raise DataError(self.root / key, f"has the same clip name as {seen[clip_id]}: "
+                                                 f"both would be clip {clip_id!r} of a cache")
+            seen[clip_id] = key
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -483,6 +528,34 @@ class ShowDataset:
     def load_audio(self, info: ShowClipInfo) -> np.ndarray:
         """The clip's speech as mono float32 at 16 kHz (through :func:`to_mono`)."""
         return load_audio(info.audio_path)
+
+    def clip(self, info: ShowClipInfo, motion: Motion, audio: np.ndarray,
+             words: list[Word] | None) -> Clip:
+        """Motion, 16 kHz audio and words of a clip cropped to their common length in whole
+        frames (a difference over :data:`MAX_DURATION_MISMATCH_S` is an error, one over a
+        frame a warning in the clip's issues). The clip has no semantic scores: SHOW has none
+        (pseudo-labels, :mod:`semtalk.data.pseudo_labels`, supply them)."""
+        issues: list[DataIssue] = []
+        audio_frames = num_frames_for(audio.shape[0])
+        gap = abs(motion.num_frames - audio_frames) / MOTION_FPS
+        if gap > MAX_DURATION_MISMATCH_S:
+            raise DataError(info.motion_path, f"motion is {motion.num_frames / MOTION_FPS:.2f} s "
+                                              f"but audio {audio_frames / MOTION_FPS:.2f} s; are "
+                                              "they the same recording?")
+        frames = min(motion.num_frames, audio_frames)
+        if frames <= 0:
+            raise DataError(info.audio_path, "motion and audio leave no common frame")
+        if gap > 1.0 / MOTION_FPS:
+            issues.append(DataIssue(info.motion_path, f"motion has {motion.num_frames} frames "
+                                    f"and audio {audio_frames} ({gap:.2f} s apart); both cropped "
+                                    f"to {frames} frames", Severity.WARNING))
+        duration = frames / MOTION_FPS
+        if words is not None:
+            words = [Word(w.text, w.start, min(w.end, duration)) for w in words
+                     if w.start < duration]
+        return Clip(info, motion.crop(0, frames),
+                    audio[: round(frames * AUDIO_SAMPLE_RATE / MOTION_FPS)], words,
+                    semantic=None, semantic_scores=None, emotion=None, issues=issues)
 
     def check(self, info: ShowClipInfo) -> ShowCheck:
         """Validate a clip without keeping its data: the ``.pkl`` is parsed fully, the audio

@@ -1,10 +1,14 @@
 """The feature cache: training reads features from here and never computes them.
 
+A cache is made from a BEAT2-layout root or a SHOW root (with pseudo-labels); the root's reader
+(:mod:`semtalk.features.sources`) hands over loaded clips and everything below is the same for
+both.
+
 Layout of a cache folder::
 
     manifest.json            what made the cache: source, extractors (name, version, config),
                              body model, vocabulary, window grid, and the clips it holds
-    vocab.json               the word vocabulary (built from the training transcripts)
+    vocab.json               the word vocabulary (built from the training transcripts, or given)
     clips/<id>/poses.npy     [T, 165] float32   axis-angle, 30 fps
                expressions.npy [T, 100] float32
                trans.npy     [T, 3] float32
@@ -56,11 +60,12 @@ from tqdm import tqdm
 from semtalk.body.skeleton import BodyModel, foot_contacts, load_body_model
 from semtalk.config import describe_difference
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
-from semtalk.data.beat2 import STANDARD_SPLITS, Beat2Dataset, Clip
+from semtalk.data.beat2 import STANDARD_SPLITS, Clip
 from semtalk.data.pseudo_labels import PseudoLabels
-from semtalk.data.textgrid import Word, read_words
+from semtalk.data.textgrid import Word
 from semtalk.errors import DataError
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor, num_windows
+from semtalk.features.sources import ClipSource, check_labelled, open_source
 from semtalk.features.text import Vocabulary, frame_word_ids
 from semtalk.fileio import (
     FileLock,
@@ -291,15 +296,6 @@ class FeatureCache:
                                      "needed: " + "; ".join(problems))
 
 
-def _build_vocabulary(root: Path, speakers: Sequence[int] | None) -> Vocabulary:
-    """From the training transcripts of the chosen speakers (all clips if none is train)."""
-    train = Beat2Dataset(root, speakers=speakers, splits=["train"])
-    clips = list(train) or list(Beat2Dataset(root, speakers=speakers, splits=None))
-    transcripts = [[w.text for w in read_words(c.path("words"))] for c in clips
-                   if c.path("words").is_file()]
-    return Vocabulary.build(transcripts)
-
-
 def _npy_problem(path: Path, length: int | None) -> str:
     """Why ``path`` is not a whole ``.npy`` of ``length`` rows (``""`` when it is)."""
     try:
@@ -438,7 +434,7 @@ def _check_shape(folder: Path, name: str, values: np.ndarray, shape: tuple[int, 
         raise DataError(folder, f"extractor '{name}' returned NaN or Inf")
 
 
-def _manifest(dataset: Beat2Dataset, speakers: Sequence[int] | None, splits: Sequence[str],
+def _manifest(source: ClipSource, speakers: Sequence[int] | None, splits: Sequence[str],
               audio_extractors: Sequence[AudioFeatureExtractor],
               window_extractors: Sequence[WindowFeatureExtractor], vocab: Vocabulary,
               settings: CacheSettings, body: str,
@@ -449,7 +445,7 @@ def _manifest(dataset: Beat2Dataset, speakers: Sequence[int] | None, splits: Seq
         "audio_features": {e.name: e.identity() for e in audio_extractors},
         "window_features": {e.name: e.identity() for e in window_extractors},
         "vocab": {"size": len(vocab), "fingerprint": vocab.fingerprint()},
-        "crop": dataset.crop,
+        **source.identity(),
     }
     if labels is not None:  # only then: caches prepared without labels keep their fingerprint
         identity["semantic_labels"] = labels.identity()
@@ -457,10 +453,10 @@ def _manifest(dataset: Beat2Dataset, speakers: Sequence[int] | None, splits: Seq
         **identity,
         "fingerprint": _fingerprint(identity),
         "semtalk_version": __version__,
-        "source": {"root": str(dataset.root.resolve()), "speakers": speakers,
+        "source": {"root": str(source.root.resolve()), "speakers": speakers,
                    "splits": list(splits)},
         "clips": [{"id": c.clip_id, "split": c.split, "speaker_id": c.speaker_id}
-                  for c in dataset],
+                  for c in source.infos()],
     }
 
 
@@ -573,7 +569,7 @@ def _print_note(text: str) -> None:
 
 
 def prepare_cache(
-    root: str | Path,
+    root: str | Path | ClipSource,
     out: str | Path,
     *,
     audio_extractors: Sequence[AudioFeatureExtractor],
@@ -589,18 +585,24 @@ def prepare_cache(
     semantic_labels: PseudoLabels | None = None,
     note: Callable[[str], None] = _print_note,
 ) -> FeatureCache:
-    """Fill (or complete) a feature cache from a BEAT2-layout dataset.
+    """Fill (or complete) a feature cache from a dataset.
 
     Args:
+        root: a BEAT2-layout root (read with ``speakers`` and ``splits``), or any opened
+            :class:`~semtalk.features.sources.ClipSource` (a SHOW root:
+            :func:`~semtalk.features.sources.open_source`); ``speakers`` and ``splits`` are
+            then only recorded.
         audio_extractors / window_extractors: what to compute; their identities go into the
             manifest. Names must be unique.
-        vocab: the word vocabulary; default built from the training transcripts.
+        vocab: the word vocabulary; default the source's (BEAT2: built from the training
+            transcripts; SHOW has none, so it must be given).
         body_model_path: SMPL-X model for exact foot contacts (built-in skeleton if ``None``).
         shard: ``(i, n)``: this process prepares clips ``i, i + n, i + 2n, ...``.
         overwrite: replace a cache prepared with other settings.
         semantic_labels: pseudo-labels (``semtalk label``) used as every clip's semantic
-            scores instead of its ``sem/`` file.
-        note: prints what the run repairs (default: to stderr).
+            scores instead of its ``sem/`` file; every clip must have one (checked before
+            anything is written).
+        note: prints the source's warnings and what the run repairs (default: to stderr).
 
     Raises :class:`DataError` when another run is preparing the same shard of ``out``
     ("in use by PID ..."), and :class:`CacheMismatchError` when ``out`` holds another cache.
@@ -614,19 +616,25 @@ def prepare_cache(
     if len(set(names)) != len(names):
         raise ValueError(f"extractor names must be unique, got {names}")
     out = Path(out)
-    dataset = Beat2Dataset(root, speakers=speakers, splits=splits)
-    if not len(dataset):
-        raise DataError(dataset.root, f"no clips for speakers {speakers} and splits "
-                                      f"{list(splits)}")
-    vocab = vocab or _build_vocabulary(dataset.root, speakers)
+    source = open_source(root, speakers=speakers, splits=splits) \
+        if isinstance(root, (str, Path)) else root
+    infos = source.infos()
+    if not infos:
+        raise DataError(source.root, f"no clips for speakers {speakers} and splits "
+                                     f"{list(splits)}")
+    for warning in source.warnings:
+        note(f"warning: {warning}")
+    if semantic_labels is not None:
+        check_labelled(source, semantic_labels)
+    vocab = vocab or source.vocabulary()
     body = body_model_identity(body_model_path)
-    manifest = _manifest(dataset, speakers, splits, audio_extractors, window_extractors, vocab,
+    manifest = _manifest(source, speakers, splits, audio_extractors, window_extractors, vocab,
                          settings, body, semantic_labels)
     locks = _open_output(out, manifest, overwrite, vocab, shard)
     try:
         cache = FeatureCache(out)
         todo = []
-        for info in list(dataset)[index::count]:
+        for info in infos[index::count]:
             damage = cache.damage(info.clip_id)
             if damage:
                 note(f"{out / 'clips' / info.clip_id}: " + "; ".join(damage) +
@@ -637,10 +645,7 @@ def prepare_cache(
                              load_body_model(body_model_path), manifest["fingerprint"])
         for info in tqdm(todo, desc=f"preparing {out.name}", unit="clip",
                          disable=not progress):
-            clip = dataset.load(info)
-            if semantic_labels is not None:
-                clip.semantic_scores = semantic_labels.clip_scores(clip)
-            preparer.clip(clip)
+            preparer.clip(source.load(info, semantic_labels))
     finally:
         for lock in locks:
             lock.release()
