@@ -49,3 +49,13 @@ def write_show_clip(root: Path, speaker: str, video_fn: str, clip: str, frames: 
     pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
     sf.write(folder / f"{clip}.wav", pcm, SHOW_RATE, subtype="PCM_16")
     return folder
+
+
+def write_hands_npz(path: Path, seed: int = 7) -> Path:
+    """A stand-in SMPL-X model file holding only what SHOW's hands need: random (not
+    orthonormal, like the real ones) hand PCA bases ``hands_components{l,r}`` [45, 45]."""
+    rng = np.random.default_rng(seed)
+    np.savez(path, hands_componentsl=rng.standard_normal((45, 45)),
+             hands_componentsr=rng.standard_normal((45, 45)),
+             hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))
+    return path
