@@ -17,6 +17,7 @@ from show_fixtures import write_hands_npz, write_show_clip
 from semtalk.cli import main
 from semtalk.data.pseudo_labels import LABELS_FILE, LABELS_FORMAT, label_path
 from semtalk.data.show import SHOW_SPEAKER_IDS, ShowDataset
+from semtalk.features.alignment import METHOD_RECOGNIZED, METHOD_WHISPER
 from semtalk.features.cache import FeatureCache
 from semtalk.features.text import Vocabulary
 from semtalk.models.sparse_generator import SparseMotionGenerator
@@ -54,6 +55,12 @@ def _psi(key: str) -> np.ndarray:
     return (0.5 + 0.45 * np.sin(np.arange(FRAMES) / 9.0 + phase)).astype(np.float32)
 
 
+def _method(key: str) -> str:
+    """How `semtalk label` found the clip's words: as prepare does, but the test clip's with
+    a whisper model that prepare is not given."""
+    return METHOD_WHISPER if CLIPS[key] == "test" else METHOD_RECOGNIZED
+
+
 @pytest.fixture(scope="module")
 def show(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A SHOW root of five clips (all four speakers), its split file, a stand-in SMPL-X file,
@@ -77,7 +84,7 @@ def show(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (labels / LABELS_FILE).write_text(json.dumps({
         "format": LABELS_FORMAT, "release": str(release), "sparse_sha256": "0" * 64,
         "beta": 0.5, "kind": "show", "fps": 30,
-        "clips": {k: {"words_source": "none", "words_method": "none", "words": 0,
+        "clips": {k: {"words_source": "recognition", "words_method": _method(k), "words": 4,
                       "num_frames": FRAMES} for k in CLIPS}}))
     return {"root": root, "split_file": split_file, "hands": write_hands_npz(base / "smplx.npz"),
             "labels": labels, "release": release}
@@ -116,6 +123,9 @@ def test_cache_holds_the_converted_clips_and_the_soft_labels(show: dict[str, Pat
         assert clip.speaker_class == SHOW_SPEAKER_IDS[info.speaker] - 1
         assert clip.record["speaker_name"] == info.speaker
         assert clip.word_ids.shape == (FRAMES,)
+        assert clip.record["has_words"]
+        whisper_warning = [i for i in clip.record["issues"] if METHOD_WHISPER in i]
+        assert len(whisper_warning) == (CLIPS[info.key] == "test"), clip.record["issues"]
 
 
 def test_hard_labels_and_no_split_file(show: dict[str, Path], tmp_path: Path,

@@ -13,7 +13,9 @@ A SHOW clip's key is ``speaker/video_fn/clip``; a BEAT2 clip's is
 
 :class:`PseudoLabels` turns a labels folder into the frame-level semantic scores that BEAT2's
 ``sem/`` files give (:func:`semtalk.data.semantic.frame_semantic_scores`): ``soft`` = ψ itself,
-``hard`` = 1[ψ > β] with the β recorded by ``semtalk label``.
+``hard`` = 1[ψ > β] with the β recorded by ``semtalk label`` (or another one given). The
+dataset readers of ``semtalk prepare`` (:mod:`semtalk.features.sources`) put them in place of
+the ``sem/`` files (BEAT2 layout) or as the only semantic scores (SHOW).
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ that::
 ``train_val_test.json`` (keys ``train``/``val``/``test``, each a list of
 ``speaker/video_fn/clip``) supplies one when given (``split_file``). Without it every clip is
 put in ``train`` and a warning says so. SHOW has no transcripts and no semantic labels (see
-``semtalk label`` for pseudo-labels).
+``semtalk label`` for pseudo-labels). ``semtalk prepare`` reads a SHOW root through
+:class:`semtalk.features.sources.ShowSource` (words recognised from the audio, pseudo-labels as
+the semantic scores, speaker ids :data:`SHOW_SPEAKER_IDS`, cache ids
+:attr:`ShowClipInfo.clip_id`).
 
 **The ``.pkl``** is a protocol-2 pickle of a dict (or a one-element list of one) holding NumPy
 arrays and, under ``losses_to_log``, torch tensors of the fitting losses. It is read by a

@@ -193,10 +193,9 @@ class ShowSource:
             labelled_with = labels.clip_record(info.key).get("words_method")
             if labelled_with is not None and labelled_with != method:
                 clip.issues.append(DataIssue(
-                    info.audio_path, f"words found by {method!r}, but the labels were made "
-                                     f"with words found by {labelled_with!r} (give prepare the "
-                                     "--whisper-model that `semtalk label` had)",
-                    Severity.WARNING))
+                    info.audio_path, f"words found here by {method!r}, but by "
+                                     f"{labelled_with!r} when the labels were made (were they "
+                                     "made with another --whisper-model?)", Severity.WARNING))
         return clip
 
 
