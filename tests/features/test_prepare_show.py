@@ -186,6 +186,16 @@ def test_a_show_root_needs_the_body_model(show: dict[str, Path], tmp_path: Path,
     assert not out.exists()
 
 
+def test_speakers_are_named_or_numbered(show: dict[str, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    for speakers, expected in ((["letterman"], "'letterman' is not a SHOW speaker"),
+                               (["7"], "unknown SHOW speaker id(s) [7]")):
+        code = main(["prepare", str(show["root"]), "--out", str(tmp_path / "cache"), *OFFLINE,
+                     "--body-model", str(show["hands"]), "--speakers", *speakers])
+        assert code == 2 and expected in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
 def test_missing_labels_are_listed_before_anything_is_written(
         show: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import shutil

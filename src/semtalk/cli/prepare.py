@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _speaker_ids(values: list[str] | None, show: bool) -> list[int] | None:
     """``--speakers`` as ids: integers; on a SHOW root also speaker names."""
+    from semtalk.config import ConfigError
     from semtalk.data.show import SHOW_SPEAKER_IDS
-    from semtalk.errors import DataError
 
     if values is None:
         return None
@@ -148,20 +148,20 @@ def _speaker_ids(values: list[str] | None, show: bool) -> list[int] | None:
             ids.append(SHOW_SPEAKER_IDS[value])
         else:
             known = f"a SHOW speaker ({', '.join(SHOW_SPEAKER_IDS)}) or " if show else ""
-            raise DataError(value, f"--speakers takes {known}a speaker id")
+            raise ConfigError(f"--speakers: {value!r} is not {known}a speaker id")
     return ids
 
 
 def _labels_vocabulary(labels: PseudoLabels | None) -> Vocabulary:
     """The vocabulary of the release that made ``labels`` (a SHOW root has no transcripts)."""
+    from semtalk.config import ConfigError
     from semtalk.errors import DataError
     from semtalk.features.text import Vocabulary
     from semtalk.release import SPARSE, VOCAB_FILE
 
     hint = "pass --vocab VOCAB.json (e.g. the RELEASE/sparse/vocab.json of a BEAT2 release)"
     if labels is None:
-        raise DataError("--vocab", f"a SHOW root has no transcripts to build a vocabulary "
-                                   f"from: {hint}")
+        raise ConfigError(f"a SHOW root has no transcripts to build a vocabulary from: {hint}")
     path = Path(str(labels.record.get("release", ""))) / SPARSE / VOCAB_FILE
     if not path.is_file():
         raise DataError(path, f"the vocabulary of the release that made the labels is not "

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from semtalk.config import ConfigError
 from semtalk.constants import AUDIO_SAMPLE_RATE
 from semtalk.data.audio import num_frames_for
 from semtalk.data.beat2 import STANDARD_SPLITS, Beat2Dataset, Clip, ClipIdentity, ClipInfo
@@ -203,8 +204,8 @@ def _speaker_names(ids: Sequence[int]) -> list[str]:
     names = {i: name for name, i in SHOW_SPEAKER_IDS.items()}
     unknown = [i for i in ids if i not in names]
     if unknown:
-        raise ValueError(f"unknown SHOW speaker id(s) {unknown}; SHOW's are "
-                         f"{ {i: n for n, i in SHOW_SPEAKER_IDS.items()} }")
+        raise ConfigError(f"unknown SHOW speaker id(s) {unknown}; SHOW's are "
+                          f"{ {i: n for n, i in SHOW_SPEAKER_IDS.items()} }")
     return [names[i] for i in ids]
 
 
