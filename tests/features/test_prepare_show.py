@@ -128,6 +128,17 @@ def test_cache_holds_the_converted_clips_and_the_soft_labels(show: dict[str, Pat
         assert len(whisper_warning) == (CLIPS[info.key] == "test"), clip.record["issues"]
 
 
+def test_a_rerun_prepares_only_what_is_missing(show: dict[str, Path], show_cache: Path) -> None:
+    cache = FeatureCache(show_cache)
+    first, *others = cache.ids()
+    (show_cache / "clips" / first / "clip.json").unlink()
+    stamps = {i: (show_cache / "clips" / i / "clip.json").stat().st_mtime_ns for i in others}
+    assert _prepare(show, show_cache, "--split-file", str(show["split_file"])) == 0
+    assert cache.ids() == [first, *others]
+    assert stamps == {i: (show_cache / "clips" / i / "clip.json").stat().st_mtime_ns
+                      for i in others}
+
+
 def test_hard_labels_and_no_split_file(show: dict[str, Path], tmp_path: Path,
                                        capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cache"
@@ -246,3 +257,13 @@ def test_show_options_are_refused_on_a_beat2_root(show: dict[str, Path], tmp_pat
     code = main(["prepare", str(beat2), "--out", str(tmp_path / "cache"), *OFFLINE,
                  "--body-model", str(show["hands"])])
     assert code == 2 and "only apply to SHOW roots" in capsys.readouterr().err
+
+
+def test_two_clips_with_one_cache_id_are_refused(tmp_path: Path) -> None:
+    from semtalk.errors import DataError
+
+    root = tmp_path / "show"
+    for video_fn in ("a.mkv", "b.mkv"):
+        write_show_clip(root, "seth", video_fn, "1-00_00_00-00_00_01", 30)
+    with pytest.raises(DataError, match="both would be clip 'seth_1-00_00_00-00_00_01'"):
+        ShowDataset(root)
