@@ -118,7 +118,9 @@ def test_cache_holds_the_converted_clips_and_the_soft_labels(show: dict[str, Pat
         np.testing.assert_array_equal(clip.expressions, motion.expressions)
         np.testing.assert_array_equal(clip.trans, motion.trans)
         np.testing.assert_array_equal(clip.betas, motion.betas)
-        np.testing.assert_array_equal(clip.semantic, _psi(info.key))
+        psi = _psi(info.key)  # soft: ψ where ψ > β (0.5 in labels.json), else 0
+        np.testing.assert_array_equal(clip.semantic, np.where(psi > 0.5, psi, 0))
+        assert (clip.semantic == 0).any() and (clip.semantic > 0.5).any()
         assert clip.record["speaker_id"] == SHOW_SPEAKER_IDS[info.speaker]
         assert clip.speaker_class == SHOW_SPEAKER_IDS[info.speaker] - 1
         assert clip.record["speaker_name"] == info.speaker

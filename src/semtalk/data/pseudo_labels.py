@@ -12,8 +12,10 @@ A SHOW clip's key is ``speaker/video_fn/clip``; a BEAT2 clip's is
 ``.npy`` exists *and* ``labels.json`` records it.
 
 :class:`PseudoLabels` turns a labels folder into the frame-level semantic scores that BEAT2's
-``sem/`` files give (:func:`semtalk.data.semantic.frame_semantic_scores`): ``soft`` = ψ itself,
-``hard`` = 1[ψ > β] with the β recorded by ``semtalk label`` (or another one given). The
+``sem/`` files give (:func:`semtalk.data.semantic.frame_semantic_scores`): ``soft`` = ψ where
+ψ > β and 0 elsewhere (as a ``sem`` score is 0 on frames without semantic relevance, so the
+gate's target 1[score > 0] is 1[ψ > β] in both modes), ``hard`` = 1[ψ > β], with the β
+recorded by ``semtalk label`` (or another one given). The
 dataset readers of ``semtalk prepare`` (:mod:`semtalk.features.sources`) put them in place of
 the ``sem/`` files (BEAT2 layout) or as the only semantic scores (SHOW).
 """
@@ -70,8 +72,8 @@ class PseudoLabels:
 
     Args:
         folder: the ``LABELS`` folder.
-        mode: ``"soft"`` (ψ) or ``"hard"`` (1[ψ > β]).
-        beta: β of the hard labels (default: the β ``semtalk label`` recorded).
+        mode: ``"soft"`` (ψ where ψ > β, else 0) or ``"hard"`` (1[ψ > β]).
+        beta: β of both modes (default: the β ``semtalk label`` recorded).
     """
 
     def __init__(self, folder: str | Path, mode: str = "soft", beta: float | None = None
@@ -142,6 +144,7 @@ class PseudoLabels:
                                       "were the labels made from other audio?")
             psi = np.concatenate([psi, np.repeat(psi[-1:], num_frames - len(psi))])
         psi = psi[:num_frames].astype(np.float32)
+        semantic = psi > self.beta
         if self.mode == "hard":
-            return (psi > self.beta).astype(np.float32)
-        return psi
+            return semantic.astype(np.float32)
+        return np.where(semantic, psi, np.float32(0.0))
