@@ -112,6 +112,24 @@ def test_semantic_gate_modes() -> None:
         SemanticGate(8, 4, "soft")
 
 
+def test_gate_context_reads_exactly_its_neighbour_tokens() -> None:
+    torch.manual_seed(0)
+    gate = SemanticGate(8, 4, "learned", context=(3, 1)).eval()
+    assert gate.context_conv is not None and gate.context_conv.kernel_size == (5,)
+    fusion = torch.randn(1, 40, 8)  # 10 tokens
+    logits, _ = gate(fusion)
+    for changed, affected in ((5, range(4, 9)), (0, range(0, 4)), (9, range(8, 10))):
+        other = fusion.clone()
+        other[:, changed * 4:(changed + 1) * 4] += 1.0
+        moved = (gate(other)[0] - logits).abs().amax(dim=-1)[0] > 0  # type: ignore[operator]
+        # token t reads tokens t-3 .. t+1: a change at token c reaches c-1 .. c+3
+        assert moved.nonzero().flatten().tolist() == list(affected), changed
+    assert SemanticGate(8, 4, "learned").context_conv is None  # the paper's gate
+    assert SemanticGate(8, 4, "random", context=(3, 1)).context_conv is None
+    with pytest.raises(ValueError, match="gate context"):
+        SemanticGate(8, 4, "learned", context=(-1, 0))
+
+
 def test_coarse_to_fine_follows_its_schedule() -> None:
     torch.manual_seed(0)
     schedule = ((HANDS, ((FACE, False),)), (UPPER, ((HANDS, True),)))

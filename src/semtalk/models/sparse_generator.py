@@ -89,6 +89,9 @@ class SparseGeneratorConfig:
         word_dim: word-embedding width (300 = the official fastText vectors).
         motion_dim, num_speakers, window, codes, sizes, dropout: as in the base config.
         gate: ``"learned"``, ``"random"`` or ``"none"`` (see the module docstring).
+        gate_context: ``(before, after)`` tokens the learned gate reads around each token
+            (:class:`~semtalk.modules.gate.SemanticGate`); ``(0, 0)``: the paper's per-token
+            gate.
         feature_weighting: W_f, multiply f_t by ψ.
         blend_base: Eq. 5, blend the part features with the base model's before the heads.
         use_coarse2fine: False skips the body Coarse2Fine cross-attention.
@@ -110,6 +113,7 @@ class SparseGeneratorConfig:
     sizes: GeneratorSizes = field(default_factory=GeneratorSizes)
     dropout: float = 0.1
     gate: str = "learned"
+    gate_context: tuple[int, int] = (0, 0)
     feature_weighting: bool = True
     blend_base: bool = True
     use_coarse2fine: bool = True
@@ -123,6 +127,9 @@ class SparseGeneratorConfig:
                      if getattr(self, name) < 1]
         if self.gate not in GATE_MODES:
             problems.append(f"gate must be one of {GATE_MODES}, got {self.gate!r}")
+        if len(self.gate_context) != 2 or min(self.gate_context) < 0:
+            problems.append(f"gate_context must be two token counts >= 0 (before, after), "
+                            f"got {self.gate_context!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -203,7 +210,7 @@ class SparseMotionGenerator(PretrainedModel):
         sizes, codes = config.sizes, config.codes
         hidden, latent = sizes.hidden, sizes.latent
         self.semantic = SemanticEncoder(config)
-        self.gate = SemanticGate(latent, FRAMES_PER_TOKEN, config.gate)
+        self.gate = SemanticGate(latent, FRAMES_PER_TOKEN, config.gate, config.gate_context)
         self.semantic_feature = MLP(latent, latent, latent)
         self.seed_encoder = SeedMotionEncoder(config.motion_dim, latent,
                                               sizes.motion_encoder_layers,
