@@ -205,6 +205,7 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
     poses = np.zeros((6, 165), np.float32)
     poses[:, 16 * 3 + 2] = -1.2  # shoulders down
     poses[:, 17 * 3 + 2] = 1.2
+    poses[:, 23 * 3:25 * 3] = [0.1, -0.2, 0.0, 0.1, -0.2, 0.0]  # eyes: not generated
     seed = Motion(poses, np.zeros((6, 100), np.float32),
                   np.tile([[0.5, 1.0, -0.25]], (6, 1)).astype(np.float32))
     result = model.generate_features(_features(model, 130), seed=seed)
@@ -215,6 +216,34 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
         assert motion[0, 4:].eq(0).all() and torch.isfinite(motion).all()
     assert not torch.allclose(seen[1][0][0, :4], seen[0][0][0, :4])
     np.testing.assert_allclose(result.motion.trans[0, [0, 2]], [0.5, -0.25], atol=1e-5)
+    # the seed's eyes stay where it put them: in the motion and in every later window's seed
+    np.testing.assert_allclose(result.motion.poses[:, 69:75], np.tile(poses[0, 69:75],
+                                                                      (130, 1)), atol=1e-6)
+    for motion, _ in seen:
+        torch.testing.assert_close(motion[0, :4, 23 * 6:25 * 6], seen[0][0][0, :4, 138:150])
+
+
+def test_next_seed_is_the_training_seed_of_the_same_motion(beat2_sample: Path) -> None:
+    """A window join's seed rows equal what training feeds for the same motion: 6D without an
+    axis-angle round trip, every frame its own root velocity, 0/1 contacts, the seed's eyes."""
+    from semtalk.body.representation import motion_to_seed_features, motion_to_tokenizer_parts
+    from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
+    from semtalk.generation.codec import PaperCodec
+
+    data = np.load(beat2_sample / "2_scott_0_1_1.npz")
+    poses = torch.from_numpy(data["poses"][:300].astype(np.float32))
+    poses[:, 69:75] = poses[0, 69:75]  # eyes are not generated: the seed's throughout
+    trans = torch.from_numpy(data["trans"][:300].astype(np.float32))
+    expressions = torch.from_numpy(data["expressions"][:300].astype(np.float32))
+    contacts = foot_contacts(BuiltinSkeleton().joints(poses, trans))
+    parts = motion_to_tokenizer_parts(poses, expressions, trans, contacts)  # a perfect decode
+    codec = PaperCodec(MotionTokenizer.from_config(load_preset("tokenizer", "tiny")))
+    seed = Motion(poses[:4].numpy(), expressions[:4].numpy(), trans[:4].numpy())
+    for start in (0, 60, 120):
+        window = {part: x[start:start + 64] for part, x in parts.items()}
+        nxt = slice(start + 60, start + 124)
+        training = motion_to_seed_features(poses[nxt], trans[nxt], contacts[nxt])[:4]
+        torch.testing.assert_close(codec.next_seed(window, seed), training, atol=1e-6, rtol=0)
 
 
 def test_neutral_seed_is_the_training_mean_pose() -> None:
