@@ -94,6 +94,59 @@ def test_channels_first_audio_and_tuple_words_give_the_same_motion(model: SemTal
     np.testing.assert_array_equal(result.motion.poses, reference.motion.poses)
 
 
+def test_last_window_is_padded_with_the_features_of_silence(
+        model: SemTalk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the audio the last window reads what the extractors give for silence appended to
+    it (as training reads a clip whose motion outlasts its audio), not the last frame again."""
+    from dataclasses import replace
+
+    from semtalk.generation import engine
+
+    seen: list[dict] = []
+    original = engine._padded_inputs
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(engine, "_padded_inputs", spy)
+    rng = np.random.default_rng(0)
+    samples = 100 * 16000 // 30  # 100 frames; windows 0 and 60 read 124
+    t = np.arange(samples) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+             + 0.02 * rng.standard_normal(samples)).astype(np.float32)
+    result = model.generate(audio, 16000, WORDS[:3])
+    assert result.num_frames == 100
+    inputs = {name: np.asarray(value.cpu()) for name, value in seen[0].items()
+              if name != "hop"}
+    frames, extractors = model.featurizer.extractors()  # type: ignore[union-attr]
+    with_silence = np.concatenate([audio, np.zeros(24 * 16000 // 30 + 1, np.float32)])
+    np.testing.assert_allclose(inputs["beat"][100:], frames["beat"].extract(
+        with_silence, 124)[100:], atol=1e-6)
+    assert np.abs(inputs["beat"][100:, 1] - inputs["beat"][99, 1]).max() > 1.0  # log energy
+    # the spectral rows past the audio are silence normalised with the speech's statistics:
+    # unnormalised, they equal those of silence appended to the audio
+    spectral = frames["spectral"]
+    np.testing.assert_allclose(inputs["speech"][100:], spectral.extract(audio, 124)[100:],
+                               atol=1e-5)
+    raw = type(spectral)(replace(spectral.settings, normalization="none"))
+    np.testing.assert_allclose(raw.extract(audio, 124)[100:],
+                               raw.extract(with_silence, 124)[100:], atol=1e-4)
+    assert (inputs["word_ids"][100:] == SIL).all()
+    np.testing.assert_allclose(inputs["emotion"][1], extractors["emotion"].extract(
+        audio, WORDS[:3], 124, 64, 60)[1], atol=1e-6)
+    # the audio is converted once, by generate
+    from semtalk.generation import speech
+
+    calls: list[int] = []
+    for module in (engine, speech):
+        monkeypatch.setattr(module, "to_mono", lambda *a, _f=module.to_mono, **k:  # type: ignore[misc]
+                            calls.append(1) or _f(*a, **k))
+    again = model.generate(np.stack([audio, audio], 1).astype(np.float64), 16000, WORDS[:3])
+    assert len(calls) == 1
+    np.testing.assert_array_equal(again.motion.poses, result.motion.poses)
+
+
 def test_bad_words_and_rates_are_refused_clearly(model: SemTalk) -> None:
     audio = np.zeros(16000, np.float32)
     with pytest.raises(TypeError, match="bare string"):
