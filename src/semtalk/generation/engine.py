@@ -11,6 +11,12 @@ is produced once (a window's seed token is the previous window's last token), an
 are decoded together at the end, so the decoder sees one continuous sequence: no seams. The
 motion is cut to exactly ``T`` frames, one per 1/30 s of audio (the official code drops the
 tail that does not fill a window).
+
+A window's seed rows are what training feeds for the same motion (the codec's ``next_seed``:
+for the ``paper`` family the decoded 6D, root velocity and rounded contacts as they are, and
+the seed's eyes). The last window's frames past the audio read the ``paper`` extractors'
+features of silence (what training reads where a clip's motion outlasts its audio); features
+given without their audio, and the ``official`` family, repeat the last frame instead.
 """
 
 from __future__ import annotations
