@@ -7,9 +7,11 @@ import torch
 from semtalk.body.parts import LOWER_CONTACT_SLICE, BodyPart, split_pose
 from semtalk.body.representation import (
     LOWER_ROOT_SLICE,
+    motion_to_seed_features,
     motion_to_tokenizer_parts,
     root_velocity_to_trans,
     tokenizer_parts_to_motion,
+    tokenizer_parts_to_seed_features,
     trans_to_root_velocity,
 )
 
@@ -119,6 +121,28 @@ def test_round_trip_real_clip(beat2_sample):
     assert (back - poses).abs().max() < 1e-5  # float32 source data, every angle < pi
     assert torch.equal(exp_back, expressions)
     assert (trans_back - trans).abs().max() < 1e-6
+
+
+def test_seed_features_of_tokenizer_parts_equal_those_of_the_motion():
+    poses, expressions, trans, contacts = _random_motion((2,), 30, seed=5)
+    parts = motion_to_tokenizer_parts(poses, expressions, trans, contacts)
+    seed = tokenizer_parts_to_seed_features(parts, eye_pose=poses[..., 69:75])
+    torch.testing.assert_close(seed, motion_to_seed_features(poses, trans, contacts),
+                               atol=1e-6, rtol=0)
+    # no eye pose: the rest pose (identity), as :func:`merge_parts` writes
+    rest = tokenizer_parts_to_seed_features(parts)
+    identity = torch.tensor([1.0, 0, 0, 0, 1, 0], dtype=rest.dtype)
+    assert torch.equal(rest[..., 23 * 6:25 * 6], identity.repeat(2, 30, 2))
+    # decoder-like values: 6D off the rotation manifold is orthonormalised (the rotation the
+    # decoded motion holds), contacts rounded to the 0/1 a training seed has
+    noisy = {part: x + 0.05 * torch.randn_like(x) for part, x in parts.items()}
+    seed = tokenizer_parts_to_seed_features(noisy)
+    held, _, _ = tokenizer_parts_to_motion(noisy)
+    expected = motion_to_seed_features(held, trans, contacts)
+    torch.testing.assert_close(seed[..., :330], expected[..., :330], atol=1e-5, rtol=0)
+    assert set(seed[..., 333:].unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(seed[..., 333:], (noisy[BodyPart.LOWER][..., 57:61] > 0.5).double())
+    assert torch.equal(seed[..., 330:333], noisy[BodyPart.LOWER][..., LOWER_ROOT_SLICE])
 
 
 def test_shape_errors():

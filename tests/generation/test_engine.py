@@ -94,6 +94,59 @@ def test_channels_first_audio_and_tuple_words_give_the_same_motion(model: SemTal
     np.testing.assert_array_equal(result.motion.poses, reference.motion.poses)
 
 
+def test_last_window_is_padded_with_the_features_of_silence(
+        model: SemTalk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the audio the last window reads what the extractors give for silence appended to
+    it (as training reads a clip whose motion outlasts its audio), not the last frame again."""
+    from dataclasses import replace
+
+    from semtalk.generation import engine
+
+    seen: list[dict] = []
+    original = engine._padded_inputs
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(engine, "_padded_inputs", spy)
+    rng = np.random.default_rng(0)
+    samples = 100 * 16000 // 30  # 100 frames; windows 0 and 60 read 124
+    t = np.arange(samples) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+             + 0.02 * rng.standard_normal(samples)).astype(np.float32)
+    result = model.generate(audio, 16000, WORDS[:3])
+    assert result.num_frames == 100
+    inputs = {name: np.asarray(value.cpu()) for name, value in seen[0].items()
+              if name != "hop"}
+    frames, extractors = model.featurizer.extractors()  # type: ignore[union-attr]
+    with_silence = np.concatenate([audio, np.zeros(24 * 16000 // 30 + 1, np.float32)])
+    np.testing.assert_allclose(inputs["beat"][100:], frames["beat"].extract(
+        with_silence, 124)[100:], atol=1e-6)
+    assert np.abs(inputs["beat"][100:, 1] - inputs["beat"][99, 1]).max() > 1.0  # log energy
+    # the spectral rows past the audio are silence normalised with the speech's statistics:
+    # unnormalised, they equal those of silence appended to the audio
+    spectral = frames["spectral"]
+    np.testing.assert_allclose(inputs["speech"][100:], spectral.extract(audio, 124)[100:],
+                               atol=1e-5)
+    raw = type(spectral)(replace(spectral.settings, normalization="none"))
+    np.testing.assert_allclose(raw.extract(audio, 124)[100:],
+                               raw.extract(with_silence, 124)[100:], atol=1e-4)
+    assert (inputs["word_ids"][100:] == SIL).all()
+    np.testing.assert_allclose(inputs["emotion"][1], extractors["emotion"].extract(
+        audio, WORDS[:3], 124, 64, 60)[1], atol=1e-6)
+    # the audio is converted once, by generate
+    from semtalk.generation import speech
+
+    calls: list[int] = []
+    for module in (engine, speech):
+        monkeypatch.setattr(module, "to_mono", lambda *a, _f=module.to_mono, **k:  # type: ignore[misc]
+                            calls.append(1) or _f(*a, **k))
+    again = model.generate(np.stack([audio, audio], 1).astype(np.float64), 16000, WORDS[:3])
+    assert len(calls) == 1
+    np.testing.assert_array_equal(again.motion.poses, result.motion.poses)
+
+
 def test_bad_words_and_rates_are_refused_clearly(model: SemTalk) -> None:
     audio = np.zeros(16000, np.float32)
     with pytest.raises(TypeError, match="bare string"):
@@ -205,6 +258,7 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
     poses = np.zeros((6, 165), np.float32)
     poses[:, 16 * 3 + 2] = -1.2  # shoulders down
     poses[:, 17 * 3 + 2] = 1.2
+    poses[:, 23 * 3:25 * 3] = [0.1, -0.2, 0.0, 0.1, -0.2, 0.0]  # eyes: not generated
     seed = Motion(poses, np.zeros((6, 100), np.float32),
                   np.tile([[0.5, 1.0, -0.25]], (6, 1)).astype(np.float32))
     result = model.generate_features(_features(model, 130), seed=seed)
@@ -215,6 +269,34 @@ def test_seed_frames_feed_each_window(model: SemTalk, monkeypatch: pytest.Monkey
         assert motion[0, 4:].eq(0).all() and torch.isfinite(motion).all()
     assert not torch.allclose(seen[1][0][0, :4], seen[0][0][0, :4])
     np.testing.assert_allclose(result.motion.trans[0, [0, 2]], [0.5, -0.25], atol=1e-5)
+    # the seed's eyes stay where it put them: in the motion and in every later window's seed
+    np.testing.assert_allclose(result.motion.poses[:, 69:75], np.tile(poses[0, 69:75],
+                                                                      (130, 1)), atol=1e-6)
+    for motion, _ in seen:
+        torch.testing.assert_close(motion[0, :4, 23 * 6:25 * 6], seen[0][0][0, :4, 138:150])
+
+
+def test_next_seed_is_the_training_seed_of_the_same_motion(beat2_sample: Path) -> None:
+    """A window join's seed rows equal what training feeds for the same motion: 6D without an
+    axis-angle round trip, every frame its own root velocity, 0/1 contacts, the seed's eyes."""
+    from semtalk.body.representation import motion_to_seed_features, motion_to_tokenizer_parts
+    from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
+    from semtalk.generation.codec import PaperCodec
+
+    data = np.load(beat2_sample / "2_scott_0_1_1.npz")
+    poses = torch.from_numpy(data["poses"][:300].astype(np.float32))
+    poses[:, 69:75] = poses[0, 69:75]  # eyes are not generated: the seed's throughout
+    trans = torch.from_numpy(data["trans"][:300].astype(np.float32))
+    expressions = torch.from_numpy(data["expressions"][:300].astype(np.float32))
+    contacts = foot_contacts(BuiltinSkeleton().joints(poses, trans))
+    parts = motion_to_tokenizer_parts(poses, expressions, trans, contacts)  # a perfect decode
+    codec = PaperCodec(MotionTokenizer.from_config(load_preset("tokenizer", "tiny")))
+    seed = Motion(poses[:4].numpy(), expressions[:4].numpy(), trans[:4].numpy())
+    for start in (0, 60, 120):
+        window = {part: x[start:start + 64] for part, x in parts.items()}
+        nxt = slice(start + 60, start + 124)
+        training = motion_to_seed_features(poses[nxt], trans[nxt], contacts[nxt])[:4]
+        torch.testing.assert_close(codec.next_seed(window, seed), training, atol=1e-6, rtol=0)
 
 
 def test_neutral_seed_is_the_training_mean_pose() -> None:

@@ -13,6 +13,7 @@ from semtalk.losses.generator import (
     gate_classification_loss,
     info_nce,
     latent_regression_loss,
+    overlapping_windows,
     rhythmic_consistency_loss,
 )
 
@@ -65,6 +66,50 @@ def test_rhythmic_local_and_global_terms() -> None:
     loss = rhythmic_consistency_loss(tokens, tokens.clone(), temperature=0.01)
     assert loss["local"].item() < 1e-6
     assert loss["global"].item() == pytest.approx(math.log(3), rel=1e-6)
+
+
+def global_reference(motion: torch.Tensor, audio: torch.Tensor, tau: float,
+                     negatives: list[list[int]]) -> float:
+    """The global term written out: sample i's positive is i, its negatives ``negatives[i]``."""
+    m, a = motion.mean(dim=1), audio.mean(dim=1)
+    total = 0.0
+    for i, others in enumerate(negatives):
+        keys = [i, *others]
+        sims = torch.stack([F.cosine_similarity(m[i], a[j], dim=0) for j in keys]) / tau
+        total -= torch.log_softmax(sims, dim=0)[0].item()
+    return total / len(negatives)
+
+
+def test_overlapping_windows_of_one_clip() -> None:
+    clips, starts = torch.tensor([0, 0, 0, 1]), torch.tensor([0, 20, 64, 20])
+    expected = torch.tensor([[1, 1, 0, 0],  # 0..63 and 20..83 share frames; 64.. does not
+                             [1, 1, 1, 0],  # 20..83 and 64..127 share 64..83
+                             [0, 1, 1, 0],
+                             [0, 0, 0, 1]], dtype=torch.bool)  # another clip: never
+    assert torch.equal(overlapping_windows(clips, starts, 64), expected)
+
+
+def test_global_term_skips_overlapping_windows_of_one_clip() -> None:
+    gen = torch.Generator().manual_seed(3)
+    motion, audio = torch.randn(4, 5, 6, generator=gen), torch.randn(4, 5, 6, generator=gen)
+    # samples 0 and 1: overlapping windows of clip 0; 2: the same clip, far away; 3: clip 1
+    same = overlapping_windows(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 20, 200, 0]), 64)
+    masked = rhythmic_consistency_loss(motion, audio, 0.2, local=False, same_source=same)
+    assert masked["global"].item() == pytest.approx(global_reference(
+        motion, audio, 0.2, [[2, 3], [2, 3], [0, 1, 3], [0, 1, 2]]), rel=1e-5)
+    unmasked = rhythmic_consistency_loss(motion, audio, 0.2, local=False)
+    assert unmasked["global"].item() == pytest.approx(global_reference(
+        motion, audio, 0.2, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]), rel=1e-5)
+    assert masked["global"].item() != pytest.approx(unmasked["global"].item())
+    # every other sample a false negative: nothing to contrast, exactly 0, finite gradients
+    motion.requires_grad_(True)
+    alone = rhythmic_consistency_loss(motion, audio, 0.2, local=False,
+                                      same_source=torch.ones(4, 4, dtype=torch.bool))
+    assert alone["global"].item() == 0.0
+    alone["total"].backward()
+    assert motion.grad is not None and torch.isfinite(motion.grad).all()
+    with pytest.raises(ValueError, match="exclude"):
+        rhythmic_consistency_loss(motion, audio, same_source=torch.ones(3, 3, dtype=torch.bool))
 
 
 def test_rhythmic_switches_and_single_sample_batch() -> None:

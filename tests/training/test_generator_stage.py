@@ -73,6 +73,12 @@ def test_windows_carry_every_input(synth_cache: Path) -> None:
     clip = cache.load(data.windows[1].clip_id)
     row = data.windows[1].start // cache.hop
     np.testing.assert_allclose(item["sentence"].numpy(), clip.windows["sentence"][row])
+    # where each window comes from: the global InfoNCE skips overlapping windows of one clip
+    assert int(item["start"]) == data.windows[1].start
+    assert int(item["clip"]) == int(data[0]["clip"]) == 0  # windows 0 and 1: the first clip
+    last = len(data) - 1
+    assert data.windows[last].clip_id != data.windows[0].clip_id
+    assert int(data[last]["clip"]) == len(data.clip_index) - 1
     scores = torch.tensor([[0, 0, 0, 0, 1, 1, 0, 0]], dtype=torch.float32)
     assert token_semantic(scores, 4).tolist() == [[0.0, 0.5]]
     with pytest.raises(ValueError, match="multiples of the cache hop"):

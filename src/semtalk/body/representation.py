@@ -24,13 +24,18 @@ from collections.abc import Mapping
 import torch
 
 from semtalk.body.parts import (
+    EYE_JOINTS,
+    LOWER_CONTACT_SLICE,
     LOWER_TRANS_SLICE,
+    NUM_JOINTS,
+    ROT6D_DIM,
     TRANS_DIM,
     BodyPart,
     merge_parts,
     pose_to_full,
     split_pose,
 )
+from semtalk.body.rotation import axis_angle_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
 from semtalk.constants import MOTION_FPS
 
 LOWER_ROOT_SLICE = LOWER_TRANS_SLICE  # 54:57
@@ -150,3 +155,40 @@ def motion_to_seed_features(
     stands), then the 4 foot contacts.
     """
     return pose_to_full(poses, trans_to_root_velocity(trans.to(poses.dtype), fps), contacts)
+
+
+def tokenizer_parts_to_seed_features(
+    parts: Mapping[BodyPart, torch.Tensor],
+    eye_pose: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The generators' 337-d motion input of motion given as tokenizer part features: what
+    :func:`motion_to_seed_features` gives for the same motion, without leaving the features.
+
+    - rotations: each part's 6D re-orthonormalised (Gram-Schmidt, the rotation the motion
+      holds) and kept as 6D, with no round trip through axis-angle;
+    - eyes (not generated): ``eye_pose`` (axis-angle ``[6]`` or ``[..., T, 6]``; None: rest);
+    - root: the lower part's ``(v_x, y, v_z)`` as they are, so every frame keeps its own
+      velocity (integrating and differencing again would give the last frame the velocity of
+      the one before);
+    - foot contacts: the lower part's contact channels rounded to 0/1, as the contacts of a
+      training seed (from forward kinematics) are.
+
+    Args:
+        parts: ``{part: [..., T, part.dim]}`` for all four parts.
+
+    Returns:
+        ``[..., T, 337]``.
+    """
+    lower = parts[BodyPart.LOWER]
+    lead = lower.shape[:-1]
+    rot6d = axis_angle_to_rot6d(lower.new_zeros(*lead, NUM_JOINTS, 3))  # rest: identity
+    for part in BodyPart:
+        n = len(part.joints)
+        values = parts[part][..., : n * ROT6D_DIM].reshape(*lead, n, ROT6D_DIM)
+        rot6d[..., list(part.joints), :] = matrix_to_rot6d(rot6d_to_matrix(values.to(rot6d)))
+    if eye_pose is not None:
+        eyes = eye_pose.to(rot6d).expand(*lead, 6).reshape(*lead, 2, 3)
+        rot6d[..., list(EYE_JOINTS), :] = axis_angle_to_rot6d(eyes)
+    contacts = (lower[..., LOWER_CONTACT_SLICE] > 0.5).to(rot6d)
+    return torch.cat([rot6d.flatten(-2), lower[..., LOWER_ROOT_SLICE].to(rot6d), contacts],
+                     dim=-1)

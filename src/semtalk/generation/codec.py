@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from semtalk.body.motion import Motion
-from semtalk.body.parts import LOWER_CONTACT_SLICE, BodyPart
+from semtalk.body.parts import EYE_JOINTS, BodyPart
 from semtalk.body.representation import (
     LOWER_ROOT_SLICE,
     motion_to_seed_features,
     tokenizer_parts_to_motion,
+    tokenizer_parts_to_seed_features,
 )
 from semtalk.body.skeleton import BuiltinSkeleton, foot_contacts
 from semtalk.features.text import SIL
@@ -99,15 +100,23 @@ class PaperCodec:
         return motion_to_seed_features(poses, trans, found.to(poses.dtype)).float()
 
     def next_seed(self, decoded: dict[BodyPart, torch.Tensor], seed: Motion) -> torch.Tensor:
-        """The window's last frames, decoded to motion and encoded as seed features."""
-        poses, _, trans = tokenizer_parts_to_motion(decoded)
-        contacts = decoded[BodyPart.LOWER][:, LOWER_CONTACT_SLICE].clamp(0, 1)
-        rows = motion_to_seed_features(poses, trans, contacts)
-        return rows[-SEED_FRAMES:].float()
+        """The window's last frames as a training seed of the same motion shows them
+        (:func:`tokenizer_parts_to_seed_features`: 6D kept, each frame's own root velocity,
+        0/1 contacts), with the eye pose :meth:`decode` writes."""
+        last = {part: x[-SEED_FRAMES:] for part, x in decoded.items()}
+        eyes = torch.from_numpy(eye_pose(seed))
+        return tokenizer_parts_to_seed_features(last, eyes).float()
 
     def decode(self, codes: dict[BodyPart, torch.Tensor], frames: int, seed: Motion,
                user_seed: bool) -> Motion:
-        """:meth:`MotionTokenizer.detokenize`, starting at the user seed's position."""
+        """:meth:`MotionTokenizer.detokenize`, starting at the user seed's position, with the
+        seed's eye pose (eyes are not generated)."""
         start_xz = seed.trans[0, [0, 2]] if user_seed else None
         return self.tokenizer.detokenize(codes, num_frames=frames, start_xz=start_xz,
-                                         betas=seed.betas)
+                                         eye_pose=eye_pose(seed), betas=seed.betas)
+
+
+def eye_pose(seed: Motion) -> np.ndarray:
+    """``[6]`` axis-angle of both eyes in ``seed``'s first frame (rest for the neutral seed)."""
+    channels = [3 * joint + axis for joint in EYE_JOINTS for axis in range(3)]
+    return np.asarray(seed.poses[0, channels], np.float32)

@@ -11,6 +11,12 @@ is produced once (a window's seed token is the previous window's last token), an
 are decoded together at the end, so the decoder sees one continuous sequence: no seams. The
 motion is cut to exactly ``T`` frames, one per 1/30 s of audio (the official code drops the
 tail that does not fill a window).
+
+A window's seed rows are what training feeds for the same motion (the codec's ``next_seed``:
+for the ``paper`` family the decoded 6D, root velocity and rounded contacts as they are, and
+the seed's eyes). The last window's frames past the audio read the ``paper`` extractors'
+features of silence (what training reads where a clip's motion outlasts its audio); features
+given without their audio, and the ``official`` family, repeat the last frame instead.
 """
 
 from __future__ import annotations
@@ -109,7 +115,16 @@ def window_starts(num_frames: int, window: int, seed: int = SEED_FRAMES) -> list
 
 
 class Featurizer(Protocol):
-    """Audio + words -> :class:`SpeechFeatures` (a family's feature recipe)."""
+    """Audio + words -> :class:`SpeechFeatures` (a family's feature recipe).
+
+    The engine calls it with 16 kHz mono float32 ``[N]`` audio (already through
+    :func:`~semtalk.data.audio.to_mono`) and ``num_frames`` up to the end of the last window.
+    """
+
+    tail_is_silence: bool
+    """True: the frames past the audio are the features of silence, as training sees it, and
+    the last window reads them; False: the engine pads the last window by repeating the last
+    frame of the audio (the ``official`` family's featurizer)."""
 
     def __call__(self, audio: np.ndarray, sample_rate: int, words: list[Word] | None,
                  num_frames: int, hop: int) -> SpeechFeatures:
@@ -239,7 +254,14 @@ class SemTalk:
         """The generators' inputs for ``audio`` (any rate/channels) and its timed words, with
         window rows exactly where generation's windows start."""
         words = None if words is None else as_words(words)
-        mono = to_mono(audio, sample_rate)
+        features, frames = self._features(to_mono(audio, sample_rate), words)
+        return _trim(features, frames)
+
+    def _features(self, mono: np.ndarray, words: list[Word] | None
+                  ) -> tuple[SpeechFeatures, int]:
+        """``(features up to the end of the last window, frames of the audio)`` of 16 kHz
+        mono ``mono``: the frames past the audio are what the featurizer computes for them
+        (the ``paper`` extractors: silence)."""
         frames = num_frames_for(len(mono))
         if frames < 1:
             raise ValueError(f"audio of {len(mono)} samples is shorter than one motion frame "
@@ -251,7 +273,7 @@ class SemTalk:
                                                  "SemTalk.from_pretrained to use audio")
         features = self.featurizer(mono, AUDIO_SAMPLE_RATE, words, num_frames=padded,
                                    hop=self.window - SEED_FRAMES)
-        return _trim(features, frames)
+        return features, frames
 
     # ------------------------------------------------------------------------- generation
     def generate(self, audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
@@ -277,23 +299,32 @@ class SemTalk:
                 motion generation (not during feature extraction).
         """
         words = None if words is None else as_words(words)
-        mono = to_mono(audio, sample_rate)
-        features = self.extract_features(mono, AUDIO_SAMPLE_RATE, words)
+        mono = to_mono(audio, sample_rate)  # the one conversion
+        features, frames = self._features(mono, words)
+        if self.featurizer is None or not self.featurizer.tail_is_silence:
+            features = _trim(features, frames)  # the last window repeats the last frame
         return self.generate_features(features, speaker=speaker, seed=seed, emphasis=emphasis,
-                                      audio=mono, length=length, progress=progress)
+                                      audio=mono, length=length, progress=progress,
+                                      num_frames=frames)
 
     @torch.inference_mode()
     def generate_features(self, features: SpeechFeatures, *, speaker: int | None = None,
                           seed: Motion | None = None, emphasis: Emphasis | None = None,
                           audio: np.ndarray | None = None, length: str = "full",
                           seed_contacts: np.ndarray | None = None,
-                          progress: ProgressFn | None = None) -> Generation:
+                          progress: ProgressFn | None = None,
+                          num_frames: int | None = None) -> Generation:
         """Motion for precomputed features (e.g. a cached dataset clip).
 
         Window rows of ``features`` must exist at every window start (multiples of 60
         frames), i.e. its ``hop`` must divide 60. ``length`` and ``progress`` as in
         :meth:`generate`; ``seed_contacts``: the seed's foot contacts (``[>= 4, 4]``; default:
         computed).
+
+        ``num_frames``: the frames to generate (default all of ``features``'); the frames of
+        ``features`` past them pad the last window (e.g. the features of the silence after the
+        audio). Past the end of ``features``, the last window repeats its last frame (and reads
+        silence as words).
 
         Raises:
             ValueError: bad arguments or features.
@@ -308,7 +339,9 @@ class SemTalk:
             raise ValueError(f"window features need a row every {stride} frames; their hop "
                              f"{features.hop} does not divide {stride}")
         speaker_id, speaker_cls = self.speaker_class(speaker)
-        frames = features.num_frames
+        frames = features.num_frames if num_frames is None else num_frames
+        if not 1 <= frames <= features.num_frames:
+            raise ValueError(f"num_frames must be in 1..{features.num_frames}, got {frames}")
         if length == "official":
             frames = official_length(frames, self.window)
         starts = window_starts(frames, self.window)
@@ -475,8 +508,9 @@ def _trim(features: SpeechFeatures, frames: int) -> SpeechFeatures:
 def _padded_inputs(features: SpeechFeatures, padded: int, starts: list[int],
                    device: torch.device, dtype: torch.dtype = torch.float32,
                    silence_id: int = PaperCodec.silence_id) -> dict[str, Any]:
-    """Frame features extended to ``padded`` frames (last row repeated; words: ``silence_id``)
-    and window rows extended to cover every start, as tensors (the float ones as ``dtype``)."""
+    """Frame features cut or extended to ``padded`` frames (past their end: the last row
+    repeated; words: ``silence_id``) and window rows cut or extended to cover every start, as
+    tensors (the float ones as ``dtype``)."""
     rows = starts[-1] // features.hop + 1
     word_ids = np.full(padded, silence_id, np.int64)
     word_ids[:features.num_frames] = features.word_ids[:padded]

@@ -60,6 +60,10 @@ class OfficialFeaturizer:
             differ slightly from the official float32 ones, see the README).
     """
 
+    tail_is_silence = False
+    """Past the audio the engine repeats the last frame's features, as before (the official
+    code drops that tail; its network never saw padding)."""
+
     def __init__(self, vocab: Vocabulary, where: Path, *, hubert_model: str | Path | None,
                  sentence_model: str | Path | None, device: str = "cpu",
                  clip_fp16: bool = False, hubert_bf16: bool = False) -> None:

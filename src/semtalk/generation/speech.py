@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from semtalk.config import describe_difference
+from semtalk.constants import AUDIO_SAMPLE_RATE
 from semtalk.data.audio import num_frames_for, to_mono
 from semtalk.data.textgrid import Word, as_words
 from semtalk.errors import DataError
@@ -71,7 +72,8 @@ class SpeechFeatures:
 
 
 def pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
-    """``values`` cut or extended to ``rows`` rows by repeating the last row."""
+    """``values`` cut or extended to ``rows`` rows by repeating the last row (the ``official``
+    family's padding, and the fallback for features without their audio)."""
     if len(values) >= rows:
         return values[:rows]
     return np.concatenate([values, np.repeat(values[-1:], rows - len(values), axis=0)])
@@ -113,7 +115,14 @@ class UtteranceFeaturizer:
 
     The extractors are built (and their identities checked) on first use: loading a sentence
     or speech model takes time that a caller who only generates from cached features skips.
+
+    Frames past the end of the audio are the extractors' features of silence (zero samples
+    after the audio; the spectral normalisation keeps the statistics of the audio itself),
+    the silence word id and the window rows of windows without words, i.e. what training
+    reads where a clip's motion outlasts its audio: the engine pads its last window with them.
     """
+
+    tail_is_silence = True
 
     def __init__(self, features: FeatureSpec, vocab: Vocabulary, where: Path,
                  **models: Any) -> None:
@@ -158,7 +167,9 @@ class UtteranceFeaturizer:
                 end of the audio describe silence.
             hop: frames between window rows (default the training cache's hop).
         """
-        mono = to_mono(audio, sample_rate)
+        is_mono = (sample_rate == AUDIO_SAMPLE_RATE and audio.ndim == 1
+                   and audio.dtype == np.float32)  # the engine's audio: converted once
+        mono = audio if is_mono else to_mono(audio, sample_rate)
         frames = num_frames or num_frames_for(len(mono))
         hop = hop or self.features.hop
         words = sorted(words or [], key=lambda w: w.start)

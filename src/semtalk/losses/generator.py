@@ -37,12 +37,16 @@ def _check_weights(weights: torch.Tensor | None, batch: int, tokens: int) -> Non
                          f"{tuple(weights.shape)}")
 
 
-def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: float = 0.1,
+             exclude: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE with cosine similarity, positives at the same index: ``[B, N, D]`` x2 -> scalar.
 
     For every sequence b and position i, ``-log softmax_j(cos(query_bi, keys_bj) / τ)[i]``:
     the other N-1 keys of the same sequence are the negatives (paper Eq. 4: softmax over the
     rhythm features j for motion feature i). Averaged over B and N. N = 1 gives 0.
+
+    ``exclude`` ``[N, N]`` bool: key ``j`` is no negative of query ``i`` where True (false
+    negatives; the diagonal, the positive, is always kept).
     """
     _check_same("query", query, "keys", keys)
     if query.dim() != 3:
@@ -50,21 +54,42 @@ def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: float = 0.1) 
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     similarity = F.normalize(query, dim=-1) @ F.normalize(keys, dim=-1).transpose(1, 2)
+    logits = similarity / temperature  # [B, N (query), N (key)]
+    if exclude is not None:
+        n = query.shape[1]
+        if tuple(exclude.shape) != (n, n):
+            raise ValueError(f"exclude must be [N, N] = [{n}, {n}], got {tuple(exclude.shape)}")
+        off_diagonal = exclude.to(torch.bool) & ~torch.eye(n, dtype=torch.bool,
+                                                           device=exclude.device)
+        logits = logits.masked_fill(off_diagonal.to(logits.device), float("-inf"))
     target = torch.arange(query.shape[1], device=query.device).expand(query.shape[0], -1)
-    return F.cross_entropy((similarity / temperature).transpose(1, 2), target)
+    return F.cross_entropy(logits.transpose(1, 2), target)
+
+
+def overlapping_windows(clips: torch.Tensor, starts: torch.Tensor,
+                        length: int) -> torch.Tensor:
+    """``[B, B]`` bool: samples ``i`` and ``j`` are windows of the same clip (``clips [B]``, any
+    integer clip index) whose frame ranges ``[start, start + length)`` (``starts [B]``) overlap.
+    The diagonal is True."""
+    same_clip = clips[:, None] == clips[None, :]
+    return same_clip & ((starts[:, None] - starts[None, :]).abs() < length)
 
 
 def rhythmic_consistency_loss(motion: torch.Tensor, audio: torch.Tensor,
                               temperature: float = 0.1, local: bool = True,
-                              global_: bool = True) -> dict[str, torch.Tensor]:
+                              global_: bool = True,
+                              same_source: torch.Tensor | None = None
+                              ) -> dict[str, torch.Tensor]:
     """Local + global rhythmic consistency (paper Eq. 4) of ``[B, N, D]`` motion and audio.
 
     - ``"local"``: frame level, :func:`info_nce` within each sequence (positive: the same
       token; negatives: the other tokens of that sequence).
     - ``"global"``: sequence level, :func:`info_nce` over the batch of token-averaged features
-      (positive: the same sample; negatives: the other samples). With B = 1 there is no
-      negative and the term is exactly 0. Under data parallelism the negatives are the
-      samples of the local batch only.
+      (positive: the same sample; negatives: the other samples, except the pairs marked in
+      ``same_source`` ``[B, B]`` bool, e.g. overlapping windows of one clip
+      (:func:`overlapping_windows`), which share frames and are no true negatives). With no
+      negative left (B = 1) the term is exactly 0. Under data parallelism the negatives are
+      the samples of the local batch only.
     - ``"total"``: the sum of the enabled terms (a disabled term is 0).
 
     ``motion`` is the projected motion latent h(f), ``audio`` the token-pooled speech latent.
@@ -72,8 +97,8 @@ def rhythmic_consistency_loss(motion: torch.Tensor, audio: torch.Tensor,
     _check_same("motion", motion, "audio", audio)
     zero = motion.new_zeros(())
     local_term = info_nce(motion, audio, temperature) if local else zero
-    global_term = (info_nce(motion.mean(dim=1)[None], audio.mean(dim=1)[None], temperature)
-                   if global_ else zero)
+    global_term = (info_nce(motion.mean(dim=1)[None], audio.mean(dim=1)[None], temperature,
+                            exclude=same_source) if global_ else zero)
     return {"local": local_term, "global": global_term, "total": local_term + global_term}
 
 

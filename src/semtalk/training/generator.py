@@ -51,6 +51,7 @@ from semtalk.losses.generator import (
     code_classification_loss,
     gate_classification_loss,
     latent_regression_loss,
+    overlapping_windows,
     rhythmic_consistency_loss,
 )
 from semtalk.metrics.semantic import semantic_accuracy
@@ -312,12 +313,16 @@ class BaseSolver(_GeneratorSolver):
         prepare_for_inference(self.tokenizer.to(self.device))  # in place
         return BaseMotionGenerator(self.model_config())
 
-    def _rhythm(self, out: GeneratorOutput) -> dict[str, torch.Tensor]:
+    def _rhythm(self, out: GeneratorOutput, batch: dict[str, torch.Tensor]
+                ) -> dict[str, torch.Tensor]:
         c = self.config
         terms: dict[str, Any] = {"local": 0.0, "global": 0.0}  # tensors once a pair is added
+        # overlapping windows of one clip share frames: no negatives of each other
+        same_source = overlapping_windows(batch["clip"], batch["start"],
+                                          batch["motion"].shape[1])
         for motion, audio in out.rhythm.values():
             loss = rhythmic_consistency_loss(motion, audio, c.temperature, c.rhythm_local,
-                                             c.rhythm_global)
+                                             c.rhythm_global, same_source)
             terms["local"] = terms["local"] + loss["local"]
             terms["global"] = terms["global"] + loss["global"]
         return terms
@@ -336,7 +341,7 @@ class BaseSolver(_GeneratorSolver):
             if name == "seed":
                 values["code_acc"] = self._code_accuracy(out, codes)
                 if self.config.rhythmic_consistency:
-                    rhythm = self._rhythm(out)
+                    rhythm = self._rhythm(out, batch)
                     total = total + w.rhythm * (rhythm["local"] + rhythm["global"])
                     values.update(rhythm_local=float(rhythm["local"].detach()),
                                   rhythm_global=float(rhythm["global"].detach()))
@@ -349,7 +354,7 @@ class BaseSolver(_GeneratorSolver):
         out = model(batch_inputs(batch, mask))
         cls, lat = self._code_losses(out, codes, vectors, None)
         w = self.config.losses
-        rhythm = self._rhythm(out)
+        rhythm = self._rhythm(out, batch)
         return {"loss": (w.classification * cls + w.latent * lat).item(), "cls": cls.item(),
                 "lat": lat.item(), "code_acc": self._code_accuracy(out, codes),
                 "rhythm_local": float(rhythm["local"]),

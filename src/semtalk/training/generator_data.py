@@ -15,7 +15,12 @@ key                shape                what
 ``emotion``        ``[emotion_dim]``    φ_e of this window
 ``semantic``       ``[T]``              frame semantic score (0 where unlabelled)
 ``has_semantic``   ``[]`` bool          whether the clip has semantic labels
+``clip``           ``[]`` long          index of the window's clip in this dataset
+``start``          ``[]`` long          the window's first frame in its clip
 =================  ===================  ================================================
+
+``clip`` and ``start`` tell which windows of a batch overlap (training windows every 20
+frames share frames), so the global rhythmic InfoNCE does not take them as negatives.
 
 Window features are stored one row per window start every ``hop`` frames, so window starts
 must be multiples of the cache's hop (strides are checked).
@@ -77,6 +82,8 @@ class GeneratorWindows(CachedWindows):
                              f"got {bad[0].start}")
         super().__init__(cache, windows)
         self.speech = speech
+        self.clip_index = {clip_id: i for i, clip_id in
+                           enumerate(dict.fromkeys(w.clip_id for w in windows))}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         window = self.windows[index]
@@ -100,6 +107,8 @@ class GeneratorWindows(CachedWindows):
             "emotion": read(clip.windows[EMOTION], row),
             "semantic": read(clip.semantic) if has_semantic else torch.zeros(window.length),
             "has_semantic": torch.tensor(has_semantic),
+            "clip": torch.tensor(self.clip_index[window.clip_id], dtype=torch.long),
+            "start": torch.tensor(window.start, dtype=torch.long),
         }
         example.update({f"parts.{part.value}": parts[part] for part in BodyPart})
         return example
