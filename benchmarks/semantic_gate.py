@@ -1,23 +1,35 @@
 """Held-out semantic accuracy of ψ on the synthetic speaker: learned sem-gate vs random ψ.
 
-Needs a run folder with a tokenizer release and a base release (``semtalk train tokenizer
---part all`` then ``semtalk train base``, both with ``--out RUN``). Trains the sparse stage
-(tiny preset) once per gate variant, then scores ψ (> 0.5 = semantic) against the ``sem``
-labels of the cache's **test** clips, token by token (a token's label: mean frame score > 0),
-with the seed-only mask used at generation.
+Two modes:
 
-Usage: ``python benchmarks/semantic_gate.py --data CACHE --run RUN [--steps N]``.
+- ``--release DIR`` scores a trained release (e.g. ``semtalk demo``'s ``DIR/release``) on the
+  cache's test clips exactly as ``semtalk evaluate`` does (it calls the same
+  :func:`~semtalk.evaluation.evaluate.evaluate_release`: whole clips generated window by window
+  from the first ground-truth frames, ψ per token against the ``sem`` labels), so the two
+  report the same numbers.
+- ``--run RUN`` trains sparse stages and scores them per window (below).
+
+The ``--run`` mode needs a run folder with a tokenizer release and a base release
+(``semtalk train tokenizer --part all`` then ``semtalk train base``, both with ``--out RUN``).
+Trains the sparse stage (tiny preset) once per gate variant, then scores ψ (> 0.5 =
+semantic) against the ``sem`` labels of the cache's **test** clips, token by token (a token's
+label: mean frame score > 0), with the seed-only mask used at generation.
+
+Usage: ``python benchmarks/semantic_gate.py --data CACHE --release DIR`` or
+``python benchmarks/semantic_gate.py --data CACHE --run RUN [--steps N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
+from semtalk.evaluation.evaluate import evaluate_release
 from semtalk.features.cache import FeatureCache
 from semtalk.metrics.semantic import semantic_accuracy
 from semtalk.models.base_generator import BaseMotionGenerator
@@ -55,15 +67,35 @@ def test_scores(cache: FeatureCache, base: BaseMotionGenerator,
             "positives": float((torch.cat(labels) > 0).float().mean())}
 
 
+def release_scores(release: Path, data: Path) -> None:
+    """Print the release's ψ scores on the test split, as ``semtalk evaluate`` computes them."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        result = evaluate_release(release, data, out, progress=False)
+        seconds = time.perf_counter() - start
+    values = next(r for r in result.report["rows"] if r["name"] == "generated")["values"]
+    print(f"{'release':8} {'acc':>6} {'bal.acc':>8} {'prec':>6} {'recall':>7} {'f1':>6} "
+          f"{'eval s':>8}")
+    print(f"{release.name:8} {values['sem_accuracy']:6.3f} "
+          f"{values['sem_balanced_accuracy']:8.3f} {values['sem_precision']:6.3f} "
+          f"{values['sem_recall']:7.3f} {values['sem_f1']:6.3f} {seconds:8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--run", type=Path, required=True)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--release", type=Path, help="score this release as semtalk evaluate")
+    mode.add_argument("--run", type=Path, help="train sparse stages on this run's tokenizer "
+                                               "and base")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--variants", nargs="+", default=["learned", "random"])
     parser.add_argument("--tag", default="", help="suffix of the run folders")
     parser.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = parser.parse_args()
+    if args.release is not None:
+        release_scores(args.release, args.data)
+        return
     cache = FeatureCache(args.data)
     base = BaseMotionGenerator.from_pretrained(args.run / "base")
     print(f"{'gate':8} {'acc':>6} {'bal.acc':>8} {'prec':>6} {'recall':>7} {'f1':>6} "
