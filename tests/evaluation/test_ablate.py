@@ -49,16 +49,18 @@ def test_variant_switches_reach_the_configs() -> None:
         base_key, extra = SPARSE_STAGES[key]
         return load_generator_config("tiny", overrides=[*BASE_STAGES[base_key][1], *extra])
 
-    assert sparse("no_gate").sparse.gate == "none"
-    assert sparse("random_psi").sparse.gate == "random"
-    weighting = {k: (sparse(k).sparse.feature_weighting, sparse(k).sparse.gate_supervision)
+    assert sparse("no_gate").sparse_model.gate == "none"
+    assert sparse("random_psi").sparse_model.gate == "random"
+    weighting = {k: (sparse(k).sparse_model.feature_weighting, sparse(k).sparse.gate_supervision)
                  for k in ("full", "no_weighting", "wf_only", "wl_only")}
     assert weighting == {"full": (True, True), "no_weighting": (False, False),
                          "wf_only": (True, False), "wl_only": (False, True)}
     # the code-loss weighting is not Table 2's W_l: the same in every row
     assert {sparse(k).sparse.loss_weighting for k in SPARSE_STAGES} == {"psi"}
-    assert not sparse("no_rc").rhythmic_consistency and sparse("full").rhythmic_consistency
-    assert not sparse("no_c2f").use_coarse2fine
+    assert not sparse("no_rc").base.use_rhythmic_projection
+    assert sparse("full").base.use_rhythmic_projection
+    c2f = sparse("no_c2f")
+    assert not c2f.base.use_coarse2fine and not c2f.sparse_model.use_coarse2fine
     vq = load_tokenizer_config("tiny", overrides=list(TOKENIZER_STAGES["vq"]))
     assert vq.model.quantizer.num_quantizers == 1
 

@@ -58,7 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sparse.add_argument("--word-vectors", default=None, metavar="FILE",
                         help="initialise the word embedding from a text word-vector file "
                              "(fastText .vec such as cc.en.300.vec, as the paper; its "
-                             "dimension must equal sparse.word_dim: 300 in the paper preset)")
+                             "dimension must equal sparse_model.word_dim: 300 in the paper "
+                             "preset)")
     _common(sparse)
     sparse.set_defaults(run=run_sparse)
     fgd_encoder = stages.add_parser(

@@ -1,7 +1,8 @@
 """``semtalk ablate``: train and evaluate the paper's ablation variants (Tables 2 and 3).
 
 Table 2's switches are the paper's (DESIGN §1): W_f scales f_t by ψ
-(``sparse.feature_weighting``), W_l supervises ψ with L_cls^G (``sparse.gate_supervision``);
+(``sparse_model.feature_weighting``), W_l supervises ψ with L_cls^G
+(``sparse.gate_supervision``);
 "w/o W" has neither, so its ψ learns only through the motion losses (the Eq. 5 blend). The
 per-token code-loss weighting (``sparse.loss_weighting``) stays at its default in every row.
 
@@ -113,20 +114,20 @@ TOKENIZER_STAGES: dict[str, tuple[str, ...]] = {
 
 BASE_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "full": ("rvq", ()),
-    "no_rc": ("rvq", ("rhythmic_consistency=false",)),
-    "no_c2f": ("rvq", ("use_coarse2fine=false",)),
+    "no_rc": ("rvq", ("base.use_rhythmic_projection=false",)),
+    "no_c2f": ("rvq", ("base.use_coarse2fine=false", "sparse_model.use_coarse2fine=false")),
     "vq": ("vq", ()),
 }
 """Base stage key -> (tokenizer stage, generator config overrides)."""
 
 SPARSE_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "full": ("full", ()),
-    "no_gate": ("full", ("sparse.gate=none",)),
-    "random_psi": ("full", ("sparse.gate=random",)),
-    "no_weighting": ("full", ("sparse.feature_weighting=false",
+    "no_gate": ("full", ("sparse_model.gate=none",)),
+    "random_psi": ("full", ("sparse_model.gate=random",)),
+    "no_weighting": ("full", ("sparse_model.feature_weighting=false",
                               "sparse.gate_supervision=false")),
     "wf_only": ("full", ("sparse.gate_supervision=false",)),
-    "wl_only": ("full", ("sparse.feature_weighting=false",)),
+    "wl_only": ("full", ("sparse_model.feature_weighting=false",)),
     "no_rc": ("no_rc", ()),
     "no_c2f": ("no_c2f", ()),
     "vq": ("vq", ()),
