@@ -317,6 +317,9 @@ class BaseSolver(_GeneratorSolver):
                                        beat_dim=self.dims["beat"])
 
     def identity(self) -> dict[str, Any]:
+        """The run's settings: the config without the solver and the sparse stage's sections
+        (in the layout with the model configs embedded: the checkpoint of a run made with the
+        earlier flat layout is refused as another run's, so such a run retrains once)."""
         c = to_dict(self.config)
         for key in ("solver", "sparse", "sparse_model"):
             c.pop(key)
@@ -420,6 +423,7 @@ class SparseSolver(_GeneratorSolver):
             emotion_dim=self.dims["emotion"])
 
     def identity(self) -> dict[str, Any]:
+        """The run's settings (the config's layout as :meth:`BaseSolver.identity`)."""
         c = to_dict(self.config)
         c.pop("solver")
         return {"config": c, "cache": self.cache.fingerprint,
