@@ -102,7 +102,7 @@ def main() -> None:
           f"{'train s':>8}")
     for variant in args.variants:
         config = load_generator_config("tiny", overrides=[
-            f"sparse.gate={variant}", f"solver.max_steps={args.steps}",
+            f"sparse_model.gate={variant}", f"solver.max_steps={args.steps}",
             "solver.tensorboard=false", *args.overrides])
         start = time.perf_counter()
         solver = SparseSolver(config, args.data, args.run / "tokenizer", args.run / "base",

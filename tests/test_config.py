@@ -1,6 +1,7 @@
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -71,3 +72,26 @@ def test_overrides_and_yaml(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(DataError, match="must hold a mapping"):
         load_config(Outer, path)
+
+
+@dataclass(frozen=True)
+class Renamed:
+    inner: Inner = field(default_factory=Inner)
+    other: Inner = field(default_factory=Inner)
+
+    renamed_keys: ClassVar[dict[str, str]] = {"width": "inner.width and other.width"}
+
+
+def test_aliases_are_copies_and_renamed_keys_are_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner: &shared\n  width: 4\nother: *shared\n")
+    config = load_config(Renamed, path, ["inner.width=6"])  # one section only
+    assert config.inner.width == 6 and config.other.width == 4
+    with pytest.raises(ConfigError, match=r"^width is now inner\.width and other\.width$"):
+        load_config(Renamed, path, ["width=3"])
+
+
+def test_an_override_adds_a_missing_section():
+    assert load_config(Outer, {"name": "x"}, ["inner.width=3"]).inner.width == 3
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['innr'\] for Outer"):
+        load_config(Outer, {"name": "x"}, ["innr.width=3"])

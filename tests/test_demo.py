@@ -204,8 +204,10 @@ def test_demo_presets_load() -> None:
 
     tokenizer = load_tokenizer_config("demo")
     generator = load_generator_config("demo")
-    assert generator.sizes.latent == tokenizer.model.code_dim  # the generators fit the codes
-    assert generator.dropout == 0.0 and generator.sparse.gate_class_weights == (1.0, 4.0)
+    for model in (generator.base, generator.sparse_model):
+        assert model.sizes.latent == tokenizer.model.code_dim  # the generators fit the codes
+        assert model.dropout == 0.0
+    assert generator.sparse.gate_class_weights == (1.0, 4.0)
     assert tokenizer.solver.max_steps < load_tokenizer_config("tiny").solver.max_steps
     with pytest.raises(ValueError, match="must be >= 1"):
         DemoConfig(base_steps=0)

@@ -5,6 +5,11 @@ values (as read from YAML or ``config.json``), recursing into nested dataclasses
 unknown keys and wrongly typed values with the full key path. :func:`apply_overrides` applies
 ``key.sub=value`` strings from the command line (values parsed as YAML: ``3``, ``0.5``,
 ``true``, ``[1, 2]``, ``null``).
+
+YAML anchors and aliases (``sizes: &sizes`` ... ``sizes: *sizes``) write a value once for two
+sections; each section still gets its own copy, so an override changes one section only. A
+dataclass may list keys it no longer has in a ``renamed_keys`` class attribute
+(``{old key: where it is now}``): a config or override naming one is told the new key.
 """
 
 from __future__ import annotations
@@ -98,6 +103,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
+    renamed: Mapping[str, str] = getattr(cls, "renamed_keys", {})
+    moved = [key for key in unknown if key in renamed]
+    if moved:
+        raise ConfigError("; ".join(f"{where + '.' if where else ''}{key} is now {renamed[key]}"
+                                    for key in moved))
     if unknown:
         prefix = f"{where}: " if where else ""
         raise ConfigError(f"{prefix}unknown key(s) {unknown} for {cls.__name__}; "
@@ -125,9 +135,21 @@ def to_dict(config: Any) -> Any:
     return config
 
 
+class _UnsharedDumper(yaml.SafeDumper):
+    """Writes a value shared by two keys (a YAML alias) twice, so the copy shares nothing."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A copy of ``data`` with ``a.b.c=value`` overrides applied (values parsed as YAML)."""
-    result = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain values
+    """A copy of ``data`` with ``a.b.c=value`` overrides applied (values parsed as YAML).
+
+    A section the data leaves out is added (``from_dict`` then checks its keys).
+    """
+    # deep copy of plain values, sharing nothing: an override of one alias's section changes
+    # that section only
+    result = yaml.safe_load(yaml.dump(data, Dumper=_UnsharedDumper))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -135,6 +157,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         node = result
         *parents, leaf = key.strip().split(".")
         for part in parents:
+            if isinstance(node, dict) and part not in node:
+                node[part] = {}
             child = node.get(part) if isinstance(node, dict) else None
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: '{part}' is not a section")

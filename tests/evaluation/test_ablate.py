@@ -14,12 +14,16 @@ from semtalk.pipeline.ablate import (
     ABLATION_JSON,
     ABLATION_MD,
     BASE_STAGES,
+    DEFAULT_VARIANTS,
     SPARSE_STAGES,
     TABLE2,
     TABLE3,
     TOKENIZER_STAGES,
     VARIANTS,
     AblationConfig,
+    component_name,
+    parse_components,
+    resolve_variant,
     scale_solver,
 )
 from semtalk.training.generator import load_generator_config
@@ -35,13 +39,39 @@ def test_stages_are_shared_where_variants_agree() -> None:
         assert BASE_STAGES[variant.base][0] == variant.tokenizer
         if variant.sparse is not None:
             assert SPARSE_STAGES[variant.sparse][0] == variant.base
-    assert [n for n, v in VARIANTS.items() if v.base_only] == ["no_se"]
-    for name in TABLE3:  # one component off per row, all on for the full model
-        off = [c for c, on in VARIANTS[name].components.items() if not on]
-        assert off == ([] if name == "full" else [{"no_rc": "RC", "no_se": "SE",
-                                                   "no_c2f": "C2F", "vq": "RVQ"}[name]])
+        assert variant.base_only == (not variant.components["SE"])
+    # every combination of the four components is a variant, named by what it keeps
+    assert len([n for n in VARIANTS if n not in TABLE2]) == 15 and "full" in VARIANTS
+    assert VARIANTS["rc+rvq"].components == {"RC": True, "SE": False, "C2F": False,
+                                             "RVQ": True}
+    # stage keys come from the switches: rows that agree on a stage share it
+    assert VARIANTS["rc+rvq"].base == VARIANTS["rc+se+rvq"].base == "no_c2f"
+    assert VARIANTS["rc+c2f+rvq"].base == VARIANTS["full"].base == "full"
+    assert (VARIANTS["none"].tokenizer, VARIANTS["none"].base) == ("vq", "vq_no_rc_no_c2f")
+    assert len(BASE_STAGES) == 8  # RC x C2F x RVQ
+
+
+def test_table3_rows_and_names() -> None:
+    paper = [  # the paper's Table 3, row by row: RC, SE, C2F, RVQ
+        (0, 0, 0, 0), (0, 0, 0, 1), (1, 0, 0, 1), (1, 1, 0, 1),
+        (0, 0, 1, 1), (1, 1, 0, 0), (1, 0, 1, 1), (1, 1, 1, 1)]
+    rows = [tuple(int(VARIANTS[n].components[c]) for c in ("RC", "SE", "C2F", "RVQ"))
+            for n in TABLE3]
+    assert rows == paper and set(TABLE3) <= set(DEFAULT_VARIANTS)
+    assert component_name(parse_components("RC,RVQ")) == "rc+rvq"
+    assert component_name(parse_components("rvq+rc")) == "rc+rvq"
+    assert component_name(parse_components("none")) == "none"
+    assert component_name(parse_components("RC,SE,C2F,RVQ")) == "full"
+    # earlier leave-one-out names and spelled-out combinations resolve to the same rows
+    assert [resolve_variant(n) for n in ("no_rc", "no_se", "no_c2f", "vq", "SE,RC,RVQ")] == [
+        "se+c2f+rvq", "rc+c2f+rvq", "rc+se+rvq", "rc+se+c2f", "rc+se+rvq"]
+    assert AblationConfig(variants=("no_se", "RC,C2F,RVQ", "full")).variants == (
+        "rc+c2f+rvq", "full")
+    assert VARIANTS["se+c2f+rvq"].label == "w/o RC" and VARIANTS["rc+rvq"].label == "RC + RVQ"
     with pytest.raises(ValueError, match="unknown"):
         AblationConfig(variants=("full", "sag"))
+    with pytest.raises(ValueError, match=r"unknown component\(s\) \['XX'\]"):
+        parse_components("RC,XX")
 
 
 def test_variant_switches_reach_the_configs() -> None:
@@ -49,16 +79,18 @@ def test_variant_switches_reach_the_configs() -> None:
         base_key, extra = SPARSE_STAGES[key]
         return load_generator_config("tiny", overrides=[*BASE_STAGES[base_key][1], *extra])
 
-    assert sparse("no_gate").sparse.gate == "none"
-    assert sparse("random_psi").sparse.gate == "random"
-    weighting = {k: (sparse(k).sparse.feature_weighting, sparse(k).sparse.gate_supervision)
+    assert sparse("no_gate").sparse_model.gate == "none"
+    assert sparse("random_psi").sparse_model.gate == "random"
+    weighting = {k: (sparse(k).sparse_model.feature_weighting, sparse(k).sparse.gate_supervision)
                  for k in ("full", "no_weighting", "wf_only", "wl_only")}
     assert weighting == {"full": (True, True), "no_weighting": (False, False),
                          "wf_only": (True, False), "wl_only": (False, True)}
     # the code-loss weighting is not Table 2's W_l: the same in every row
     assert {sparse(k).sparse.loss_weighting for k in SPARSE_STAGES} == {"psi"}
-    assert not sparse("no_rc").rhythmic_consistency and sparse("full").rhythmic_consistency
-    assert not sparse("no_c2f").use_coarse2fine
+    assert not sparse("no_rc").base.use_rhythmic_projection
+    assert sparse("full").base.use_rhythmic_projection
+    c2f = sparse("no_c2f")
+    assert not c2f.base.use_coarse2fine and not c2f.sparse_model.use_coarse2fine
     vq = load_tokenizer_config("tiny", overrides=list(TOKENIZER_STAGES["vq"]))
     assert vq.model.quantizer.num_quantizers == 1
 
@@ -81,14 +113,15 @@ def test_two_variants_share_stages_and_resume(synth_cache: Path, fgd_encoder_dir
         tmp_path / "tokenizer")
     out = tmp_path / "ablate"
     argv = ["ablate", "--data", str(synth_cache), "--out", str(out), "--variants", "full",
-            "no_se", "--tokenizer", str(tokenizer), "--fgd-encoder", str(fgd_encoder_dir),
+            "--components", "RC,C2F,RVQ", "--tokenizer", str(tokenizer), "--fgd-encoder",
+            str(fgd_encoder_dir),
             "--generator-set", "solver.max_steps=2", "solver.batch_size=4",
             "solver.validate_every=2", "solver.checkpoint_every=2", "--quiet"]
     assert main(argv) == 0
     report = json.loads((out / ABLATION_JSON).read_text())
-    assert list(report["variants"]) == ["full", "no_se"]
+    assert list(report["variants"]) == ["full", "rc+c2f+rvq"]  # w/o SE
     assert set(report["stage_seconds"]) == {"tokenizer-rvq", "base-full", "sparse-full"}
-    full, no_se = report["variants"]["full"], report["variants"]["no_se"]
+    full, no_se = report["variants"]["full"], report["variants"]["rc+c2f+rvq"]
     assert no_se["stages"] == {"tokenizer": "tokenizer-rvq", "base": "base-full"}
     assert no_se["sparse_token_share"] == 0.0 and no_se["values"]["sem_accuracy"] is None
     assert full["values"]["sem_accuracy"] is not None and full["values"]["fgd"] is not None
@@ -113,6 +146,9 @@ def test_unknown_variant_is_a_clean_error(tmp_path: Path,
     assert main(["ablate", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--variants", "sag"]) == 2
     assert "unknown variant" in capsys.readouterr().err
+    assert main(["ablate", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--components", "RC,SAG"]) == 2
+    assert "unknown component(s) ['SAG']" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -120,11 +156,11 @@ def test_full_tables_on_the_synthetic_speaker(synth_cache: Path, tmp_path: Path)
     """Every variant of Tables 2 and 3, tiny preset at a tenth of its steps (minutes)."""
     report = ablate.run_ablation(synth_cache, tmp_path, AblationConfig(steps_scale=0.1,
                                                                        progress=False))
-    assert set(report["variants"]) == set(VARIANTS)
+    assert set(report["variants"]) == set(DEFAULT_VARIANTS)
     for name, result in report["variants"].items():
         values = result["values"]
         assert values["fgd"] is not None and values["div"] is not None, name
-        assert (values["sem_accuracy"] is None) == (name == "no_se"), name
+        assert (values["sem_accuracy"] is None) == VARIANTS[name].base_only, name
     markdown = (tmp_path / ABLATION_MD).read_text()
-    for name in VARIANTS:
+    for name in DEFAULT_VARIANTS:
         assert VARIANTS[name].label in markdown

@@ -187,7 +187,7 @@ def test_prepared_generators_hold_no_dense_copy_of_packed_weights(
     from semtalk.training.presets import load_preset
 
     monkeypatch.setattr(packed_module, "MIN_PACKED_WEIGHTS", 0)
-    base = load_preset("base_generator", "tiny", speech_dim=20)
+    base = load_preset("base_generator", "tiny", speech_dim=20, beat_dim=4)
     sizes = dataclasses.replace(base.sizes, residual_layers=2, word_layers=2)
     sparse = load_preset("sparse_generator", "tiny", speech_dim=20, vocab_size=30,
                          sentence_dim=12, emotion_dim=6, sizes=sizes)

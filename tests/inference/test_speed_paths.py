@@ -33,7 +33,7 @@ from semtalk.training.presets import load_preset
 
 SPEECH, VOCAB, SENTENCE, EMOTION = 20, 30, 12, 6
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
-SIZES = dataclasses.replace(load_preset("base_generator", "tiny", speech_dim=SPEECH).sizes,
+SIZES = dataclasses.replace(load_preset("base_generator", "tiny").sizes,
                             face_layers=2, word_layers=2, residual_layers=2,
                             coarse2fine_layers=2, semantic_layers=2)
 """Tiny, but with stacks of two layers, so fused multi-layer weights are exercised."""
@@ -60,7 +60,7 @@ def _sparse_config(**fields: object) -> SparseGeneratorConfig:
 
 def _models() -> tuple[BaseMotionGenerator, SparseMotionGenerator]:
     torch.manual_seed(0)
-    base = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH,
+    base = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH, beat_dim=4,
                                            sizes=SIZES))
     sparse = SparseMotionGenerator(_sparse_config(sizes=SIZES))
     return base, sparse

@@ -57,7 +57,7 @@ def make_inputs(batch: int = 2, frames: int = 32, seed: int = 0,
 
 def tiny_model(**overrides: object) -> BaseMotionGenerator:
     torch.manual_seed(0)
-    return BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH,
+    return BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH, beat_dim=4,
                                            **overrides))
 
 
@@ -198,9 +198,10 @@ def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_config_round_trip_and_validation() -> None:
-    config = load_preset("base_generator", "tiny", speech_dim=SPEECH, use_coarse2fine=False)
+    config = load_preset("base_generator", "tiny", speech_dim=SPEECH, beat_dim=4,
+                         use_coarse2fine=False)
     assert from_dict(BaseGeneratorConfig, to_dict(config)) == config
-    paper = load_preset("base_generator", "paper", speech_dim=1024)
+    paper = load_preset("base_generator", "paper", speech_dim=1024, beat_dim=4)
     assert paper.codes == CodeSpec(6, 256, 256, 4) and paper.sizes.hidden == 768
     assert config.codes == CodeSpec.from_rvqvae(load_preset("tokenizer", "tiny"))
     assert config.codes == CodeSpec(3, 64, 32, 4) and config.sizes.hidden == 64
@@ -246,7 +247,7 @@ def test_tiny_forward_backward_is_fast() -> None:
 
 def test_paper_preset_sizes_and_one_step() -> None:
     torch.manual_seed(0)
-    model = BaseMotionGenerator(load_preset("base_generator", "paper", speech_dim=1024))
+    model = BaseMotionGenerator(load_preset("base_generator", "paper", speech_dim=1024, beat_dim=4))
     counts = parameter_counts(model)
     print("paper base parameters:", counts)
     assert 150e6 < counts["total"] < 250e6

@@ -20,7 +20,7 @@ SPEECH = 20
 
 def _saved(folder: Path) -> Path:
     torch.manual_seed(0)
-    config = load_preset("base_generator", "tiny", speech_dim=SPEECH)
+    config = load_preset("base_generator", "tiny", speech_dim=SPEECH, beat_dim=4)
     return BaseMotionGenerator(config).save_pretrained(folder)
 
 

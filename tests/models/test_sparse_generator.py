@@ -320,7 +320,8 @@ def test_word_vectors_and_bad_inputs() -> None:
 
 def test_blends_real_base_model_features() -> None:
     torch.manual_seed(0)
-    base = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH)).eval()
+    base = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH,
+                                           beat_dim=4)).eval()
     model = tiny_model()
     assert model.config.base_mismatches(base.config) == []
     inputs = make_inputs()

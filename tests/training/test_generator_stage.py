@@ -165,7 +165,7 @@ def test_word_dropout_trains_the_unk_embedding(synth_cache: Path, tokenizer_rele
 def test_sparse_refuses_an_incompatible_base(synth_cache: Path, tokenizer_release: Path,
                                              tmp_path: Path) -> None:
     config = load_generator_config("tiny", overrides=FAST)
-    other = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=240,
+    other = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=240, beat_dim=4,
                                             num_speakers=7))
     other.save_pretrained(tmp_path / "other_base")
     with pytest.raises(DataError, match="num_speakers: base 7 vs sparse 25"):
@@ -177,8 +177,8 @@ def test_sparse_variants_build(synth_cache: Path, tokenizer_release: Path, base_
                                tmp_path: Path) -> None:
     for gate, weighting in (("random", "none"), ("none", "label")):
         config = load_generator_config("tiny", overrides=[
-            *FAST, "solver.max_steps=1", f"sparse.gate={gate}",
-            f"sparse.loss_weighting={weighting}", "sparse.feature_weighting=false"])
+            *FAST, "solver.max_steps=1", f"sparse_model.gate={gate}",
+            f"sparse.loss_weighting={weighting}", "sparse_model.feature_weighting=false"])
         solver = SparseSolver(config, synth_cache, tokenizer_release, base_release,
                               tmp_path / gate)
         best = solver.fit(progress=False)
@@ -230,7 +230,7 @@ def test_word_vectors_initialise_the_embedding_and_are_recorded(
     assert record["file"] == "tiny.vec" and record["covered"] == len(table)
     assert record["dim"] == 16 and len(record["sha256"]) == 64
     wide = load_generator_config("tiny", overrides=[
-        *FAST, "sparse.word_dim=8", f"sparse.word_vectors={vec}"])
-    with pytest.raises(DataError, match=r"16 dimensions but sparse\.word_dim is 8"):
+        *FAST, "sparse_model.word_dim=8", f"sparse.word_vectors={vec}"])
+    with pytest.raises(DataError, match=r"16 dimensions but sparse_model\.word_dim is 8"):
         SparseSolver(wide, synth_cache, tokenizer_release, base_release,
                      tmp_path / "wide").build_model()

@@ -18,13 +18,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "OUT/ablation.md (Tables 2 and 3 in the paper's layout, raw values, "
                     "controls, run times). Rerunning skips finished stages and variants. "
                     "Table 2 variants: no_gate, random_psi, no_weighting, wf_only, wl_only, "
-                    "full; Table 3: no_rc, no_se, no_c2f, vq, full.")
+                    "full. Table 3 rows are combinations of the components RC, SE, C2F and "
+                    "RVQ, named by the ones kept (rc+rvq, none, full = all four); the "
+                    "default is the paper's eight: none, rvq, rc+rvq, rc+se+rvq, c2f+rvq, "
+                    "rc+se, rc+c2f+rvq, full.")
     parser.add_argument("--data", required=True, metavar="CACHE",
                         help="feature cache made by `semtalk prepare`")
     parser.add_argument("--out", required=True, metavar="DIR", help="ablation folder")
     parser.add_argument("--preset", default="tiny", help="stage preset: tiny or paper")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                        help="run only these variants (default: all)")
+                        help="run only these variants (default: Tables 2 and 3; also "
+                             "no_rc, no_se, no_c2f, vq: the leave-one-out rows)")
+    parser.add_argument("--components", nargs="+", default=None, metavar="RC,SE,C2F,RVQ",
+                        help="run these Table 3 rows, each the components it keeps joined "
+                             "by ',' or '+' (e.g. RC,RVQ  RC,SE,C2F  none); added to "
+                             "--variants")
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiply every stage's training steps (e.g. 0.25)")
     parser.add_argument("--tokenizer", default=None, metavar="RUN/tokenizer",
@@ -40,15 +48,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semtalk.pipeline.ablate import ABLATION_MD, VARIANTS, AblationConfig, run_ablation
+    from semtalk.pipeline.ablate import (
+        ABLATION_MD,
+        DEFAULT_VARIANTS,
+        AblationConfig,
+        component_name,
+        parse_components,
+        resolve_variant,
+        run_ablation,
+    )
 
-    unknown = [v for v in args.variants or () if v not in VARIANTS]
-    if unknown:
-        print(f"semtalk ablate: error: unknown variant(s) {unknown}; choose from "
-              f"{list(VARIANTS)}", file=sys.stderr)
+    try:
+        chosen = [*(resolve_variant(v) for v in args.variants or ()),
+                  *(component_name(parse_components(c)) for c in args.components or ())]
+        variants = tuple(chosen) or DEFAULT_VARIANTS
+    except ValueError as error:
+        print(f"semtalk ablate: error: {error}", file=sys.stderr)
         return 2
     config = AblationConfig(
-        preset=args.preset, variants=tuple(args.variants or VARIANTS),
+        preset=args.preset, variants=variants,
         steps_scale=args.steps_scale, tokenizer_overrides=tuple(args.tokenizer_set),
         generator_overrides=tuple(args.generator_set), fgd_overrides=tuple(args.fgd_set),
         tokenizer=args.tokenizer, scoring=scoring_options(args), progress=not args.quiet)

@@ -43,7 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     base = stages.add_parser(
         "base", help="base motion generator (rhythm-aligned codes, all parts)",
         description="Trains the base generator on the codes of a frozen tokenizer release; "
-                    "the selected model goes to RUN/base/.")
+                    "the selected model goes to RUN/base/. The model's architecture is the "
+                    "config's base section (e.g. base.use_coarse2fine=false, "
+                    "base.use_rhythmic_projection=false: no rhythmic consistency).")
     base.add_argument("--tokenizer", default=None,
                       help="tokenizer release (default RUN/tokenizer)")
     _common(base)
@@ -51,14 +53,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sparse = stages.add_parser(
         "sparse", help="sparse motion generator with the sem-gate (body parts)",
         description="Trains the sparse generator and its sem-gate on top of a frozen base "
-                    "model; the selected model goes to RUN/sparse/.")
+                    "model; the selected model goes to RUN/sparse/. The model's architecture "
+                    "is the config's sparse_model section (e.g. sparse_model.gate=random), "
+                    "training switches are under sparse (e.g. sparse.gate_supervision=false).")
     sparse.add_argument("--tokenizer", default=None,
                         help="tokenizer release (default RUN/tokenizer)")
     sparse.add_argument("--base", default=None, help="base release (default RUN/base)")
     sparse.add_argument("--word-vectors", default=None, metavar="FILE",
                         help="initialise the word embedding from a text word-vector file "
                              "(fastText .vec such as cc.en.300.vec, as the paper; its "
-                             "dimension must equal sparse.word_dim: 300 in the paper preset)")
+                             "dimension must equal sparse_model.word_dim: 300 in the paper "
+                             "preset)")
     _common(sparse)
     sparse.set_defaults(run=run_sparse)
     fgd_encoder = stages.add_parser(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ from semtalk.models.generator_common import (
     GeneratorSizes,
     check_inputs,
     generator_config_problems,
+    missing_data_error,
 )
 from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
@@ -64,42 +66,53 @@ RHYTHM_PARTS: tuple[BodyPart, ...] = (FACE, HANDS)
 class BaseGeneratorConfig:
     """Configuration of :class:`BaseMotionGenerator`; the defaults are the paper's sizes.
 
-    A preset is what ``semtalk train base --preset NAME`` builds from
-    ``semtalk/configs/generator_NAME.yaml`` and ``tokenizer_NAME.yaml``:
-    ``semtalk.training.presets.load_preset("base_generator", NAME, speech_dim=...)``.
+    The only description of the base generator's architecture: a training config embeds one
+    (``GeneratorTrainConfig.base``, the ``base:`` section of
+    ``semtalk/configs/generator_NAME.yaml``) with the data-derived fields (:attr:`data_fields`)
+    unset, and training fills them in from the feature cache and the tokenizer
+    (``semtalk.training.presets.load_preset("base_generator", NAME, speech_dim=...)`` does the
+    same for a preset). A model needs them set.
 
     Attributes:
-        speech_dim: channels of the speech features γ_h (240 spectral, 1024 HuBERT).
-        beat_dim: channels of the beat features γ_b.
+        speech_dim: channels of the speech features γ_h (240 spectral, 1024 HuBERT); from the
+            data.
+        beat_dim: channels of the beat features γ_b; from the data.
         motion_dim: channels of the seed-motion window (337 = BEAT2 whole body).
         num_speakers: rows of the speaker embeddings.
         window: training window in frames; also the positional-encoding period. Any length
             that is a multiple of 4 can be generated.
-        codes: the tokenizers' code layout.
+        codes: the tokenizers' code layout; from the tokenizer.
         sizes: widths and layer counts.
         dropout: dropout of the transformer layers and positional encodings.
         use_coarse2fine: False skips the Coarse2Fine cross-attention (paper ablation C2F).
         use_rhythmic_projection: projection heads h(.) on the motion side of the rhythmic
-            consistency pairs (paper Eq. 4); False uses the latents as they are.
+            consistency pairs (paper Eq. 4); False uses the latents as they are. Training
+            applies the rhythmic consistency loss exactly when this is True (paper ablation
+            RC: "w/o RC" has neither the heads nor the loss).
         word_query_speaker: the body's word-hints query includes the speaker embedding
             (False: the official code's query, which drops it).
     """
 
-    speech_dim: int
-    beat_dim: int = 4
+    speech_dim: int | None = None
+    beat_dim: int | None = None
     motion_dim: int = FULL_DIM
     num_speakers: int = 25
     window: int = 64
-    codes: CodeSpec = field(default_factory=CodeSpec)
+    codes: CodeSpec | None = None
     sizes: GeneratorSizes = field(default_factory=GeneratorSizes)
     dropout: float = 0.1
     use_coarse2fine: bool = True
     use_rhythmic_projection: bool = True
     word_query_speaker: bool = True
 
+    data_fields: ClassVar[tuple[str, ...]] = ("speech_dim", "beat_dim", "codes")
+    """Fields the data and the tokenizer decide: None (unset) in a training config."""
+    required_in_release: ClassVar[tuple[str, ...]] = data_fields
+    """Fields a release's ``config.json`` must set."""
+
     def __post_init__(self) -> None:
         problems = generator_config_problems(self)
-        if self.beat_dim < 1:
+        if self.beat_dim is not None and self.beat_dim < 1:
             problems.append(f"beat_dim must be >= 1, got {self.beat_dim}")
         if problems:
             raise ValueError("; ".join(problems))
@@ -185,6 +198,8 @@ class BaseMotionGenerator(PretrainedModel):
 
     def __init__(self, config: BaseGeneratorConfig) -> None:
         super().__init__()
+        if config.speech_dim is None or config.beat_dim is None or config.codes is None:
+            raise missing_data_error(config, "BaseMotionGenerator")
         self.config = config
         sizes, codes = config.sizes, config.codes
         hidden, latent = sizes.hidden, sizes.latent
@@ -238,9 +253,7 @@ class BaseMotionGenerator(PretrainedModel):
 
     def encode_audio(self, inputs: GeneratorInputs) -> BaseAudio:
         """Step 1 (after checking ``inputs``)."""
-        config = self.config
-        check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
-                     num_speakers=config.num_speakers, beat_dim=config.beat_dim)
+        check_inputs(inputs, self.config, beat=True)
         face_speech, face = self.face_audio(inputs.speech, inputs.beat)
         body_speech, body = self.body_audio(inputs.speech, inputs.beat)
         return BaseAudio(face_speech=face_speech, face=face, body_speech=body_speech, body=body)

@@ -106,21 +106,42 @@ class GeneratorSizes:
 
 
 def generator_config_problems(config: Any) -> list[str]:
-    """Problems with the fields both generator configs share (empty when fine)."""
+    """Problems with the fields both generator configs share (empty when fine).
+
+    The data-derived fields (``config.data_fields``) may be None (unset: filled in from the
+    data and the tokenizer at training time); set ones are checked.
+    """
     problems = [f"{name} must be >= 1, got {getattr(config, name)}"
                 for name in ("speech_dim", "motion_dim", "num_speakers", "window")
-                if getattr(config, name) < 1]
-    if config.codes.downsample != FRAMES_PER_TOKEN:
+                if getattr(config, name) is not None and getattr(config, name) < 1]
+    codes = config.codes
+    if codes is not None and codes.downsample != FRAMES_PER_TOKEN:
         problems.append(f"codes.downsample must be {FRAMES_PER_TOKEN} (two stride-2 stages), "
-                        f"got {config.codes.downsample}")
+                        f"got {codes.downsample}")
     if config.window % FRAMES_PER_TOKEN:
         problems.append(f"window must be a multiple of {FRAMES_PER_TOKEN}, got {config.window}")
-    if config.sizes.latent != config.codes.code_dim:
+    if codes is not None and config.sizes.latent != codes.code_dim:
         problems.append(f"sizes.latent ({config.sizes.latent}) must equal codes.code_dim "
-                        f"({config.codes.code_dim}): the heads regress code vectors")
+                        f"({codes.code_dim}): the heads regress code vectors")
     if not 0.0 <= config.dropout < 1.0:
         problems.append(f"dropout must be in [0, 1), got {config.dropout}")
     return problems
+
+
+def unset_data_fields(config: Any) -> list[str]:
+    """The data-derived fields of a generator config (``config.data_fields``) still None."""
+    return [name for name in config.data_fields if getattr(config, name) is None]
+
+
+def missing_data_error(config: Any, model: str) -> ValueError:
+    """The error for building ``model`` from ``config`` with data-derived fields unset.
+
+    A training config's model sections leave them unset (None): the data and the tokenizer
+    decide them, and training fills them in before it builds the model.
+    """
+    return ValueError(f"{model} needs config {', '.join(unset_data_fields(config))} set: "
+                      f"they come from the data and the tokenizer (training fills them in; a "
+                      f"training config's model sections leave them unset)")
 
 
 @dataclass
@@ -211,13 +232,15 @@ def _check_ids(name: str, ids: torch.Tensor, count: int) -> None:
                          f"[{int(ids.min())}, {int(ids.max())}]")
 
 
-def check_inputs(inputs: GeneratorInputs, *, speech_dim: int, motion_dim: int,
-                 num_speakers: int, beat_dim: int | None = None, vocab_size: int | None = None,
-                 sentence_dim: int | None = None, emotion_dim: int | None = None) -> None:
+def check_inputs(inputs: GeneratorInputs, config: Any, *, beat: bool = False,
+                 words: bool = False) -> None:
     """Raise ValueError naming the first input with a wrong shape, dtype or value range.
 
-    Optional arguments left at None are not checked (the model does not read that input).
+    ``config`` is the model's (built: its data fields are set). Speech, motion, mask and
+    speaker are always checked; ``beat`` adds the beat features (base model), ``words`` the
+    word ids, sentence and emotion inputs (sparse model).
     """
+    speech_dim, motion_dim = config.speech_dim, config.motion_dim
     speech = inputs.speech
     if not isinstance(speech, torch.Tensor) or speech.dim() != 3:
         raise ValueError(f"inputs.speech must be [B, T, {speech_dim}], got {_describe(speech)}")
@@ -229,16 +252,14 @@ def check_inputs(inputs: GeneratorInputs, *, speech_dim: int, motion_dim: int,
     _check_tensor("motion", inputs.motion, (batch, frames, motion_dim), "float")
     _check_tensor("mask", inputs.mask, (batch, frames, motion_dim), "bool")
     _check_tensor("speaker", inputs.speaker, (batch,), "integer")
-    _check_ids("speaker", inputs.speaker, num_speakers)
-    if beat_dim is not None:
-        _check_tensor("beat", inputs.beat, (batch, frames, beat_dim), "float")
-    if vocab_size is not None:
+    _check_ids("speaker", inputs.speaker, config.num_speakers)
+    if beat:
+        _check_tensor("beat", inputs.beat, (batch, frames, config.beat_dim), "float")
+    if words:
         _check_tensor("word_ids", inputs.word_ids, (batch, frames), "integer")
-        _check_ids("word_ids", inputs.word_ids, vocab_size)  # type: ignore[arg-type]
-    if sentence_dim is not None:
-        _check_tensor("sentence", inputs.sentence, (batch, sentence_dim), "float")
-    if emotion_dim is not None:
-        _check_tensor("emotion", inputs.emotion, (batch, emotion_dim), "float")
+        _check_ids("word_ids", inputs.word_ids, config.vocab_size)  # type: ignore[arg-type]
+        _check_tensor("sentence", inputs.sentence, (batch, config.sentence_dim), "float")
+        _check_tensor("emotion", inputs.emotion, (batch, config.emotion_dim), "float")
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

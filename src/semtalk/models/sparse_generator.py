@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -50,6 +51,8 @@ from semtalk.models.generator_common import (
     GeneratorSizes,
     check_inputs,
     generator_config_problems,
+    missing_data_error,
+    unset_data_fields,
 )
 from semtalk.models.pretrained import PretrainedModel
 from semtalk.modules.attention import PeriodicPositionalEncoding, transformer_decoder
@@ -76,18 +79,22 @@ lower' <- upper + hands'."""
 class SparseGeneratorConfig:
     """Configuration of :class:`SparseMotionGenerator`; the defaults are the paper's sizes.
 
-    A preset is what ``semtalk train sparse --preset NAME`` builds (see
-    :class:`~semtalk.models.base_generator.BaseGeneratorConfig`):
+    The only description of the sparse generator's architecture: a training config embeds
+    one (``GeneratorTrainConfig.sparse_model``, the ``sparse_model:`` section of
+    ``semtalk/configs/generator_NAME.yaml``) with the data-derived fields (:attr:`data_fields`)
+    unset; training fills them in (see
+    :class:`~semtalk.models.base_generator.BaseGeneratorConfig`). A preset:
     ``load_preset("sparse_generator", NAME, speech_dim=..., vocab_size=..., sentence_dim=...,
     emotion_dim=...)``.
 
     Attributes:
-        speech_dim: channels of the speech features γ_h.
-        vocab_size: rows of the word embedding (the vocabulary's length).
-        sentence_dim: channels of the sentence embedding φ_g.
-        emotion_dim: channels of the emotion features φ_e.
+        speech_dim: channels of the speech features γ_h; from the data.
+        vocab_size: rows of the word embedding (the vocabulary's length); from the data.
+        sentence_dim: channels of the sentence embedding φ_g; from the data.
+        emotion_dim: channels of the emotion features φ_e; from the data.
         word_dim: word-embedding width (300 = the official fastText vectors).
-        motion_dim, num_speakers, window, codes, sizes, dropout: as in the base config.
+        motion_dim, num_speakers, window, codes, sizes, dropout: as in the base config
+            (``codes`` from the tokenizer).
         gate: ``"learned"``, ``"random"`` or ``"none"`` (see the module docstring).
         gate_context: ``(before, after)`` tokens the learned gate reads around each token
             (:class:`~semtalk.modules.gate.SemanticGate`); ``(0, 0)``: the paper's per-token
@@ -101,15 +108,15 @@ class SparseGeneratorConfig:
         word_query_speaker: as in the base config.
     """
 
-    speech_dim: int
-    vocab_size: int
-    sentence_dim: int
-    emotion_dim: int
+    speech_dim: int | None = None
+    vocab_size: int | None = None
+    sentence_dim: int | None = None
+    emotion_dim: int | None = None
     word_dim: int = 300
     motion_dim: int = FULL_DIM
     num_speakers: int = 25
     window: int = 64
-    codes: CodeSpec = field(default_factory=CodeSpec)
+    codes: CodeSpec | None = None
     sizes: GeneratorSizes = field(default_factory=GeneratorSizes)
     dropout: float = 0.1
     gate: str = "learned"
@@ -120,11 +127,17 @@ class SparseGeneratorConfig:
     use_emotion: bool = True
     word_query_speaker: bool = True
 
+    data_fields: ClassVar[tuple[str, ...]] = ("speech_dim", "vocab_size", "sentence_dim",
+                                              "emotion_dim", "codes")
+    """Fields the data and the tokenizer decide: None (unset) in a training config."""
+    required_in_release: ClassVar[tuple[str, ...]] = data_fields
+    """Fields a release's ``config.json`` must set."""
+
     def __post_init__(self) -> None:
         problems = generator_config_problems(self)
         problems += [f"{name} must be >= 1, got {getattr(self, name)}"
                      for name in ("vocab_size", "sentence_dim", "emotion_dim", "word_dim")
-                     if getattr(self, name) < 1]
+                     if getattr(self, name) is not None and getattr(self, name) < 1]
         if self.gate not in GATE_MODES:
             problems.append(f"gate must be one of {GATE_MODES}, got {self.gate!r}")
         if len(self.gate_context) != 2 or min(self.gate_context) < 0:
@@ -168,6 +181,9 @@ class SemanticEncoder(nn.Module):
 
     def __init__(self, config: SparseGeneratorConfig) -> None:
         super().__init__()
+        if (config.vocab_size is None or config.sentence_dim is None
+                or config.emotion_dim is None or config.speech_dim is None):
+            raise missing_data_error(config, "SemanticEncoder")
         sizes, latent = config.sizes, config.sizes.latent
         self.word_embedding = nn.Embedding(config.vocab_size, config.word_dim)
         self.word_projection = nn.Linear(config.word_dim, latent)
@@ -206,6 +222,8 @@ class SparseMotionGenerator(PretrainedModel):
 
     def __init__(self, config: SparseGeneratorConfig) -> None:
         super().__init__()
+        if unset_data_fields(config) or config.codes is None:
+            raise missing_data_error(config, "SparseMotionGenerator")
         self.config = config
         sizes, codes = config.sizes, config.codes
         hidden, latent = sizes.hidden, sizes.latent
@@ -266,9 +284,7 @@ class SparseMotionGenerator(PretrainedModel):
         """Steps 1-4: ψ and f_t, without the body branch (cheap: generation decides from ψ
         whether it needs this window's sparse codes at all). Arguments as in :meth:`forward`."""
         config = self.config
-        check_inputs(inputs, speech_dim=config.speech_dim, motion_dim=config.motion_dim,
-                     num_speakers=config.num_speakers, vocab_size=config.vocab_size,
-                     sentence_dim=config.sentence_dim, emotion_dim=config.emotion_dim)
+        check_inputs(inputs, config, words=True)
         fusion = self.semantic(inputs.word_ids, inputs.sentence, inputs.emotion, inputs.speech)
         gate_logits, psi = self.gate(fusion)
         if psi_edit is not None:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from semtalk.models.base_generator import BaseGeneratorConfig, BaseMotionGenerator
+from semtalk.models.generator_common import CodeSpec
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
 
 OFFICIAL_SPEECH_DIM = 1024
@@ -49,14 +50,16 @@ BODY = ("upper", "hands", "lower")
 def official_base_config() -> BaseGeneratorConfig:
     """The official base generator (``configs/semtalk_base.yaml``, hidden 768)."""
     return BaseGeneratorConfig(speech_dim=OFFICIAL_SPEECH_DIM, beat_dim=OFFICIAL_BEAT_DIM,
-                               use_rhythmic_projection=False, word_query_speaker=False)
+                               codes=CodeSpec(), use_rhythmic_projection=False,
+                               word_query_speaker=False)
 
 
 def official_sparse_config(vocab_size: int = OFFICIAL_VOCAB_SIZE) -> SparseGeneratorConfig:
     """The official sparse generator (``configs/semtalk_sparse.yaml``)."""
     return SparseGeneratorConfig(speech_dim=OFFICIAL_SPEECH_DIM, vocab_size=vocab_size,
                                  sentence_dim=OFFICIAL_CLIP_DIM, emotion_dim=OFFICIAL_CLIP_DIM,
-                                 blend_base=False, use_emotion=False, word_query_speaker=False)
+                                 codes=CodeSpec(), blend_base=False, use_emotion=False,
+                                 word_query_speaker=False)
 
 
 # ------------------------------------------------------------------------------- the maps

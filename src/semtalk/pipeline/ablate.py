@@ -1,29 +1,44 @@
 """``semtalk ablate``: train and evaluate the paper's ablation variants (Tables 2 and 3).
 
 Table 2's switches are the paper's (DESIGN §1): W_f scales f_t by ψ
-(``sparse.feature_weighting``), W_l supervises ψ with L_cls^G (``sparse.gate_supervision``);
-"w/o W" has neither, so its ψ learns only through the motion losses (the Eq. 5 blend). The
-per-token code-loss weighting (``sparse.loss_weighting``) stays at its default in every row.
+(``sparse_model.feature_weighting``), W_l supervises ψ with L_cls^G
+(``sparse.gate_supervision``); "w/o W" has neither, so its ψ learns only through the motion
+losses (the Eq. 5 blend). The per-token code-loss weighting (``sparse.loss_weighting``) stays
+at its default in every row.
+
+Table 3's rows are combinations of four components, each a switch: RC (the base model's
+rhythmic projection heads and loss, ``base.use_rhythmic_projection``), SE (the sparse stage;
+without it, base-only generation at β = 1), C2F (``use_coarse2fine`` of both models) and RVQ
+(without it, single-layer VQ tokenizers). A row is named by the components it keeps
+(:func:`component_name`: ``rc+rvq``, ``none``; ``full`` with all four, the same model as Table
+2's ``full``); any of the 16 can be run (``--components RC,RVQ``), the paper's eight
+(:data:`TABLE3`) by default. The earlier leave-one-out names still work (:data:`ALIASES`:
+``no_rc``, ``no_se``, ``no_c2f``, ``vq``).
 
 Every variant is a full pipeline (tokenizer -> base -> sparse -> release, the stages of
 :data:`semtalk.pipeline.stages.PIPELINE`) with some switches flipped (DESIGN §1), then
-evaluated with :mod:`semtalk.evaluation`. Stages that two variants would train identically are
-trained once and shared:
+evaluated with :mod:`semtalk.evaluation`. Stage keys are derived from the switches, so stages
+that two variants would train identically are trained once and shared:
 
-==============  ==========  ========  ========================================================
-variant         tokenizer   base      sparse stage
-==============  ==========  ========  ========================================================
-full            rvq         full      full (sem-gate, W_f and W_l)
-no_gate         rvq         full      gate ``none`` (ψ = 1; no L_cls^G)         Table 2
-random_psi      rvq         full      gate ``random`` (ψ ~ U(0, 1))             Table 2
-no_weighting    rvq         full      learned gate, no W_f, no W_l              Table 2
-wf_only         rvq         full      learned gate, W_f only                    Table 2
-wl_only         rvq         full      learned gate, W_l only                    Table 2
-no_rc           rvq         no_rc     full, on the base trained without RC      Table 3
-no_se           rvq         full      none: base-only generation (β = 1)        Table 3
-no_c2f          rvq         no_c2f    full without Coarse2Fine (both stages)    Table 3
-vq              vq          vq        full, on single-layer VQ tokenizers       Table 3
-==============  ==========  ========  ========================================================
+==============  ==========  ===============  ==================================================
+variant         tokenizer   base             sparse stage
+==============  ==========  ===============  ==================================================
+full            rvq         full             full (sem-gate, W_f and W_l)
+no_gate         rvq         full             gate ``none`` (ψ = 1; no L_cls^G)       Table 2
+random_psi      rvq         full             gate ``random`` (ψ ~ U(0, 1))           Table 2
+no_weighting    rvq         full             learned gate, no W_f, no W_l            Table 2
+wf_only         rvq         full             learned gate, W_f only                  Table 2
+wl_only         rvq         full             learned gate, W_l only                  Table 2
+none            vq          vq_no_rc_no_c2f  none: base-only generation (β = 1)      Table 3
+rvq             rvq         no_rc_no_c2f     none                                    Table 3
+rc+rvq          rvq         no_c2f           none                                    Table 3
+rc+se+rvq       rvq         no_c2f           no_c2f (the full sparse stage on it)    Table 3
+c2f+rvq         rvq         no_rc            none                                    Table 3
+rc+se           vq          vq_no_c2f        vq_no_c2f                               Table 3
+rc+c2f+rvq      rvq         full             none                                    Table 3
+...             tokenizer ``vq`` without RVQ; base ``[vq_][no_rc_][no_c2f]`` from the
+                switches (``full`` with all on); sparse stage = the base key with SE
+==============  ==========  ===============  ==================================================
 
 Layout of ``OUT``::
 
@@ -45,9 +60,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +74,12 @@ from semtalk.body.parts import BodyPart
 from semtalk.config import to_dict
 from semtalk.errors import DataError
 from semtalk.evaluation.evaluate import evaluate_release
-from semtalk.evaluation.report import ablation_markdown, write_json, write_markdown
+from semtalk.evaluation.report import (
+    COMPONENTS,
+    ablation_markdown,
+    write_json,
+    write_markdown,
+)
 from semtalk.evaluation.scoring import Scorer, ScoringOptions
 from semtalk.features.cache import FeatureCache
 from semtalk.fileio import write_text_atomic
@@ -83,7 +104,7 @@ class Variant:
     """One row of an ablation table.
 
     Attributes:
-        name: folder name and ``--variants`` key.
+        name: folder name and ``--variants`` key (a Table 3 row: :func:`component_name`).
         label: the row's name in the paper's wording.
         tokenizer: tokenizer stage key (:data:`TOKENIZER_STAGES`).
         base: base stage key (:data:`BASE_STAGES`).
@@ -97,8 +118,8 @@ class Variant:
     tokenizer: str
     base: str
     sparse: str | None
-    components: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(
-        ("RC", "SE", "C2F", "RVQ"), True))
+    components: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(COMPONENTS,
+                                                                              True))
 
     @property
     def base_only(self) -> bool:
@@ -111,51 +132,122 @@ TOKENIZER_STAGES: dict[str, tuple[str, ...]] = {
 }
 """Tokenizer stage key -> config overrides."""
 
+
+def _all_combinations() -> list[dict[str, bool]]:
+    return [dict(zip(COMPONENTS, switches, strict=True))
+            for switches in itertools.product((True, False), repeat=len(COMPONENTS))]
+
+
+def base_stage_key(components: Mapping[str, bool]) -> str:
+    """The base stage a Table 3 row trains on, named by what it turns off (RVQ, RC, C2F; SE
+    is the sparse stage): ``full``, ``no_rc``, ``vq_no_c2f``, ..."""
+    off = [("vq" if c == "RVQ" else f"no_{c.lower()}") for c in ("RVQ", "RC", "C2F")
+           if not components[c]]
+    return "_".join(off) or "full"
+
+
+def _generator_switches(components: Mapping[str, bool]) -> tuple[str, ...]:
+    """The generator config overrides of a Table 3 row's RC and C2F switches."""
+    overrides: list[str] = []
+    if not components["RC"]:  # the projection heads and the rhythmic consistency loss
+        overrides.append("base.use_rhythmic_projection=false")
+    if not components["C2F"]:  # in both models
+        overrides += ["base.use_coarse2fine=false", "sparse_model.use_coarse2fine=false"]
+    return tuple(overrides)
+
+
 BASE_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "full": ("rvq", ()),
-    "no_rc": ("rvq", ("rhythmic_consistency=false",)),
-    "no_c2f": ("rvq", ("use_coarse2fine=false",)),
-    "vq": ("vq", ()),
-}
-"""Base stage key -> (tokenizer stage, generator config overrides)."""
+    base_stage_key(c): ("rvq" if c["RVQ"] else "vq", _generator_switches(c))
+    for c in _all_combinations() if c["SE"]}
+"""Base stage key -> (tokenizer stage, generator config overrides): one per combination of
+RC, C2F and RVQ."""
 
 SPARSE_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "full": ("full", ()),
-    "no_gate": ("full", ("sparse.gate=none",)),
-    "random_psi": ("full", ("sparse.gate=random",)),
-    "no_weighting": ("full", ("sparse.feature_weighting=false",
+    "no_gate": ("full", ("sparse_model.gate=none",)),
+    "random_psi": ("full", ("sparse_model.gate=random",)),
+    "no_weighting": ("full", ("sparse_model.feature_weighting=false",
                               "sparse.gate_supervision=false")),
     "wf_only": ("full", ("sparse.gate_supervision=false",)),
-    "wl_only": ("full", ("sparse.feature_weighting=false",)),
-    "no_rc": ("no_rc", ()),
-    "no_c2f": ("no_c2f", ()),
-    "vq": ("vq", ()),
+    "wl_only": ("full", ("sparse_model.feature_weighting=false",)),
+    **{key: (key, ()) for key in BASE_STAGES},
 }
-"""Sparse stage key -> (base stage, overrides added to the base stage's)."""
+"""Sparse stage key -> (base stage, overrides added to the base stage's). The Table 3 rows
+with SE train the full sparse stage on their base stage, under the base stage's key."""
 
 
-def _components(**off: bool) -> dict[str, bool]:
-    return {k: not off.get(k, False) for k in ("RC", "SE", "C2F", "RVQ")}
+def component_name(components: Mapping[str, bool]) -> str:
+    """A Table 3 row's name: its enabled components, ``rc+se+rvq``; ``none``; ``full`` when
+    all four are on (the Table 2 row ``full`` is the same model)."""
+    on = [c.lower() for c in COMPONENTS if components[c]]
+    return "full" if len(on) == len(COMPONENTS) else "+".join(on) or "none"
+
+
+def parse_components(text: str) -> dict[str, bool]:
+    """``"RC,SE,C2F"`` / ``"rc+rvq"`` / ``"none"`` -> ``{"RC": True, "SE": True, ...}``."""
+    names = [n.strip().upper() for n in text.replace(",", "+").split("+") if n.strip()]
+    if names == ["NONE"]:
+        names = []
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown or not text.strip():
+        raise ValueError(f"unknown component(s) {unknown or [text]} in {text!r}: name some of "
+                         f"{list(COMPONENTS)} joined by ',' or '+', or 'none'")
+    return {c: c in names for c in COMPONENTS}
+
+
+def _component_variant(components: dict[str, bool]) -> Variant:
+    on = [c for c in COMPONENTS if components[c]]
+    off = [c for c in COMPONENTS if not components[c]]
+    if not off:
+        label = "Sem-gate (ours)"
+    elif len(off) == 1:
+        label = f"w/o {off[0]}"
+    else:
+        label = " + ".join(on) if on else "none of " + ", ".join(COMPONENTS)
+    key = base_stage_key(components)
+    return Variant(component_name(components), label, "rvq" if components["RVQ"] else "vq",
+                   key, key if components["SE"] else None, components)
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("full", "Sem-gate (ours)", "rvq", "full", "full"),
+    _component_variant(dict.fromkeys(COMPONENTS, True)),  # full
     Variant("no_gate", "w/o Sem-gate", "rvq", "full", "no_gate"),
     Variant("random_psi", "Sem-gate (Random ψ)", "rvq", "full", "random_psi"),
     Variant("no_weighting", "Sem-gate (w/o W)", "rvq", "full", "no_weighting"),
     Variant("wf_only", "Sem-gate (w/ W_f)", "rvq", "full", "wf_only"),
     Variant("wl_only", "Sem-gate (w/ W_l)", "rvq", "full", "wl_only"),
-    Variant("no_rc", "w/o RC", "rvq", "no_rc", "no_rc", _components(RC=True)),
-    Variant("no_se", "w/o SE", "rvq", "full", None, _components(SE=True)),
-    Variant("no_c2f", "w/o C2F", "rvq", "no_c2f", "no_c2f", _components(C2F=True)),
-    Variant("vq", "VQ instead of RVQ", "vq", "vq", "vq", _components(RVQ=True)),
+    *(_component_variant(c) for c in _all_combinations() if not all(c.values())),
 )}
-"""Every variant, by name."""
+"""Every variant, by name: Table 2's rows and every combination of Table 3's components."""
+
+ALIASES: dict[str, str] = {
+    "no_rc": "se+c2f+rvq", "no_se": "rc+c2f+rvq", "no_c2f": "rc+se+rvq", "vq": "rc+se+c2f"}
+"""Earlier names of the leave-one-out Table 3 rows."""
 
 TABLE2: tuple[str, ...] = ("no_gate", "random_psi", "no_weighting", "wf_only", "wl_only", "full")
 """Table 2 (sem-gate) rows in the paper's order."""
-TABLE3: tuple[str, ...] = ("no_rc", "no_se", "no_c2f", "vq", "full")
-"""Table 3 (components) rows: one component off each, then the full model."""
+TABLE3: tuple[str, ...] = ("none", "rvq", "rc+rvq", "rc+se+rvq", "c2f+rvq", "rc+se",
+                           "rc+c2f+rvq", "full")
+"""Table 3 (components) rows in the paper's order: its eight combinations of RC, SE, C2F and
+RVQ. (The paper's text extraction lost some check marks; rows 3, 4, 6 and 7 are read with its
+text: "combined with RVQ and RC, C2F achieves the best MSE and LVD" is row 7.)"""
+DEFAULT_VARIANTS: tuple[str, ...] = tuple(dict.fromkeys((*TABLE2, *TABLE3)))
+"""What ``semtalk ablate`` runs by default: Tables 2 and 3."""
+
+
+def resolve_variant(name: str) -> str:
+    """The variant a ``--variants`` / ``--components`` entry names: a variant name, an
+    earlier name (``no_rc``), or a combination of components (``RC,RVQ``, ``rc+se``)."""
+    if name in VARIANTS:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    try:
+        return component_name(parse_components(name))
+    except ValueError:
+        raise ValueError(f"unknown variant {name!r}; choose from {list(VARIANTS)}, "
+                         f"{list(ALIASES)} or a combination of {list(COMPONENTS)} such as "
+                         f"'RC,RVQ'") from None
 
 
 @dataclass(frozen=True)
@@ -164,7 +256,8 @@ class AblationConfig:
 
     Attributes:
         preset: packaged preset of every stage (``tiny`` or ``paper``).
-        variants: names to run (default: all of Tables 2 and 3).
+        variants: what to run (default: Tables 2 and 3): variant names, earlier names or
+            component combinations (:func:`resolve_variant`), kept as variant names.
         steps_scale: multiplies every stage's ``max_steps`` (and its validation, checkpoint
             and learning-rate-decay steps), e.g. 0.25 for a quick run.
         tokenizer_overrides, generator_overrides, fgd_overrides: ``key=value`` overrides of
@@ -176,7 +269,7 @@ class AblationConfig:
     """
 
     preset: str = "tiny"
-    variants: tuple[str, ...] = tuple(VARIANTS)
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
     steps_scale: float = 1.0
     tokenizer_overrides: tuple[str, ...] = ()
     generator_overrides: tuple[str, ...] = ()
@@ -186,9 +279,10 @@ class AblationConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise ValueError(f"unknown or no variants {unknown}; choose from {list(VARIANTS)}")
+        if not self.variants:
+            raise ValueError(f"no variants; choose from {list(VARIANTS)}")
+        names = tuple(dict.fromkeys(resolve_variant(v) for v in self.variants))
+        object.__setattr__(self, "variants", names)  # frozen: the resolved names
         if self.steps_scale <= 0:
             raise ValueError(f"steps_scale must be > 0, got {self.steps_scale}")
 
@@ -385,6 +479,11 @@ class Ablation:
             return {"release": self.ready_made[name]}
         return json.loads((self.out / "stages" / name / STAGE_FILE).read_text())["settings"]
 
+    def table3(self) -> list[str]:
+        """Table 3's rows: the paper's, then the other component combinations run."""
+        gate_only = set(TABLE2) - {"full"}
+        return [n for n in dict.fromkeys((*TABLE3, *self.config.variants)) if n not in gate_only]
+
     def run(self) -> dict[str, Any]:
         """Run every chosen variant and write ``ablation.json`` / ``ablation.md``."""
         started = time.perf_counter()
@@ -408,7 +507,7 @@ class Ablation:
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
         write_json(self.out / ABLATION_JSON, report)
-        write_markdown(self.out / ABLATION_MD, ablation_markdown(report, TABLE2, TABLE3))
+        write_markdown(self.out / ABLATION_MD, ablation_markdown(report, TABLE2, self.table3()))
         return report
 
 

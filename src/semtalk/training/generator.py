@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -60,7 +60,6 @@ from semtalk.models.generator_common import (
     FRAMES_PER_TOKEN,
     CodeSpec,
     GeneratorOutput,
-    GeneratorSizes,
 )
 from semtalk.models.pretrained import write_checksums
 from semtalk.models.sparse_generator import SparseGeneratorConfig, SparseMotionGenerator
@@ -112,17 +111,16 @@ class LossWeights:
 
 @dataclass(frozen=True)
 class SparseOptions:
-    """Sparse-stage switches (paper Table 2 variants, DESIGN §1).
+    """Sparse-stage training switches (paper Table 2 variants, DESIGN §1).
 
-    Table 2's W_f is ``feature_weighting`` and its W_l is ``gate_supervision`` (the
-    classification loss L_cls^G on ψ); "w/o W" turns both off. ``loss_weighting`` (weighing the
-    code losses per token) is a separate switch, not what Table 2 calls W_l.
+    The sparse model's architecture switches (Table 2's gate modes, W_f, the Eq. 5 blend, the
+    word width) are fields of the model config, ``sparse_model`` (``sparse_model.gate``,
+    ``sparse_model.feature_weighting``, ``sparse_model.blend_base``,
+    ``sparse_model.word_dim``). Table 2's W_l is ``gate_supervision`` (the classification loss
+    L_cls^G on ψ); "w/o W" turns both W_f and W_l off. ``loss_weighting`` (weighing the code
+    losses per token) is a separate switch, not what Table 2 calls W_l.
     """
 
-    gate: str = "learned"
-    """``learned`` (sem-gate), ``random`` (random ψ) or ``none`` (w/o sem-gate)."""
-    feature_weighting: bool = True
-    """W_f: scale the semantic feature f_t by ψ."""
     gate_supervision: bool = True
     """W_l: supervise ψ with L_cls^G against the frame-level semantic labels (counted once per
     step: the mean over the step's three passes, times ``losses.gate``)."""
@@ -135,50 +133,58 @@ class SparseOptions:
     word_vectors: str | None = None
     """A text word-vector file (fastText ``.vec``, e.g. ``cc.en.300.vec`` as the paper;
     ``word v1 .. vD`` per line) to initialise the word embedding from; D must equal
-    ``word_dim``. Vocabulary words it lacks start random. Recorded in the release
+    ``sparse_model.word_dim``. Vocabulary words it lacks start random. Recorded in the release
     (``word_vectors.json``)."""
-    blend_base: bool = True
-    """Eq. 5: blend with the frozen base model's features."""
-    word_dim: int = 300
     gate_class_weights: tuple[float, float] | None = None
     """Cross-entropy weights (non-semantic, semantic); null = 1, 1 (official)."""
+
+    renamed_keys: ClassVar[dict[str, str]] = {
+        "gate": "sparse_model.gate", "feature_weighting": "sparse_model.feature_weighting",
+        "blend_base": "sparse_model.blend_base", "word_dim": "sparse_model.word_dim"}
+    """Keys that moved to the model config (what a config or override naming them is told)."""
+
+
+def _both(key: str) -> str:
+    return f"base.{key} and sparse_model.{key} (one model section each)"
 
 
 @dataclass(frozen=True)
 class GeneratorTrainConfig:
     """Everything ``semtalk train base`` / ``train sparse`` need besides data and releases.
 
-    The architecture fields (``sizes``, ``dropout``, ``use_coarse2fine``, ``num_speakers``,
-    ``window``, ``rhythmic_consistency`` -> ``use_rhythmic_projection``, ``sparse.word_dim``,
-    ``sparse.gate``, ``sparse.feature_weighting``, ``sparse.blend_base``) become the models'
-    configs in one place, :meth:`base_config` / :meth:`sparse_config`; the rest is training.
+    The two models' architectures are their own configs, embedded whole: ``base`` (a
+    :class:`~semtalk.models.base_generator.BaseGeneratorConfig`) and ``sparse_model`` (a
+    :class:`~semtalk.models.sparse_generator.SparseGeneratorConfig`), with the fields the data
+    and the tokenizer decide left unset (``speech_dim``, ``beat_dim``, ``vocab_size``,
+    ``sentence_dim``, ``emotion_dim``, ``codes``; training fills them in). The fields the two
+    models share (``sizes.latent``, ``window``, ``num_speakers``, ``motion_dim``) must agree.
+    Everything else here is training.
+
+    The rhythmic consistency loss (paper ablation RC) is on exactly when the base model has
+    its projection heads, ``base.use_rhythmic_projection``: "w/o RC" is
+    ``base.use_rhythmic_projection=false``. The C2F ablation switches
+    ``base.use_coarse2fine`` and ``sparse_model.use_coarse2fine``.
 
     Attributes:
-        sizes: generator widths and layer counts.
-        dropout: transformer dropout.
-        use_coarse2fine: C2F ablation switch (both stages).
-        rhythmic_consistency: RC ablation switch (base stage).
+        base: the base generator's architecture.
+        sparse_model: the sparse generator's architecture.
         rhythm_local, rhythm_global: the two terms of the rhythmic consistency loss.
         temperature: InfoNCE temperature τ.
-        num_speakers: speaker-embedding rows (BEAT2: 25 classes).
         speech_feature: ``auto`` (HuBERT when cached, else spectral), ``hubert``, ``spectral``.
-        window, stride, val_stride, holdout_fraction: training windows (see the tokenizer).
+        stride, val_stride, holdout_fraction: training windows (see the tokenizer) of
+            ``base.window`` frames.
         masking: the random-mask schedule and seed length.
         losses: loss weights.
-        sparse: sparse-stage switches.
+        sparse: sparse-stage training switches.
         solver: optimisation and bookkeeping.
     """
 
-    sizes: GeneratorSizes = field(default_factory=GeneratorSizes)
-    dropout: float = 0.1
-    use_coarse2fine: bool = True
-    rhythmic_consistency: bool = True
+    base: BaseGeneratorConfig = field(default_factory=BaseGeneratorConfig)
+    sparse_model: SparseGeneratorConfig = field(default_factory=SparseGeneratorConfig)
     rhythm_local: bool = True
     rhythm_global: bool = True
     temperature: float = 0.1
-    num_speakers: int = 25
     speech_feature: str = "auto"
-    window: int = 64
     stride: int = 20
     val_stride: int = 32
     holdout_fraction: float = 0.1
@@ -187,30 +193,41 @@ class GeneratorTrainConfig:
     sparse: SparseOptions = field(default_factory=SparseOptions)
     solver: SolverConfig = field(default_factory=SolverConfig)
 
-    def base_config(self, codes: CodeSpec, **fields: Any) -> BaseGeneratorConfig:
-        """The base generator this config trains on tokenizer codes ``codes``.
+    renamed_keys: ClassVar[dict[str, str]] = {
+        "sizes": _both("sizes"), "dropout": _both("dropout"),
+        "use_coarse2fine": _both("use_coarse2fine"), "num_speakers": _both("num_speakers"),
+        "window": _both("window"),
+        "rhythmic_consistency": "base.use_rhythmic_projection (the rhythmic consistency loss "
+                                "is on exactly when the base model has its projection heads)"}
+    """Keys that moved to the model configs (what a config or override naming them is told)."""
 
-        ``fields``: the data's sizes (``speech_dim``, ``beat_dim``) and any other field of
-        :class:`BaseGeneratorConfig` to set.
-        """
-        return BaseGeneratorConfig(**{
-            "num_speakers": self.num_speakers, "window": self.window, "codes": codes,
-            "sizes": self.sizes, "dropout": self.dropout,
-            "use_coarse2fine": self.use_coarse2fine,
-            "use_rhythmic_projection": self.rhythmic_consistency, **fields})
+    def __post_init__(self) -> None:
+        problems = [f"{name}.{key} is {getattr(model, key)!r}; it comes from the data and "
+                    f"the tokenizer: leave it out"
+                    for name, model in (("base", self.base), ("sparse_model", self.sparse_model))
+                    for key in model.data_fields if getattr(model, key) is not None]
+        mismatches = self.sparse_model.base_mismatches(self.base)
+        if mismatches:
+            problems.append("base and sparse_model must agree on the fields the two models "
+                            "share: " + "; ".join(mismatches))
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def window(self) -> int:
+        """Frames per training window: the models' ``window``."""
+        return self.base.window
+
+    def base_config(self, codes: CodeSpec, **fields: Any) -> BaseGeneratorConfig:
+        """``base`` with the tokenizer's ``codes`` and the data's sizes (``speech_dim``,
+        ``beat_dim``) filled in: the model the base stage builds."""
+        return replace(self.base, codes=codes, **fields)
 
     def sparse_config(self, codes: CodeSpec, **fields: Any) -> SparseGeneratorConfig:
-        """The sparse generator this config trains on tokenizer codes ``codes``.
-
-        ``fields``: the data's sizes (``speech_dim``, ``vocab_size``, ``sentence_dim``,
-        ``emotion_dim``) and any other field of :class:`SparseGeneratorConfig` to set.
-        """
-        s = self.sparse
-        return SparseGeneratorConfig(**{
-            "word_dim": s.word_dim, "num_speakers": self.num_speakers, "window": self.window,
-            "codes": codes, "sizes": self.sizes, "dropout": self.dropout, "gate": s.gate,
-            "feature_weighting": s.feature_weighting, "blend_base": s.blend_base,
-            "use_coarse2fine": self.use_coarse2fine, **fields})
+        """``sparse_model`` with the tokenizer's ``codes`` and the data's sizes
+        (``speech_dim``, ``vocab_size``, ``sentence_dim``, ``emotion_dim``) filled in: the
+        model the sparse stage builds."""
+        return replace(self.sparse_model, codes=codes, **fields)
 
 
 def load_generator_config(preset: str = "tiny", config: str | Path | None = None,
@@ -301,8 +318,11 @@ class BaseSolver(_GeneratorSolver):
                                        beat_dim=self.dims["beat"])
 
     def identity(self) -> dict[str, Any]:
+        """The run's settings: the config without the solver and the sparse stage's sections
+        (in the layout with the model configs embedded: the checkpoint of a run made with the
+        earlier flat layout is refused as another run's, so such a run retrains once)."""
         c = to_dict(self.config)
-        for key in ("solver", "sparse"):
+        for key in ("solver", "sparse", "sparse_model"):
             c.pop(key)
         return {"config": c, "cache": self.cache.fingerprint,
                 "tokenizer": self._tokenizer_identity(),
@@ -340,7 +360,7 @@ class BaseSolver(_GeneratorSolver):
             values[f"cls_{name}"], values[f"lat_{name}"] = cls.item(), lat.item()
             if name == "seed":
                 values["code_acc"] = self._code_accuracy(out, codes)
-                if self.config.rhythmic_consistency:
+                if self.config.base.use_rhythmic_projection:  # RC: the heads and the loss
                     rhythm = self._rhythm(out, batch)
                     total = total + w.rhythm * (rhythm["local"] + rhythm["global"])
                     values.update(rhythm_local=float(rhythm["local"].detach()),
@@ -408,6 +428,7 @@ class SparseSolver(_GeneratorSolver):
             emotion_dim=self.dims["emotion"])
 
     def identity(self) -> dict[str, Any]:
+        """The run's settings (the config's layout as :meth:`BaseSolver.identity`)."""
         c = to_dict(self.config)
         c.pop("solver")
         return {"config": c, "cache": self.cache.fingerprint,
@@ -437,8 +458,9 @@ class SparseSolver(_GeneratorSolver):
                                                  seed=self.solver_config.seed)
             if vectors.shape[1] != model.config.word_dim:
                 raise DataError(Path(path), f"word vectors have {vectors.shape[1]} dimensions "
-                                            f"but sparse.word_dim is {model.config.word_dim}; "
-                                            f"set sparse.word_dim={vectors.shape[1]}")
+                                            f"but sparse_model.word_dim is "
+                                            f"{model.config.word_dim}; set "
+                                            f"sparse_model.word_dim={vectors.shape[1]}")
             model.init_word_embedding(torch.from_numpy(vectors))
             self._vectors_covered = covered
         return model
@@ -535,7 +557,7 @@ class SparseSolver(_GeneratorSolver):
             means.update(sem_accuracy=scores.accuracy,
                          sem_balanced_accuracy=scores.balanced_accuracy,
                          sem_precision=scores.precision, sem_recall=scores.recall)
-            if self.config.sparse.gate == "learned":
+            if self.config.sparse_model.gate == "learned":
                 # the best ψ first (balanced accuracy), ties broken by the codes
                 means["selection"] = ((1.0 - scores.balanced_accuracy)
                                       + 1e-3 * (1.0 - means.get("code_acc", 0.0)))
@@ -547,7 +569,7 @@ class SparseSolver(_GeneratorSolver):
         shutil.copyfile(self.cache.path / CACHE_VOCAB, folder / VOCAB_FILE)
         record = self._word_vectors_record()
         if record is not None:
-            record.update(dim=self.config.sparse.word_dim, vocabulary=len(self.cache.vocab),
+            record.update(dim=self.config.sparse_model.word_dim, vocabulary=len(self.cache.vocab),
                           covered=getattr(self, "_vectors_covered", None))
             write_text_atomic(folder / WORD_VECTORS_FILE, json.dumps(record, indent=1) + "\n")
         write_checksums(folder)

@@ -24,10 +24,11 @@ def load_preset(kind: str, name: str = "tiny", **fields: Any) -> Any:
       ``tokenizer_NAME.yaml`` (``input_dim`` unset unless given; see
       :meth:`~semtalk.models.tokenizer.MotionTokenizer.from_config`).
     - ``"base_generator"``: the :class:`~semtalk.models.base_generator.BaseGeneratorConfig`
-      that ``generator_NAME.yaml`` trains on tokenizers of ``tokenizer_NAME.yaml``; needs
-      ``speech_dim``.
+      that ``generator_NAME.yaml`` trains (its ``base`` section) on tokenizers of
+      ``tokenizer_NAME.yaml``; needs ``speech_dim`` and ``beat_dim``.
     - ``"sparse_generator"``: the same for
-      :class:`~semtalk.models.sparse_generator.SparseGeneratorConfig`; needs ``speech_dim``,
+      :class:`~semtalk.models.sparse_generator.SparseGeneratorConfig` (the
+      ``sparse_model`` section); needs ``speech_dim``,
       ``vocab_size``, ``sentence_dim`` and ``emotion_dim``.
     - ``"fgd_encoder"``: the :class:`~semtalk.metrics.fgd_encoder.FGDEncoderConfig` of
       ``fgd_encoder_NAME.yaml`` (``tiny`` and ``paper`` only).
