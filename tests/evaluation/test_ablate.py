@@ -22,6 +22,7 @@ from semtalk.pipeline.ablate import (
     VARIANTS,
     AblationConfig,
     component_name,
+    over_seeds,
     parse_components,
     resolve_variant,
     scale_solver,
@@ -139,6 +140,58 @@ def test_two_variants_share_stages_and_resume(synth_cache: Path, fgd_encoder_dir
     assert main(argv) == 0
     again = json.loads((out / ABLATION_JSON).read_text())
     assert again["variants"] == report["variants"]
+
+
+def test_over_seeds_is_mean_and_sample_std() -> None:
+    def run(seed: int, acc: float, fgd: float | None) -> dict:
+        return {"variant": "full", "label": "Sem-gate (ours)", "components": {},
+                "values": {"sem_balanced_accuracy": acc, "fgd": fgd}, "bc_shuffled": 0.1 * seed,
+                "sparse_token_share": 0.2, "eval_seconds": 1.5,
+                "stages": {"base": f"base-full-seed{seed}"}}
+
+    result = over_seeds({0: run(0, 0.8, 1.0), 1: run(1, 0.9, None), 2: run(2, 1.0, 2.0)})
+    assert result["values"]["sem_balanced_accuracy"] == pytest.approx(0.9)
+    assert result["std"]["sem_balanced_accuracy"] == pytest.approx(0.1)  # n - 1
+    assert result["values"]["fgd"] is None and result["std"]["fgd"] is None  # a seed lacks it
+    assert result["bc_shuffled"] == pytest.approx(0.1) and result["eval_seconds"] == 4.5
+    assert set(result["seeds"]) == {"0", "1", "2"}
+    assert result["stages"]["base (seed 2)"] == "base-full-seed2"
+    with pytest.raises(ValueError, match="distinct"):
+        AblationConfig(seeds=(1, 1))
+
+
+def test_seeds_train_the_generator_stages_per_seed(synth_cache: Path, fgd_encoder_dir: Path,
+                                                   tmp_path: Path) -> None:
+    tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", "tiny")).save_pretrained(
+        tmp_path / "tokenizer")
+    out = tmp_path / "ablate"
+    assert main(["ablate", "--data", str(synth_cache), "--out", str(out), "--variants",
+                 "wl_only", "--seeds", "3", "4", "--tokenizer", str(tokenizer),
+                 "--fgd-encoder", str(fgd_encoder_dir), "--generator-set",
+                 "solver.max_steps=2", "solver.batch_size=4", "solver.validate_every=2",
+                 "solver.checkpoint_every=2", "--quiet"]) == 0
+    report = json.loads((out / ABLATION_JSON).read_text())
+    assert report["seeds"] == [3, 4]
+    assert set(report["stage_seconds"]) == {"tokenizer-rvq", "base-full-seed3",
+                                            "base-full-seed4", "sparse-wl_only-seed3",
+                                            "sparse-wl_only-seed4"}
+    row = report["variants"]["wl_only"]
+    per_seed = [row["seeds"][s]["values"]["sem_balanced_accuracy"] for s in ("3", "4")]
+    assert row["values"]["sem_balanced_accuracy"] == pytest.approx(sum(per_seed) / 2)
+    assert row["std"]["sem_balanced_accuracy"] == pytest.approx(abs(per_seed[0] - per_seed[1])
+                                                               / 2 ** 0.5)
+    for seed in (3, 4):
+        stage = json.loads((out / "stages" / f"sparse-wl_only-seed{seed}" / "stage.json")
+                           .read_text())
+        assert stage["settings"]["config"]["solver"]["seed"] == seed
+        assert (out / "variants" / "wl_only" / f"seed-{seed}" / "result.json").is_file()
+    # the two seeds trained different weights
+    weights = [(out / "stages" / f"sparse-wl_only-seed{s}" / "sparse" / "model.safetensors")
+               .read_bytes() for s in (3, 4)]
+    assert weights[0] != weights[1]
+    markdown = (out / ABLATION_MD).read_text()
+    assert "mean ± standard deviation over 2 training seeds (3, 4)" in markdown
+    assert " ± " in markdown.split("## Table 2: sem-gate")[1].split("##")[0]
 
 
 def test_unknown_variant_is_a_clean_error(tmp_path: Path,

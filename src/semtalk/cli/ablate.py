@@ -35,6 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "--variants")
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiply every stage's training steps (e.g. 0.25)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=(), metavar="S",
+                        help="train the generator stages (base, sparse) once per seed and "
+                             "report mean ± std per row (e.g. --seeds 0 1 2; the tokenizers "
+                             "are shared)")
     parser.add_argument("--tokenizer", default=None, metavar="RUN/tokenizer",
                         help="an already trained RVQ tokenizer release to share")
     parser.add_argument("--tokenizer-set", nargs="+", default=[], metavar="KEY=VALUE",
@@ -65,11 +69,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"semtalk ablate: error: {error}", file=sys.stderr)
         return 2
-    config = AblationConfig(
-        preset=args.preset, variants=variants,
-        steps_scale=args.steps_scale, tokenizer_overrides=tuple(args.tokenizer_set),
-        generator_overrides=tuple(args.generator_set), fgd_overrides=tuple(args.fgd_set),
-        tokenizer=args.tokenizer, scoring=scoring_options(args), progress=not args.quiet)
+    try:
+        config = AblationConfig(
+            preset=args.preset, variants=variants, seeds=tuple(args.seeds),
+            steps_scale=args.steps_scale, tokenizer_overrides=tuple(args.tokenizer_set),
+            generator_overrides=tuple(args.generator_set), fgd_overrides=tuple(args.fgd_set),
+            tokenizer=args.tokenizer, scoring=scoring_options(args), progress=not args.quiet)
+    except ValueError as error:
+        print(f"semtalk ablate: error: {error}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     run_ablation(args.data, args.out, config)
     print((Path(args.out) / ABLATION_MD).read_text())

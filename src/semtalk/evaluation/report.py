@@ -115,15 +115,21 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def metric_cells(values: Mapping[str, float | None], metrics: Sequence[str],
-                 not_computed: Mapping[str, str], *, raw: bool = False) -> list[str]:
-    """Table cells of ``metrics`` for one row (paper units unless ``raw``)."""
+                 not_computed: Mapping[str, str], *, raw: bool = False,
+                 spread: Mapping[str, float | None] | None = None) -> list[str]:
+    """Table cells of ``metrics`` for one row (paper units unless ``raw``); with ``spread``
+    (standard deviations over seeds), ``mean ± std``."""
     cells = []
     for key in metrics:
         value = values.get(key)
         if value is None:
             cells.append(NOT_COMPUTED if key in not_computed else NOT_APPLICABLE)
-        else:
-            cells.append(format_value(value if raw else UNITS[key].paper(value)))
+            continue
+        cell = format_value(value if raw else UNITS[key].paper(value))
+        std = None if spread is None else spread.get(key)
+        if std is not None:
+            cell += " ± " + format_value(std if raw else UNITS[key].paper(std))
+        cells.append(cell)
     return cells
 
 
@@ -232,7 +238,8 @@ def _variant_rows(report: Mapping[str, Any], names: Sequence[str], metrics: Sequ
         result = report["variants"].get(name)
         if result is None:
             continue
-        cells = metric_cells(result["values"], metrics, not_computed, raw=raw)
+        cells = metric_cells(result["values"], metrics, not_computed, raw=raw,
+                             spread=result.get("std"))
         if name == UNGATED and "sem_accuracy" in metrics:
             index = list(metrics).index("sem_accuracy")
             cells[index] = f"({cells[index]})¹" if cells[index] != NOT_APPLICABLE else cells[index]
@@ -262,6 +269,12 @@ def ablation_markdown(report: Mapping[str, Any], table2: Sequence[str] = (),
         "encoder: " + (f"{fgd['kind']} (`{fgd['path']}`)" if fgd else "none") + ". "
         "Values in the paper's units.",
     ]
+    seeds = report.get("seeds") or []
+    if len(seeds) > 1:
+        parts += ["", f"Each row: mean ± standard deviation over {len(seeds)} training seeds "
+                      f"({', '.join(map(str, seeds))}) of the generator stages (base and "
+                      "sparse; the tokenizers are shared); per-seed values in "
+                      "`ablation.json`."]
     if table2:
         parts += ["", "## Table 2: sem-gate", "",
                   markdown_table(["Method", *metric_headers(TABLE2_METRICS)],
@@ -279,7 +292,8 @@ def ablation_markdown(report: Mapping[str, Any], table2: Sequence[str] = (),
     names = list(dict.fromkeys([*table2, *table3, *variants]))
     raw_metrics = ("fgd", "bc", "div", "sem_accuracy", *EXTRA_METRICS)
     extra_rows = [[variants[n]["label"],
-                   *metric_cells(variants[n]["values"], raw_metrics, not_computed, raw=True),
+                   *metric_cells(variants[n]["values"], raw_metrics, not_computed, raw=True,
+                                 spread=variants[n].get("std")),
                    format_value(variants[n]["bc_shuffled"]),
                    format_value(variants[n]["sparse_token_share"])] for n in names]
     truth = report["ground_truth"]

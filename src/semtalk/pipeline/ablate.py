@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from semtalk.body.parts import BodyPart
@@ -263,6 +264,10 @@ class AblationConfig:
         tokenizer_overrides, generator_overrides, fgd_overrides: ``key=value`` overrides of
             the stage configs (applied before the variant's own switches).
         tokenizer: an already trained RVQ tokenizer release to use as the ``rvq`` stage.
+        seeds: training seeds (``solver.seed``) of the generator stages; each variant's base
+            and sparse stages are trained and evaluated once per seed (the tokenizers are
+            shared) and its row is the mean ± standard deviation. Empty: one run with the
+            preset's seed (the layout without ``seed-S`` folders).
         scoring: split and evaluation assets; without an FGD encoder one is trained on the
             cache (``OUT/fgd``) so FGD is computed.
         progress: progress bars.
@@ -275,12 +280,15 @@ class AblationConfig:
     generator_overrides: tuple[str, ...] = ()
     fgd_overrides: tuple[str, ...] = ()
     tokenizer: str | Path | None = None
+    seeds: tuple[int, ...] = ()
     scoring: ScoringOptions = field(default_factory=ScoringOptions)
     progress: bool = True
 
     def __post_init__(self) -> None:
         if not self.variants:
             raise ValueError(f"no variants; choose from {list(VARIANTS)}")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
         names = tuple(dict.fromkeys(resolve_variant(v) for v in self.variants))
         object.__setattr__(self, "variants", names)  # frozen: the resolved names
         if self.steps_scale <= 0:
@@ -327,6 +335,8 @@ class Ablation:
         self.config = config
         self.stage_seconds: dict[str, float] = {}
         self.ready_made: dict[str, str] = {}
+        self.seed: int | None = None
+        """The generator stages' seed of the variant being run (None: the preset's)."""
         self.log: Callable[[str], None] = print if config.progress else (lambda _: None)
 
     # ------------------------------------------------------------------ stages
@@ -374,9 +384,16 @@ class Ablation:
                            self._workspace(name, tokenizer_config=config))
 
     def _generator_config(self, overrides: Sequence[str]) -> Any:
+        seed = [] if self.seed is None else [f"solver.seed={self.seed}"]
         return _scaled(load_generator_config(
-            self.config.preset, overrides=[*self.config.generator_overrides, *overrides]),
+            self.config.preset, overrides=[*self.config.generator_overrides, *overrides,
+                                           *seed]),
             self.config.steps_scale)
+
+    @property
+    def _seeded(self) -> str:
+        """The suffix of the generator stages' names for the current seed."""
+        return "" if self.seed is None else f"-seed{self.seed}"
 
     def base_stage(self, key: str) -> Path:
         """The base release of stage ``key`` (training its tokenizer first)."""
@@ -384,7 +401,7 @@ class Ablation:
         tokenizer = self.tokenizer_stage(tokenizer_key)
         config = self._generator_config(overrides)
         settings = {"config": to_dict(config), "tokenizer": str(tokenizer)}
-        name = f"base-{key}"
+        name = f"base-{key}{self._seeded}"
         return self._stage(name, "base", settings,
                            self._workspace(name, tokenizer=tokenizer, base_config=config))
 
@@ -395,7 +412,7 @@ class Ablation:
         tokenizer, base = self.tokenizer_stage(tokenizer_key), self.base_stage(base_key)
         config = self._generator_config([*base_overrides, *extra])
         settings = {"config": to_dict(config), "tokenizer": str(tokenizer), "base": str(base)}
-        name = f"sparse-{key}"
+        name = f"sparse-{key}{self._seeded}"
         sparse = self._stage(name, "sparse", settings,
                              self._workspace(name, tokenizer=tokenizer, base=base,
                                              sparse_config=config))
@@ -403,7 +420,7 @@ class Ablation:
 
     def placeholder_sparse(self, tokenizer: Path, base: Path, base_key: str) -> Path:
         """An untrained (seeded) sparse model to complete a base-only release."""
-        folder = self.out / "stages" / f"{PLACEHOLDER_SPARSE}-{base_key}"
+        folder = self.out / "stages" / f"{PLACEHOLDER_SPARSE}-{base_key}{self._seeded}"
         release = folder / SPARSE
         if not release.is_dir():
             config = self._generator_config(BASE_STAGES[base_key][1])
@@ -429,16 +446,18 @@ class Ablation:
         """Names of the stages a variant uses (for the run-time table)."""
         base_key = variant.base
         stages = {"tokenizer": f"tokenizer-{BASE_STAGES[base_key][0]}",
-                  "base": f"base-{base_key}"}
+                  "base": f"base-{base_key}{self._seeded}"}
         if variant.sparse is not None:
-            stages["sparse"] = f"sparse-{variant.sparse}"
+            stages["sparse"] = f"sparse-{variant.sparse}{self._seeded}"
         return stages
 
     def run_variant(self, variant: Variant, scorer: Scorer,
                     scoring_identity: dict[str, Any]) -> dict[str, Any]:
         """Train what ``variant`` needs, assemble its release, evaluate it; cached in
-        ``variants/<name>/result.json``."""
+        ``variants/<name>/result.json`` (``variants/<name>/seed-S/`` per seed)."""
         folder = self.out / "variants" / variant.name
+        if self.seed is not None:
+            folder = folder / f"seed-{self.seed}"
         if variant.sparse is None:
             tokenizer = self.tokenizer_stage(BASE_STAGES[variant.base][0])
             base = self.base_stage(variant.base)
@@ -492,11 +511,19 @@ class Ablation:
         identity = {k: v for k, v in scorer.describe().items() if k != "not_computed"}
         results = {}
         for name in self.config.variants:
-            results[name] = self.run_variant(VARIANTS[name], scorer, identity)
+            if not self.config.seeds:
+                results[name] = self.run_variant(VARIANTS[name], scorer, identity)
+                continue
+            runs = {}
+            for seed in self.config.seeds:
+                self.seed = seed
+                runs[seed] = self.run_variant(VARIANTS[name], scorer, identity)
+            self.seed = None
+            results[name] = over_seeds(runs)
         truth = scorer.ground_truth()
         report = {
             "data": str(self.data), "preset": self.config.preset,
-            "steps_scale": self.config.steps_scale,
+            "steps_scale": self.config.steps_scale, "seeds": list(self.config.seeds),
             "scoring": scorer.describe(),
             "ground_truth": truth["values"],
             "ground_truth_bc_shuffled": truth["bc_shuffled"],
@@ -509,6 +536,35 @@ class Ablation:
         write_json(self.out / ABLATION_JSON, report)
         write_markdown(self.out / ABLATION_MD, ablation_markdown(report, TABLE2, self.table3()))
         return report
+
+
+def over_seeds(runs: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+    """One variant's result over several seeds: the mean of every metric (``values``), its
+    standard deviation (``std``, with n - 1; None for a metric some seed lacks), the per-seed
+    results (``seeds``), the stages of every seed and the summed evaluation time."""
+    first = next(iter(runs.values()))
+
+    def stats(key: str, pick: Callable[[dict[str, Any]], float | None]
+              ) -> tuple[float | None, float | None]:
+        values = [pick(r) for r in runs.values()]
+        if any(v is None for v in values):
+            return None, None
+        array = np.asarray(values, dtype=np.float64)
+        return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+    means, spread = {}, {}
+    for key in first["values"]:
+        means[key], spread[key] = stats(key, lambda r, k=key: r["values"].get(k))
+    return {
+        "variant": first["variant"], "label": first["label"], "components": first["components"],
+        "values": means, "std": spread,
+        "bc_shuffled": stats("bc_shuffled", lambda r: r["bc_shuffled"])[0],
+        "sparse_token_share": stats("share", lambda r: r["sparse_token_share"])[0],
+        "stages": {f"{role} (seed {seed})": stage for seed, r in runs.items()
+                   for role, stage in r["stages"].items()},
+        "eval_seconds": round(sum(r["eval_seconds"] for r in runs.values()), 2),
+        "seeds": {str(seed): r for seed, r in runs.items()},
+    }
 
 
 def run_ablation(data: str | Path, out: str | Path,
