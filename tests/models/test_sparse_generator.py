@@ -223,9 +223,10 @@ def loss_of(out: GeneratorOutput, with_gate: bool = True) -> torch.Tensor:
     return loss
 
 
-@pytest.mark.parametrize("gate", ["learned", "random", "none"])
+@pytest.mark.parametrize("gate", ["learned", "random", "none", "own"])
 def test_gradients_reach_every_parameter(gate: str) -> None:
-    model = tiny_model(gate=gate).train()
+    model = (tiny_model(gate_encoder=True, gate_context=(2, 1)) if gate == "own"
+             else tiny_model(gate=gate)).train()
     features = {part: value.requires_grad_() for part, value in base_features().items()}
     loss_of(model(make_inputs(), features)).backward()
     dead = [name for name, p in model.named_parameters()
@@ -267,6 +268,34 @@ def test_a_few_adam_steps_fit_codes_and_gate_labels() -> None:
     last = [v.item() for v in losses()]
     assert last[0] < 0.75 * first[0]
     assert last[1] < 0.75 * first[1]
+
+
+def test_own_gate_encoder_and_context(tmp_path: Path) -> None:
+    model = tiny_model(gate_encoder=True, gate_context=(3, 1)).eval()
+    assert model.gate_semantic is not None and model.gate.context_conv is not None
+    inputs, features = make_inputs(seed=4), base_features()
+    reference = model(inputs, features)
+    with torch.no_grad():  # the shared stream no longer decides ψ, only the motion
+        for p in model.semantic.parameters():
+            p.add_(0.5)
+    changed = model(inputs, features)
+    assert torch.equal(changed.psi, reference.psi)
+    assert not torch.equal(changed.logits[UPPER], reference.logits[UPPER])
+    with torch.no_grad():
+        for p in model.gate_semantic.parameters():
+            p.add_(0.5)
+    assert not torch.equal(model(inputs, features).psi, reference.psi)
+    model.save_pretrained(tmp_path / "sparse")
+    loaded = SparseMotionGenerator.from_pretrained(tmp_path / "sparse")
+    assert loaded.config.gate_encoder and loaded.config.gate_context == (3, 1)
+    assert torch.equal(loaded(inputs, features).psi, model(inputs, features).psi)
+    assert tiny_model(gate="random", gate_encoder=True).gate_semantic is None
+    with pytest.raises(ValueError, match="gate_context"):
+        tiny_config(gate_context=(2, -1))
+    # the gate encoder's word embedding starts from the same word vectors
+    vectors = torch.randn(VOCAB, model.config.word_dim)
+    model.init_word_embedding(vectors)
+    assert torch.equal(model.gate_semantic.word_embedding.weight, vectors)
 
 
 def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:

@@ -99,6 +99,9 @@ class SparseGeneratorConfig:
         gate_context: ``(before, after)`` tokens the learned gate reads around each token
             (:class:`~semtalk.modules.gate.SemanticGate`); ``(0, 0)``: the paper's per-token
             gate.
+        gate_encoder: the learned gate reads its own semantic encoder (same architecture as
+            the shared one, trained by the gate's losses) instead of the fused stream the
+            motion branch reads; False: the paper's shared stream.
         feature_weighting: W_f, multiply f_t by ψ.
         blend_base: Eq. 5, blend the part features with the base model's before the heads.
         use_coarse2fine: False skips the body Coarse2Fine cross-attention.
@@ -121,6 +124,7 @@ class SparseGeneratorConfig:
     dropout: float = 0.1
     gate: str = "learned"
     gate_context: tuple[int, int] = (0, 0)
+    gate_encoder: bool = False
     feature_weighting: bool = True
     blend_base: bool = True
     use_coarse2fine: bool = True
@@ -229,6 +233,9 @@ class SparseMotionGenerator(PretrainedModel):
         hidden, latent = sizes.hidden, sizes.latent
         self.semantic = SemanticEncoder(config)
         self.gate = SemanticGate(latent, FRAMES_PER_TOKEN, config.gate, config.gate_context)
+        # gate_semantic exists only with config.gate_encoder and a learned gate
+        self.gate_semantic = (SemanticEncoder(config)
+                              if config.gate_encoder and config.gate == "learned" else None)
         self.semantic_feature = MLP(latent, latent, latent)
         self.seed_encoder = SeedMotionEncoder(config.motion_dim, latent,
                                               sizes.motion_encoder_layers,
@@ -251,12 +258,15 @@ class SparseMotionGenerator(PretrainedModel):
 
     @torch.no_grad()
     def init_word_embedding(self, vectors: torch.Tensor) -> None:
-        """Copy ``[vocab_size, word_dim]`` word vectors into the (trainable) word embedding."""
+        """Copy ``[vocab_size, word_dim]`` word vectors into the (trainable) word embedding
+        (and the gate encoder's, with ``gate_encoder``)."""
         weight = self.semantic.word_embedding.weight
         if tuple(vectors.shape) != tuple(weight.shape):
             raise ValueError(f"word vectors must be {tuple(weight.shape)} (vocab_size, "
                              f"word_dim), got {tuple(vectors.shape)}")
         weight.copy_(vectors)
+        if self.gate_semantic is not None:  # the gate's own encoder reads the same words
+            self.gate_semantic.word_embedding.weight.copy_(vectors)
 
     def forward(self, inputs: GeneratorInputs,
                 base_features: Mapping[BodyPart, torch.Tensor] | None = None,
@@ -286,7 +296,9 @@ class SparseMotionGenerator(PretrainedModel):
         config = self.config
         check_inputs(inputs, config, words=True)
         fusion = self.semantic(inputs.word_ids, inputs.sentence, inputs.emotion, inputs.speech)
-        gate_logits, psi = self.gate(fusion)
+        gate_input = fusion if self.gate_semantic is None else self.gate_semantic(
+            inputs.word_ids, inputs.sentence, inputs.emotion, inputs.speech)
+        gate_logits, psi = self.gate(gate_input)
         if psi_edit is not None:
             psi = psi_edit(psi)
         semantic = self.semantic_feature(fusion)
