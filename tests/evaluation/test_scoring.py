@@ -36,6 +36,13 @@ def test_ground_truth_as_generated_gives_the_known_answers(scorer: Scorer) -> No
     assert values["bc"] == pytest.approx(truth["bc"]) and 0 < values["bc"] < 1
     assert values["div"] == pytest.approx(truth["div"]) and values["div"] > 1
     assert values["sem_accuracy"] == 1.0 and values["sem_f1"] == 1.0
+    assert values["expression_std_ratio"] == pytest.approx(1.0)
+    assert values["expression_std"] == pytest.approx(truth["expression_std"])
+    assert truth["expression_std"] > 0.05
+    # the synthetic speaker's jaw follows its speech envelope
+    assert values["jaw_envelope_corr"] == pytest.approx(truth["jaw_envelope_corr"])
+    assert truth["jaw_envelope_corr"] > 0.5
+    assert truth["expression_std_ratio"] is None  # GT against itself
     inverted = scorer.score(ScoredSet(scorer.motions, _label_psi(scorer, invert=True)))
     assert inverted["values"]["sem_accuracy"] == 0.0
     assert result["per_clip"][0]["clip_id"] == scorer.clip_ids[0]
@@ -43,9 +50,11 @@ def test_ground_truth_as_generated_gives_the_known_answers(scorer: Scorer) -> No
 
 
 def test_still_motion_has_no_diversity_no_beats_and_a_larger_fgd(scorer: Scorer) -> None:
-    still = [Motion(np.repeat(m.poses[:1], m.num_frames, 0), m.expressions, m.trans, m.betas)
+    still = [Motion(np.repeat(m.poses[:1], m.num_frames, 0),
+                    np.repeat(m.expressions[:1], m.num_frames, 0), m.trans, m.betas)
              for m in scorer.motions]
     values = scorer.score(ScoredSet(still))["values"]
+    assert values["expression_std_ratio"] == 0.0 and values["jaw_envelope_corr"] == 0.0
     assert values["div"] == pytest.approx(0, abs=1e-9) and values["bc"] == 0.0
     assert values["fgd"] > 1e-3
     assert values["sem_accuracy"] is None  # no ψ given

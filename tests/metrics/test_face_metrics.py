@@ -12,9 +12,14 @@ import torch
 from semtalk.body.parts import PARENTS
 from semtalk.metrics import (
     FaceMotion,
+    expression_std,
     face_param_error,
     face_vertex_metrics,
+    jaw_envelope_correlation,
+    jaw_opening,
+    pearson,
     smplx_face_vertices,
+    speech_envelope,
     vertex_lvd,
     vertex_mse,
     vertex_velocity_l1,
@@ -143,3 +148,57 @@ def test_smplx_face_vertices_pose_only_jaw_and_expressions(tmp_path: Path) -> No
                                   vertices_fn)
     assert metrics.mse == pytest.approx(float((direction**2).mean()) / 2, rel=1e-4)
     assert math.isfinite(metrics.lvd)
+
+
+# ---------------------------------------------------------------------- does the face move?
+def test_pearson_known_answers() -> None:
+    t = np.linspace(0.0, 4.0 * np.pi, 200)
+    signal = np.sin(t)
+    assert pearson(signal, 3.0 * signal + 2.0) == pytest.approx(1.0)
+    assert pearson(signal, -signal) == pytest.approx(-1.0)
+    assert pearson(np.sin(t), np.cos(t)) == pytest.approx(0.0, abs=0.02)
+    assert pearson(signal, np.full_like(signal, 0.3)) == 0.0  # a still signal follows nothing
+    with pytest.raises(ValueError, match="one length"):
+        pearson(signal, signal[:-1])
+
+
+def test_speech_envelope_is_the_rms_around_each_frame() -> None:
+    rate, fps, frames = 16_000, 30, 60
+    audio = np.zeros(frames * rate // fps)
+    loud = slice(20 * rate // fps, 40 * rate // fps)  # frames 20..39 at amplitude 0.5
+    audio[loud] = 0.5 * np.where(np.arange(audio[loud].size) % 2, 1.0, -1.0)
+    envelope = speech_envelope(audio, frames, rate, fps)
+    assert envelope.shape == (frames,)
+    assert envelope[25:35] == pytest.approx(0.5)  # whole window inside the loud part
+    assert envelope[:19] == pytest.approx(0.0) and envelope[41:] == pytest.approx(0.0)
+    assert envelope[20] == pytest.approx(0.5 / np.sqrt(2), abs=0.01)  # half the window loud
+    assert speech_envelope(audio[:100], 5, rate, fps)[2:] == pytest.approx(0.0)  # past the end
+
+
+def test_jaw_envelope_correlation_and_jaw_opening() -> None:
+    t = np.linspace(0.0, 6.0, 180)
+    envelope = 1.0 + np.sin(3.0 * t)
+    axis = np.array([0.6, 0.0, 0.8])  # a unit axis: the angle is the coefficient
+    following = np.outer(0.05 + 0.1 * envelope, axis)
+    assert jaw_opening(following) == pytest.approx(0.05 + 0.1 * envelope)
+    still = np.tile(following[:1], (len(t), 1))
+    assert jaw_envelope_correlation([following], [envelope]) == pytest.approx(1.0)
+    assert jaw_envelope_correlation([still], [envelope]) == 0.0
+    # frame-weighted: 180 frames at r = 1 and 60 frames at r = 0
+    weighted = jaw_envelope_correlation([following, still[:60]], [envelope, envelope[:60]])
+    assert weighted == pytest.approx(180 / 240)
+    with pytest.raises(ValueError, match="jaw frames"):
+        jaw_envelope_correlation([following], [envelope[:-1]])
+
+
+def test_expression_std_is_the_mean_channel_std_weighted_by_frames() -> None:
+    frames = np.arange(100)
+    square = np.where(frames % 2, 1.0, -1.0)  # std exactly 1
+    first = np.outer(square, np.linspace(0.0, 2.0, 100))  # channel stds 0..2, mean 1
+    assert expression_std([first]) == pytest.approx(1.0)
+    assert expression_std([first + 5.0]) == pytest.approx(1.0)  # offsets do not move a face
+    second = np.zeros((300, 100))
+    assert expression_std([first, second]) == pytest.approx(100 / 400)
+    assert expression_std([0.5 * first]) / expression_std([first]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="expressions must be"):
+        expression_std([np.zeros((10, 50))])

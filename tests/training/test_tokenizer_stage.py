@@ -161,6 +161,50 @@ def test_trained_tokenizer_round_trip_beats_mean_pose(synth_cache: Path, tmp_pat
     assert tokenizer_error < 0.7 * mean_error
 
 
+def _face_std_ratio(best: Path, cache: FeatureCache) -> float:
+    """RMS over the 100 expressions of the reconstruction's std over time / the data's, on
+    the cache's training clips."""
+    from semtalk.body.representation import motion_to_tokenizer_parts
+
+    model = RVQVAE.from_pretrained(best)
+    reconstructed, data = [], []
+    for clip_id in cache.ids("train"):
+        clip = cache.load(clip_id)
+        frames = clip.num_frames // 4 * 4
+
+        def tensor(a: np.ndarray, n: int = frames) -> torch.Tensor:
+            return torch.from_numpy(np.array(a[:n], dtype=np.float32))
+
+        x = motion_to_tokenizer_parts(tensor(clip.poses), tensor(clip.expressions),
+                                      tensor(clip.trans), tensor(clip.contacts))[BodyPart.FACE]
+        with torch.no_grad():
+            reconstructed.append(model.decode(model.encode(x[None]))[0, :, 6:].std(0))
+        data.append(x[:, 6:].std(0))
+    return float(torch.stack(reconstructed).square().mean().sqrt()
+                 / torch.stack(data).square().mean().sqrt())
+
+
+def test_face_tokenizer_moves_only_with_a_small_commitment_weight(synth_cache: Path,
+                                                                  tmp_path: Path) -> None:
+    """At the shared commitment weight 1 the commitment loss outweighs the face's small
+    reconstruction terms: the face encoder collapses to one code and the reconstructed face
+    does not move. At the face's own weight (the default, 0.02) the same short run
+    reconstructs a moving face."""
+    config = replace(with_solver(_tiny(60), batch_size=16), stride=16)
+    cache = FeatureCache(synth_cache)
+    assert config.face_commitment_weight == 0.02
+    assert config.model_for(BodyPart.FACE).quantizer.commitment_weight == 0.02
+    assert config.model_for(BodyPart.UPPER).quantizer.commitment_weight == 1.0
+    moving = _face_std_ratio(TokenizerSolver(config, BodyPart.FACE, synth_cache,
+                                             tmp_path / "default").fit(progress=False), cache)
+    shared = replace(config, face_commitment_weight=None)
+    frozen = _face_std_ratio(TokenizerSolver(shared, BodyPart.FACE, synth_cache,
+                                             tmp_path / "shared").fit(progress=False), cache)
+    print(f"reconstructed / data expression std: {moving:.3f} (0.02), {frozen:.3f} (1)")
+    assert frozen < 0.05
+    assert moving > 0.2
+
+
 def test_release_save_load_identical_and_strict(tmp_path: Path) -> None:
     tokenizer = MotionTokenizer.from_config(load_preset("tokenizer", "tiny")).eval()
     folder = tokenizer.save_pretrained(tmp_path / "tok")

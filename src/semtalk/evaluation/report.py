@@ -28,15 +28,20 @@ class Unit:
         raw_label: column header of the raw value.
         factor: paper value = raw / factor (``1e-1`` for FGD).
         higher_is_better: the arrow in the header.
+        best_at: the value that is best when neither direction is (the arrow then reads
+            ``→1``); ``None`` for the metrics ``higher_is_better`` describes.
     """
 
     label: str
     raw_label: str
     factor: float
     higher_is_better: bool
+    best_at: float | None = None
 
     @property
     def arrow(self) -> str:
+        if self.best_at is not None:
+            return f"→{self.best_at:g}"
         return "↑" if self.higher_is_better else "↓"
 
     def paper(self, raw: float | None) -> float | None:
@@ -53,6 +58,9 @@ UNITS: dict[str, Unit] = {
     "face_velocity_l1": Unit("vertex vel. L1 ×10⁻⁵", "vertex vel. L1", 1e-5, False),
     "expression_mse": Unit("expr. MSE", "expr. MSE", 1.0, False),
     "jaw_angle_deg": Unit("jaw (°)", "jaw (°)", 1.0, False),
+    "expression_std": Unit("expr. std", "expr. std", 1.0, True),
+    "expression_std_ratio": Unit("expr. std / GT", "expr. std / GT", 1.0, True, best_at=1.0),
+    "jaw_envelope_corr": Unit("jaw–envelope r", "jaw–envelope r", 1.0, True),
     "sem_accuracy": Unit("Acc (%)", "Acc", 1e-2, True),
     "sem_balanced_accuracy": Unit("bal. Acc (%)", "bal. Acc", 1e-2, True),
     "sem_precision": Unit("precision (%)", "precision", 1e-2, True),
@@ -165,9 +173,11 @@ def write_markdown(path: str | Path, text: str) -> Path:
 
 # ---------------------------------------------------------------------- `semtalk evaluate`
 EVALUATION_METRICS: tuple[str, ...] = ("fgd", "bc", "div", "face_mse", "face_lvd",
-                                       "sem_accuracy", "expression_mse", "jaw_angle_deg")
+                                       "sem_accuracy", "expression_mse", "jaw_angle_deg",
+                                       "expression_std_ratio", "jaw_envelope_corr")
 """Columns of the evaluation table: Table 1's metrics, Table 2's Acc, the vertex-free face
-errors."""
+errors, and whether the face moves (expression std against the GT's, jaw following the
+speech envelope)."""
 
 
 def evaluation_markdown(report: Mapping[str, Any]) -> str:
@@ -208,6 +218,10 @@ def evaluation_markdown(report: Mapping[str, Any]) -> str:
         f"shuffled-audio control is what the motion's beats owe to its own speech.",
         "- Ground truth: FGD and the face errors compare GT with itself (0 by definition) "
         "and are left out; Acc needs a predicted ψ.",
+        "- expr. std / GT: the generated expressions' std over time (mean over the 100 "
+        "coefficients) over the GT's; 0 is a frozen face. jaw–envelope r: Pearson "
+        "correlation of the jaw's rotation angle with the speech RMS envelope at 30 fps, per "
+        "clip, frame-weighted; the GT row gives the data's own value.",
         "- Acc: per-token ψ > 0.5 against the clips' semantic labels (token label: mean "
         "frame score > 0).",
     ]

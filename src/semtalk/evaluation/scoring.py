@@ -17,6 +17,10 @@ What each metric reads:
   BC reads the clips' audio from their dataset (the cache holds none).
 - Face MSE / LVD: SMPL-X face vertices; without a model file they are not computed. The
   vertex-free expression MSE and jaw angle are always computed.
+- Does the face move: the expression std (mean over the 100 coefficients of their std over
+  time) of each row, and generated / GT as ``expression_std_ratio``; the jaw–envelope
+  correlation (Pearson, per clip, jaw rotation angle against the speech RMS envelope at
+  30 fps, frame-weighted) of generated and GT motion. See :mod:`semtalk.metrics.face`.
 - Semantic accuracy: the model's per-token ψ against the clips' ``sem`` labels (a token is
   semantic when the mean score of its 4 frames is > 0), like the sparse stage's validation.
 
@@ -52,20 +56,24 @@ from semtalk.metrics import (
     audio_onsets,
     beat_alignment,
     encode_sequences,
+    expression_std,
     face_param_error,
     face_vertex_metrics,
     frechet_distance,
+    jaw_envelope_correlation,
     l1_diversity,
     load_official_fgd_encoder,
     mean_joint_speed,
     motion_beats,
     semantic_accuracy,
     smplx_face_vertices,
+    speech_envelope,
 )
 
 METRICS: tuple[str, ...] = (
     "fgd", "bc", "div", "face_mse", "face_lvd", "face_velocity_l1", "expression_mse",
-    "jaw_angle_deg", "sem_accuracy", "sem_balanced_accuracy", "sem_precision", "sem_recall",
+    "jaw_angle_deg", "expression_std", "expression_std_ratio", "jaw_envelope_corr",
+    "sem_accuracy", "sem_balanced_accuracy", "sem_precision", "sem_recall",
     "sem_f1",
 )
 """Keys of a scored row (raw values; ``None`` where not computed)."""
@@ -163,6 +171,9 @@ class Scorer:
                                                                    strict=True)]
         self.onsets = [audio_onsets(a, m.num_frames, self.bc_config)
                        for a, m in zip(self.audio, self.motions, strict=True)]
+        self.envelopes = [speech_envelope(a, m.num_frames, self.bc_config.sample_rate)
+                          for a, m in zip(self.audio, self.motions, strict=True)]
+        self.gt_expression_std = expression_std([m.expressions for m in self.motions])
         self.train_clips = self.cache.ids("train")
         if not self.train_clips:
             raise DataError(self.cache.path, "BC's speed normaliser comes from the train split, "
@@ -288,6 +299,12 @@ class Scorer:
                 raise ValueError(f"clip {clip_id}: {motion.num_frames} generated frames vs "
                                  f"{gt.num_frames} ground-truth frames")
 
+    def _face_motion(self, motions: Sequence[Motion]) -> dict[str, float | None]:
+        """Expression std and jaw–envelope correlation of a row's motion."""
+        return {"expression_std": expression_std([m.expressions for m in motions]),
+                "jaw_envelope_corr": jaw_envelope_correlation(
+                    [_face(m).jaw for m in motions], self.envelopes)}
+
     def _semantic(self, token_psi: list[np.ndarray]) -> dict[str, float | None]:
         psi, labels = [], []
         for label, tokens in zip(self.labels, token_psi, strict=True):
@@ -318,6 +335,10 @@ class Scorer:
         params = face_param_error(faces, gt_faces)
         values["expression_mse"] = params.expression_mse
         values["jaw_angle_deg"] = math.degrees(params.jaw_angle)
+        values.update(self._face_motion(scored.motions))
+        values["expression_std_ratio"] = (
+            None if self.gt_expression_std <= 0 else
+            values["expression_std"] / self.gt_expression_std)  # type: ignore[operator]
         if self.face_vertices is not None:
             vertex = face_vertex_metrics(faces, gt_faces, self.face_vertices, self.betas)
             values.update(face_mse=vertex.mse, face_lvd=vertex.lvd,
@@ -333,11 +354,13 @@ class Scorer:
                 "per_clip": per_clip}
 
     def ground_truth(self) -> dict[str, Any]:
-        """The "upper bound" row: GT scored where that means something (BC, DIV and the
-        BC control); distances of GT to itself (FGD, face errors) are left out."""
+        """The "upper bound" row: GT scored where that means something (BC, DIV, the BC
+        control, expression std, jaw–envelope correlation); distances of GT to itself (FGD,
+        face errors, the std ratio) are left out."""
         bc, per_clip_bc = self.beat_consistency(self.gt_joints)
         values: dict[str, float | None] = dict.fromkeys(METRICS)
         values.update(bc=_nan_to_none(bc), div=l1_diversity(self.gt_joints))
+        values.update(self._face_motion(self.motions))
         per_clip = [{"clip_id": c, "frames": m.num_frames, "bc": _nan_to_none(b),
                      "div": l1_diversity([j])}
                     for c, m, b, j in zip(self.clip_ids, self.motions, per_clip_bc,

@@ -21,6 +21,17 @@ Over a test set each is averaged with weights ``n``.
 :func:`face_param_error` needs no mesh: the MSE of the expression coefficients and the mean
 geodesic angle between generated and GT jaw rotations. It is a different quantity from the
 vertex metrics and is named differently on purpose.
+
+Two measures say whether a face moves at all, which the error metrics above cannot (a frozen
+mean face has a small expression MSE):
+
+- :func:`expression_std`: the mean over the 100 coefficients of each one's standard deviation
+  over time, frame-weighted over sequences; the evaluation reports generated / GT
+  (``expression_std_ratio``: 1 moves as much as the data, 0 is a frozen face).
+- :func:`jaw_envelope_correlation`: Pearson correlation, per sequence, between the jaw opening
+  (the jaw's rotation angle, ``|axis-angle|``) and the speech RMS envelope at the motion frame
+  rate (:func:`speech_envelope`), frame-weighted over sequences; a jaw that follows the speech
+  scores near 1, a still jaw 0.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import torch
 from semtalk.body.parts import EXPRESSION_DIM, JAW, POSE_DIM
 from semtalk.body.rotation import axis_angle_to_matrix, geodesic_angle
 from semtalk.body.skeleton import SMPLXBodyModel
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
 
 VerticesFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 """``(jaw axis-angle [T, 3], expressions [T, 100], betas [300] or None) -> vertices [T, V, 3]``."""
@@ -208,3 +220,79 @@ def face_param_error(generated: Sequence[FaceMotion],
         frames += gen_jaw.shape[0]
     return FaceParamErrors(expression_mse=squared / frames, jaw_angle=angle / frames,
                            num_frames=frames)
+
+
+# ---------------------------------------------------------------------- does the face move?
+def expression_std(expressions: Sequence[torch.Tensor | np.ndarray]) -> float:
+    """Mean over the coefficients of their standard deviation over time (``[T, 100]`` per
+    sequence; population std), frame-weighted over sequences."""
+    if not expressions:
+        raise ValueError("need at least one expression sequence")
+    values = []
+    for index, sequence in enumerate(expressions):
+        array = np.asarray(sequence, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] != EXPRESSION_DIM or array.shape[0] < 1:
+            raise ValueError(f"sequence {index}: expressions must be [T >= 1, "
+                             f"{EXPRESSION_DIM}], got shape {array.shape}")
+        values.append((float(array.std(axis=0).mean()), array.shape[0]))
+    return _weighted(values)
+
+
+def jaw_opening(jaw: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``[T]`` jaw rotation angle (radians) of jaw axis-angle ``[T, 3]``."""
+    array = np.asarray(jaw, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 3:
+        raise ValueError(f"jaw must be axis-angle [T, 3], got shape {array.shape}")
+    return np.linalg.norm(array, axis=1)
+
+
+def speech_envelope(audio: np.ndarray, num_frames: int, sample_rate: int = AUDIO_SAMPLE_RATE,
+                    fps: int = MOTION_FPS) -> np.ndarray:
+    """``[num_frames]`` RMS of ``audio`` (mono) over a window of one frame period centred on
+    each motion frame's time ``t / fps``; samples past the end count as silence."""
+    signal = np.asarray(audio, dtype=np.float64).reshape(-1)
+    power = np.concatenate([[0.0], np.cumsum(signal**2)])
+    half = sample_rate / fps / 2
+    centres = np.arange(num_frames) * sample_rate / fps
+    start = np.round(centres - half).astype(int)
+    stop = np.round(centres + half).astype(int)
+    width = np.maximum(stop - start, 1)
+    lo, hi = np.clip(start, 0, signal.size), np.clip(stop, 0, signal.size)
+    return np.sqrt((power[hi] - power[lo]) / width)
+
+
+def _is_constant(centred: np.ndarray, original: np.ndarray) -> bool:
+    """The signal varies by no more than float rounding of its own size."""
+    size = max(float(np.abs(original).max(initial=0.0)), 1e-300)
+    return float(np.abs(centred).max(initial=0.0)) <= 1e-9 * size
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two ``[T]`` signals; 0 when either is constant (a signal that
+    does not move does not follow the other)."""
+    raw_x, raw_y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if raw_x.shape != raw_y.shape or raw_x.ndim != 1:
+        raise ValueError(f"need two [T] signals of one length, got {raw_x.shape} and "
+                         f"{raw_y.shape}")
+    x, y = raw_x - raw_x.mean(), raw_y - raw_y.mean()
+    if _is_constant(x, raw_x) or _is_constant(y, raw_y):
+        return 0.0
+    norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / norm)
+
+
+def jaw_envelope_correlation(jaws: Sequence[torch.Tensor | np.ndarray],
+                             envelopes: Sequence[np.ndarray]) -> float:
+    """Frame-weighted mean over sequences of :func:`pearson` between :func:`jaw_opening` and
+    the speech envelope (``[T]`` per sequence, e.g. :func:`speech_envelope`)."""
+    if len(jaws) != len(envelopes) or not jaws:
+        raise ValueError(f"need matching non-empty lists, got {len(jaws)} jaws and "
+                         f"{len(envelopes)} envelopes")
+    values = []
+    for index, (jaw, envelope) in enumerate(zip(jaws, envelopes, strict=True)):
+        opening = jaw_opening(jaw)
+        if opening.shape != np.shape(envelope):
+            raise ValueError(f"sequence {index}: {opening.shape[0]} jaw frames vs envelope of "
+                             f"shape {np.shape(envelope)}")
+        values.append((pearson(opening, np.asarray(envelope)), opening.shape[0]))
+    return _weighted(values)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -37,6 +37,11 @@ from semtalk.errors import DataError
 from semtalk.fileio import FileLock, LockBusyError, write_text_atomic
 from semtalk.pipeline.graph import Graph, Outcome, Stage, StepReport
 from semtalk.pipeline.stages import PIPELINE, TOKENIZER_ORDER, Workspace
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from semtalk.body.motion import Motion
 
 STAMP = "semtalk-demo.json"
 FOLDERS = ("data", "cache", "runs", "release", "output")
@@ -274,11 +279,29 @@ def _generate(ws: Workspace) -> Outcome:
     fused = int(gen.sparse_tokens.sum())
     summary = (f"{clip_id}: {gen.num_frames} frames ({gen.num_frames / gen.fps:.1f} s), "
                f"ψ > β on {fused} of {len(gen.sparse_tokens)} tokens")
+    summary += "; " + _face_summary(gen.motion, clip.motion, clip.audio)
     if clip.semantic_scores is not None and (clip.semantic_scores > 0).any():
         scores = semantic_accuracy(gen.psi_model, clip.semantic_scores)
         summary += (f"; ψ vs annotated semantic frames: balanced accuracy "
                     f"{scores.balanced_accuracy:.2f}")
     return Outcome(summary, reused=False)
+
+
+def _face_summary(generated: Motion, truth: Motion, audio: np.ndarray) -> str:
+    """Whether the generated face moves: expression std against the GT's, and the jaw's
+    correlation with the speech envelope (generated and GT), as ``semtalk evaluate`` reports."""
+    from semtalk.body.parts import JAW
+    from semtalk.metrics.face import expression_std, jaw_envelope_correlation, speech_envelope
+
+    frames = truth.num_frames
+    envelope = speech_envelope(audio, frames)
+    ratio = expression_std([generated.expressions]) / max(expression_std([truth.expressions]),
+                                                          1e-12)
+    jaw = slice(3 * JAW, 3 * JAW + 3)
+    r_gen = jaw_envelope_correlation([generated.poses[:, jaw]], [envelope])
+    r_gt = jaw_envelope_correlation([truth.poses[:, jaw]], [envelope])
+    return (f"face: expression std {ratio:.2f} x GT, jaw-envelope r {r_gen:.2f} "
+            f"(GT {r_gt:.2f})")
 
 
 # ------------------------------------------------------------------------------ the run
