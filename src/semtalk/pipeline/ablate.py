@@ -544,22 +544,22 @@ def over_seeds(runs: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
     results (``seeds``), the stages of every seed and the summed evaluation time."""
     first = next(iter(runs.values()))
 
-    def stats(key: str, pick: Callable[[dict[str, Any]], float | None]
-              ) -> tuple[float | None, float | None]:
-        values = [pick(r) for r in runs.values()]
+    def stats(values: list[float | None]) -> tuple[float | None, float | None]:
         if any(v is None for v in values):
             return None, None
         array = np.asarray(values, dtype=np.float64)
         return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
-    means, spread = {}, {}
+    results = list(runs.values())
+    means: dict[str, float | None] = {}
+    spread: dict[str, float | None] = {}
     for key in first["values"]:
-        means[key], spread[key] = stats(key, lambda r, k=key: r["values"].get(k))
+        means[key], spread[key] = stats([r["values"].get(key) for r in results])
     return {
         "variant": first["variant"], "label": first["label"], "components": first["components"],
         "values": means, "std": spread,
-        "bc_shuffled": stats("bc_shuffled", lambda r: r["bc_shuffled"])[0],
-        "sparse_token_share": stats("share", lambda r: r["sparse_token_share"])[0],
+        "bc_shuffled": stats([r["bc_shuffled"] for r in results])[0],
+        "sparse_token_share": stats([r["sparse_token_share"] for r in results])[0],
         "stages": {f"{role} (seed {seed})": stage for seed, r in runs.items()
                    for role, stage in r["stages"].items()},
         "eval_seconds": round(sum(r["eval_seconds"] for r in runs.values()), 2),
