@@ -141,6 +141,36 @@ def test_jaw_and_mouth_follow_the_speech_envelope(clips):
         assert np.corrcoef(clip.motion.expressions[:n, 0], rms[:n])[0, 1] > 0.5
 
 
+def _speech_features(audio: np.ndarray, frames: int) -> np.ndarray:
+    """Log-mel energies at the motion frame rate with +-3 frames of context, and a bias."""
+    mel = librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=1024, hop_length=533,
+                                         n_mels=24)
+    logmel = np.log(mel + 1e-6).T
+    logmel = np.pad(logmel[:frames], ((0, max(0, frames - len(logmel))), (0, 0)), mode="edge")
+    shifted = [np.roll(logmel, k, axis=0) for k in range(-3, 4)]
+    return np.concatenate([*shifted, np.ones((frames, 1))], axis=1)
+
+
+def test_expressions_are_predictable_from_the_speech(clips):
+    """The face is mostly speech-driven, as a real one: a linear map from log-mel features
+    fitted on the other clips explains most of each held-out clip's expression variance (the
+    emotion's constant offsets taken out per clip)."""
+    def data(clip):
+        frames = clip.num_frames
+        target = clip.motion.expressions - clip.motion.expressions.mean(axis=0)
+        return _speech_features(clip.audio, frames), target
+    explained = []
+    for held_out in range(len(clips)):
+        train = [data(c) for k, c in enumerate(clips) if k != held_out]
+        x = np.concatenate([t[0] for t in train])
+        y = np.concatenate([t[1] for t in train])
+        ridge = np.linalg.solve(x.T @ x + 1.0 * np.eye(x.shape[1]), x.T @ y)
+        x_test, y_test = data(clips[held_out])
+        residual = y_test - x_test @ ridge
+        explained.append(1.0 - residual.var(axis=0).sum() / y_test.var(axis=0).sum())
+    assert np.mean(explained) > 0.5, explained
+
+
 def test_emotions_change_the_voice():
     rng = np.random.default_rng(0)
     sad = sample_script(rng, 10, "sadness").prosody

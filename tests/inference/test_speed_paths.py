@@ -58,11 +58,12 @@ def _sparse_config(**fields: object) -> SparseGeneratorConfig:
                        sentence_dim=SENTENCE, emotion_dim=EMOTION, **fields)
 
 
-def _models() -> tuple[BaseMotionGenerator, SparseMotionGenerator]:
+def _models(memory_position: bool = False
+            ) -> tuple[BaseMotionGenerator, SparseMotionGenerator]:
     torch.manual_seed(0)
     base = BaseMotionGenerator(load_preset("base_generator", "tiny", speech_dim=SPEECH, beat_dim=4,
-                                           sizes=SIZES))
-    sparse = SparseMotionGenerator(_sparse_config(sizes=SIZES))
+                                           sizes=SIZES, memory_position=memory_position))
+    sparse = SparseMotionGenerator(_sparse_config(sizes=SIZES, memory_position=memory_position))
     return base, sparse
 
 
@@ -84,8 +85,9 @@ def _assert_outputs(a: GeneratorOutput, b: GeneratorOutput, exact: bool) -> None
         torch.testing.assert_close(a.psi, b.psi, **tolerance)
 
 
-def test_prepared_generators_match_the_plain_ones() -> None:
-    base, sparse = _models()
+@pytest.mark.parametrize("memory_position", [False, True])
+def test_prepared_generators_match_the_plain_ones(memory_position: bool) -> None:
+    base, sparse = _models(memory_position)
     base.eval(), sparse.eval()
     fast_base = prepare_for_inference(copy.deepcopy(base))
     fast_sparse = prepare_for_inference(copy.deepcopy(sparse))

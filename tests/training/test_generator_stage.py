@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,59 @@ def test_word_dropout_trains_the_unk_embedding(synth_cache: Path, tokenizer_rele
         rows[rate] = SparseMotionGenerator.from_pretrained(best).semantic.word_embedding.weight
     assert torch.equal(rows[0.0][0], rows[0.5][0])  # PAD: never in the data, same init
     assert not torch.equal(rows[0.0][vocab.unk_id], rows[0.5][vocab.unk_id])
+
+
+def test_sparse_stage_can_have_its_own_batch_size(synth_cache: Path, tokenizer_release: Path,
+                                                  base_release: Path, tmp_path: Path) -> None:
+    """``sparse.batch_size`` sets the sparse stage's batch (recorded in its run), the base
+    stage keeps ``solver.batch_size``; a size below 1 is refused when the config loads."""
+    config = load_generator_config("tiny", overrides=[
+        *FAST, "solver.max_steps=1", "solver.validate_every=0", "sparse.batch_size=3"])
+    sparse = SparseSolver(config, synth_cache, tokenizer_release, base_release, tmp_path / "s")
+    assert sparse.solver_config.batch_size == 3
+    sparse.fit(progress=False)
+    run = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert run["solver"]["batch_size"] == 3 and run["config"]["sparse"]["batch_size"] == 3
+    base = BaseSolver(config, synth_cache, tokenizer_release, tmp_path / "b")
+    assert base.solver_config.batch_size == 8
+    with pytest.raises(ValueError, match=r"sparse\.batch_size must be >= 1"):
+        load_generator_config("tiny", overrides=["sparse.batch_size=0"])
+
+
+def test_sparse_passes_share_their_score_with_the_same_loss_and_gradients(
+        synth_cache: Path, tokenizer_release: Path, base_release: Path, tmp_path: Path) -> None:
+    """A step's three passes share the sparse model's score (ψ, f_t) and the frozen base's
+    audio latents, computed once: loss and every gradient equal computing them per pass."""
+    config = load_generator_config("tiny", overrides=[
+        *FAST, "sparse_model.dropout=0.0", "sparse.word_dropout=0.0"])
+    solver = SparseSolver(config, synth_cache, tokenizer_release, base_release, tmp_path)
+    torch.manual_seed(0)
+    model = solver.build_model()
+    batch = torch.utils.data.default_collate([solver.train_dataset()[i] for i in range(4)])
+
+    def gradients(step: Callable[[], torch.Tensor]) -> tuple[float, dict[str, torch.Tensor]]:
+        model.zero_grad()
+        torch.manual_seed(1)  # the same random mask
+        loss = step()
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()
+                             if p.grad is not None}
+
+    shared_loss, shared = gradients(lambda: solver.training_loss(model, batch, 10)[0])
+
+    def per_pass() -> torch.Tensor:  # the passes computed apart (shared=None)
+        forward = solver._forward
+        solver._forward = lambda m, b, mask, w, _=None: forward(m, b, mask, w)  # type: ignore
+        try:
+            return solver.training_loss(model, batch, 10)[0]
+        finally:
+            del solver._forward
+
+    apart_loss, apart = gradients(per_pass)
+    assert shared_loss == pytest.approx(apart_loss, rel=1e-5)
+    assert shared.keys() == apart.keys() and len(shared) > 10
+    for name, grad in shared.items():
+        torch.testing.assert_close(grad, apart[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_sparse_refuses_an_incompatible_base(synth_cache: Path, tokenizer_release: Path,

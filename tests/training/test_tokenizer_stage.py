@@ -184,25 +184,23 @@ def _face_std_ratio(best: Path, cache: FeatureCache) -> float:
                  / torch.stack(data).square().mean().sqrt())
 
 
-def test_face_tokenizer_moves_only_with_a_small_commitment_weight(synth_cache: Path,
-                                                                  tmp_path: Path) -> None:
-    """At the shared commitment weight 1 the commitment loss outweighs the face's small
-    reconstruction terms: the face encoder collapses to one code and the reconstructed face
-    does not move. At the face's own weight (the default, 0.02) the same short run
-    reconstructs a moving face."""
+def test_face_tokenizer_trains_with_its_own_commitment_weight(synth_cache: Path,
+                                                             tmp_path: Path) -> None:
+    """The face's reconstruction terms are an order of magnitude smaller than the other
+    parts', so the face quantizer has its own commitment weight (0.1; the others keep 1): the
+    saved face tokenizer carries it, and a short run reconstructs a face that moves like the
+    synthetic speaker's."""
     config = replace(with_solver(_tiny(60), batch_size=16), stride=16)
     cache = FeatureCache(synth_cache)
-    assert config.face_commitment_weight == 0.02
-    assert config.model_for(BodyPart.FACE).quantizer.commitment_weight == 0.02
+    assert config.face_commitment_weight == 0.1
+    assert config.model_for(BodyPart.FACE).quantizer.commitment_weight == 0.1
     assert config.model_for(BodyPart.UPPER).quantizer.commitment_weight == 1.0
-    moving = _face_std_ratio(TokenizerSolver(config, BodyPart.FACE, synth_cache,
-                                             tmp_path / "default").fit(progress=False), cache)
-    shared = replace(config, face_commitment_weight=None)
-    frozen = _face_std_ratio(TokenizerSolver(shared, BodyPart.FACE, synth_cache,
-                                             tmp_path / "shared").fit(progress=False), cache)
-    print(f"reconstructed / data expression std: {moving:.3f} (0.02), {frozen:.3f} (1)")
-    assert frozen < 0.05
-    assert moving > 0.2
+    release = TokenizerSolver(config, BodyPart.FACE, synth_cache, tmp_path / "face").fit(
+        progress=False)
+    assert RVQVAE.from_pretrained(release).config.quantizer.commitment_weight == 0.1
+    moving = _face_std_ratio(release, cache)
+    print(f"reconstructed / data expression std: {moving:.3f}")
+    assert moving > 0.5
 
 
 def test_release_save_load_identical_and_strict(tmp_path: Path) -> None:

@@ -39,8 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(f"--{stage}-steps", type=_positive_int, default=None, metavar="N",
                             help=f"training steps of {what} (default: the preset's)")
     parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                        help="processes training tokenizer parts at once (default: CPU cores, "
-                             "at most 2)")
+                        help="processes training tokenizer parts at once, and threads of the "
+                             "base and sparse stages (default: CPU cores, at most 2)")
     parser.add_argument("--no-video", action="store_true", help="skip the preview video")
     parser.add_argument("--fresh", action="store_true",
                         help="remove what an earlier demo built in DIR first")

@@ -66,6 +66,7 @@ class FastFaceBranch(FaceBranch, InferenceModule):
         nn.Module.__init__(self)
         self.speaker = face.speaker
         self.seed = _prepared_tree(face.seed)
+        self.memory_position = face.memory_position
         self.position = face.position
         self.decoder = FastDecoder(face.decoder, projection=face.memory, release=True)
         self.out = _prepared_tree(face.out)
@@ -74,7 +75,7 @@ class FastFaceBranch(FaceBranch, InferenceModule):
     def forward(self, seed: torch.Tensor, audio: torch.Tensor,
                 speaker: torch.Tensor) -> torch.Tensor:
         """f_e ``[B, T/4, L]``."""
-        keys_values = self.decoder.keys_values(torch.cat([audio, self.seed(seed)], dim=-1))
+        keys_values = self.decoder.keys_values(self.memory_input(seed, audio))
         first = self.first_layer(speaker, seed.shape[1])
         return self.out(self.decoder.decode(first[0], keys_values, first))
 

@@ -6,7 +6,8 @@ Inputs are speech features γ_h, beat features γ_b, a masked seed-motion window
    per-channel fusion with the beat latent.
 2. The masked motion window goes through the seed encoder (learned mask embedding first).
 3. Face branch ("MLP-based face enhancement"): ``Decoder(tgt=PE(spk_face),
-   memory=Linear([fused face audio, MLP(seed)]))``, halved twice in time -> f_e ``[B, N, L]``.
+   memory=Linear([fused face audio, MLP(seed)]))``, halved twice in time -> f_e ``[B, N, L]``
+   (with ``memory_position``: ``Linear(PE([...]))``).
 4. Body branch (:class:`~semtalk.models.body_branch.BodyBranch`) with the fused body audio as
    word-hints memory when ``use_word`` -> f_u, f_h, f_l.
 5. Rhythm pairs for the rhythmic consistency loss: ``h(f_e)`` vs the token-pooled face speech
@@ -91,6 +92,12 @@ class BaseGeneratorConfig:
             RC: "w/o RC" has neither the heads nor the loss).
         word_query_speaker: the body's word-hints query includes the speaker embedding
             (False: the official code's query, which drops it).
+        memory_position: add the periodic positional encoding to the per-frame audio memories
+            the face decoder and the body's word-hints decoder attend to (before their memory
+            Linear). Without it (the official code) the memories carry no position, so a
+            query can find its own frame only through position cues inside the features;
+            the tiny and demo presets' spectral features have none, and their face and beats
+            did not follow the speech (jaw–envelope r 0.02).
     """
 
     speech_dim: int | None = None
@@ -104,6 +111,7 @@ class BaseGeneratorConfig:
     use_coarse2fine: bool = True
     use_rhythmic_projection: bool = True
     word_query_speaker: bool = True
+    memory_position: bool = False
 
     data_fields: ClassVar[tuple[str, ...]] = ("speech_dim", "beat_dim", "codes")
     """Fields the data and the tokenizer decide: None (unset) in a training config."""
@@ -128,11 +136,14 @@ class FaceBranch(nn.Module):
     out: nn.Module
 
     def __init__(self, sizes: GeneratorSizes, num_speakers: int, period: int,
-                 dropout: float) -> None:
+                 dropout: float, memory_position: bool = False) -> None:
         super().__init__()
         hidden, latent = sizes.hidden, sizes.latent
         self.speaker = nn.Embedding(num_speakers, hidden)
         self.seed = MLP(latent, hidden, latent)
+        # memory_position exists only with the config switch (no parameters either way)
+        self.memory_position = (PeriodicPositionalEncoding(2 * latent, period, dropout)
+                                if memory_position else None)
         self.memory = nn.Linear(2 * latent, hidden)
         self.position = PeriodicPositionalEncoding(hidden, period, dropout)
         self.decoder = transformer_decoder(hidden, sizes.heads, sizes.feedforward,
@@ -143,8 +154,14 @@ class FaceBranch(nn.Module):
     def forward(self, seed: torch.Tensor, audio: torch.Tensor,
                 speaker: torch.Tensor) -> torch.Tensor:
         """f_e ``[B, T/4, L]``."""
-        memory = self.memory(torch.cat([audio, self.seed(seed)], dim=-1))  # [B, T, 2L] -> H
+        memory = self.memory(self.memory_input(seed, audio))  # [B, T, 2L] -> H
         return self.out(self.decoder(self.query(speaker, seed.shape[1]), memory))
+
+    def memory_input(self, seed: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """``[audio, MLP(seed)]`` ``[B, T, 2L]``, plus the positional encoding with
+        ``memory_position``: what the memory Linear reads."""
+        memory = torch.cat([audio, self.seed(seed)], dim=-1)
+        return memory if self.memory_position is None else self.memory_position(memory)
 
     def query(self, speaker: torch.Tensor, frames: int) -> torch.Tensor:
         """The decoder's target ``PE(spk)``: ``[B, T, H]`` (the same in every window)."""
@@ -208,9 +225,10 @@ class BaseMotionGenerator(PretrainedModel):
         self.seed_encoder = SeedMotionEncoder(config.motion_dim, latent,
                                               sizes.motion_encoder_layers,
                                               init_scale=hidden**-0.5)
-        self.face = FaceBranch(sizes, config.num_speakers, config.window, config.dropout)
+        self.face = FaceBranch(sizes, config.num_speakers, config.window, config.dropout,
+                               config.memory_position)
         self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout,
-                               config.word_query_speaker)
+                               config.word_query_speaker, config.memory_position)
         self.rhythm_projection = nn.ModuleDict({
             part.value: _projection_head(latent, config.use_rhythmic_projection)
             for part in RHYTHM_PARTS})

@@ -2,7 +2,8 @@
 
 1. ``x = PE(Linear(MLP(seed)) + spk)``, then a self-attention encoder (``self_layers``).
 2. With a memory (the fused body audio in the base model, the semantic feature f_t in the
-   sparse model): ``x = x + WordHints(tgt=PE(x + spk), memory=Linear(memory))``. The official
+   sparse model): ``x = x + WordHints(tgt=PE(x + spk), memory=Linear(memory))`` (with
+   ``memory_position``: ``Linear(PE(memory))``). The official
    code computes ``x + spk`` for this query and then drops it (query ``PE(x)``); we keep the
    speaker embedding unless ``word_query_speaker`` is False (the official family).
 3. Halve the frame rate (stride-2 conv) of ``x`` and of the speaker embedding.
@@ -65,6 +66,8 @@ class BodyBranch(nn.Module):
         dropout: dropout of the transformer layers and the positional encoding.
         word_query_speaker: add the speaker embedding to the word-hints query (False: the
             official ``PE(x)``).
+        memory_position: add the positional encoding to the word-hints memory before its
+            Linear (False: the official memory, without position).
     """
 
     # swapped by prepare_for_inference: word_memory for nn.Identity once folded into
@@ -73,10 +76,14 @@ class BodyBranch(nn.Module):
     word_hints: nn.Module
 
     def __init__(self, sizes: GeneratorSizes, num_speakers: int, period: int,
-                 dropout: float, word_query_speaker: bool = True) -> None:
+                 dropout: float, word_query_speaker: bool = True,
+                 memory_position: bool = False) -> None:
         super().__init__()
         self.word_query_speaker = word_query_speaker
         hidden, latent = sizes.hidden, sizes.latent
+        # memory_position exists only with the switch (no parameters either way)
+        self.memory_position = (PeriodicPositionalEncoding(latent, period, dropout)
+                                if memory_position else None)
         layer = _StackSizes(dim=hidden, heads=sizes.heads, feedforward=sizes.feedforward,
                             dropout=dropout)
         self.speaker = nn.Embedding(num_speakers, hidden)
@@ -112,6 +119,8 @@ class BodyBranch(nn.Module):
         x = self.self_attention(self.position(self.seed(seed) + spk))
         if memory is not None:
             query = x + spk if self.word_query_speaker else x
+            if self.memory_position is not None:
+                memory = self.memory_position(memory)
             x = x + self.word_hints(self.position(query), self.word_memory(memory))
         x = self.downsample(x)  # [B, T/2, H]
         return BodyTrunk(speaker=self.speaker_downsample(spk),

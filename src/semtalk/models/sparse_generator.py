@@ -109,6 +109,7 @@ class SparseGeneratorConfig:
             memory is the projected sentence embedding alone, as the official code computes it
             (the emotion input is then accepted and has no effect).
         word_query_speaker: as in the base config.
+        memory_position: as in the base config (here the word-hints memory is f_t).
     """
 
     speech_dim: int | None = None
@@ -130,6 +131,7 @@ class SparseGeneratorConfig:
     use_coarse2fine: bool = True
     use_emotion: bool = True
     word_query_speaker: bool = True
+    memory_position: bool = False
 
     data_fields: ClassVar[tuple[str, ...]] = ("speech_dim", "vocab_size", "sentence_dim",
                                               "emotion_dim", "codes")
@@ -241,7 +243,7 @@ class SparseMotionGenerator(PretrainedModel):
                                               sizes.motion_encoder_layers,
                                               init_scale=hidden**-0.5)
         self.body = BodyBranch(sizes, config.num_speakers, config.window, config.dropout,
-                               config.word_query_speaker)
+                               config.word_query_speaker, config.memory_position)
         self.coarse2fine = (
             CoarseToFine(SPARSE_COARSE_TO_FINE, latent, sizes.latent_heads,
                          sizes.latent_feedforward, sizes.coarse2fine_layers, config.dropout)

@@ -6,8 +6,10 @@ Layers, each driven by something a model can hear or read:
 - beat gestures: an arm raise and down-stroke whose end (the hand's speed minimum) lands on
   the start of stressed (content) words, amplitude scaled by the word's loudness and the clip's
   emotion; head nods on some strokes;
-- jaw and mouth expression following the speech envelope; brow following the pitch contour;
-  smile and brow offsets from the emotion;
+- jaw following the speech envelope; the 100 expression coefficients a fixed mix of speech
+  drivers (envelope at several time scales, pitch, voicing, onsets) plus a little noise, the
+  mouth channel following the envelope and the brow the pitch; smile and brow offsets from
+  the emotion;
 - weight shifts and steps: the pelvis moves sideways over the feet, and now and then one foot
   lifts and steps to a new spot; legs are solved by inverse kinematics, so standing feet never
   slide and contacts follow the steps;
@@ -17,6 +19,7 @@ Layers, each driven by something a model can hear or read:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +119,24 @@ def acoustic_onset(onsets: np.ndarray, start: float, search: float = 0.12) -> fl
         return start
     # The envelope's hop k covers samples [k, k + 2) hops; its rise is centred at k + 1.
     return (lo + int(np.argmax(onsets[lo:hi])) + 1) / rate
+
+
+EXPRESSION_NOISE = 0.3
+"""Amplitude of the speech-independent part of each expression coefficient, relative to its
+speech-driven part (unit-variance drivers, unit-norm mixing rows): ~8 % of its variance."""
+EXPRESSION_DRIVERS = 6
+EXPRESSION_SEED = 20251019
+"""Seed of the speaker's fixed driver-to-expression mixing (the same for every clip)."""
+
+
+@functools.cache
+def expression_mixing() -> np.ndarray:
+    """``[100, 6]``: the speaker's map from speech drivers to expressions, unit-norm rows."""
+    mixing = np.random.default_rng(EXPRESSION_SEED).standard_normal(
+        (EXPRESSION_DIM, EXPRESSION_DRIVERS))
+    mixing /= np.linalg.norm(mixing, axis=1, keepdims=True)
+    mixing.setflags(write=False)
+    return mixing
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
@@ -294,10 +315,16 @@ class Performer:
         self._add(JOINT["jaw"], np.outer(0.07 * opening, (1.0, 0.0, 0.0)))
 
     def _expressions(self, env: np.ndarray) -> np.ndarray:
+        """Expression coefficients driven by the speech, as a real face mostly is.
+
+        Six speech drivers (mouth opening, syllabic articulation, pitch, phrase loudness,
+        voicing, onsets) are mixed into the 100 coefficients by the speaker's fixed
+        :func:`expression_mixing`, with smooth speech-independent noise at
+        :data:`EXPRESSION_NOISE` of the driven amplitude (blinks, idle twitches); the mouth,
+        brow and smile channels keep their direct meaning and the emotion's offsets.
+        """
         rng, n = self.rng, self.num_frames
         style = self.script.style
-        scale = 0.45 / np.sqrt(1.0 + np.arange(EXPRESSION_DIM) / 4.0)
-        expressions = smooth_noise(rng, (n, EXPRESSION_DIM), sigma=12) * scale
         f0 = autocorrelation_pitch(self.audio, self.times, AUDIO_SAMPLE_RATE)
         voiced = f0 > 0
         pitch = np.zeros(n)
@@ -306,7 +333,22 @@ class Performer:
             pitch[voiced] = (log_f0 - log_f0.mean()) / (log_f0.std() + 1e-6)
         pitch = gaussian_filter1d(pitch, 3.0)
         mouth = gaussian_filter1d(env, 1.5)
-        expressions[:, [0, 3]] *= 0.3  # mouth channels: mostly speech-driven
+        onsets = onset_envelope(self.audio)
+        onset_frames = np.interp(self.times, np.arange(len(onsets)) * ONSET_HOP
+                                 / AUDIO_SAMPLE_RATE, onsets)
+        drivers = np.stack([
+            mouth,
+            gaussian_filter1d(env, 1.0) - gaussian_filter1d(env, 4.0),
+            pitch,
+            gaussian_filter1d(env, 8.0),
+            gaussian_filter1d(voiced.astype(np.float64), 2.0),
+            gaussian_filter1d(onset_frames, 2.0),
+        ], axis=1)
+        drivers = (drivers - drivers.mean(axis=0)) / (drivers.std(axis=0) + 1e-6)
+        scale = 0.45 / np.sqrt(1.0 + np.arange(EXPRESSION_DIM) / 4.0)
+        noise = smooth_noise(rng, (n, EXPRESSION_DIM), sigma=12)
+        expressions = (drivers @ expression_mixing().T + EXPRESSION_NOISE * noise) * scale
+        expressions[:, [0, 3]] *= 0.3  # mouth channels: directly the envelope
         expressions[:, 0] += 1.8 * mouth - 0.4
         expressions[:, 1] += 0.5 * pitch + style.brow
         expressions[:, 2] += style.smile
