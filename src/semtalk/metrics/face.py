@@ -230,7 +230,8 @@ def expression_std(expressions: Sequence[torch.Tensor | np.ndarray]) -> float:
         raise ValueError("need at least one expression sequence")
     values = []
     for index, sequence in enumerate(expressions):
-        array = np.asarray(sequence, dtype=np.float64)
+        # contiguous: numpy sums a strided view in another order (last-bit differences)
+        array = np.ascontiguousarray(sequence, dtype=np.float64)
         if array.ndim != 2 or array.shape[1] != EXPRESSION_DIM or array.shape[0] < 1:
             raise ValueError(f"sequence {index}: expressions must be [T >= 1, "
                              f"{EXPRESSION_DIM}], got shape {array.shape}")
