@@ -36,7 +36,7 @@ def quick_config(out: Path) -> DemoConfig:
     """Six 6-second clips (4 train, 1 val, 1 test) and two steps per stage: seconds."""
     return DemoConfig(out=str(out), minutes=0.6, clip_seconds=6.0, tokenizer_steps=2,
                       base_steps=2, sparse_steps=2, tokenizer_overrides=QUICK,
-                      generator_overrides=QUICK, workers=1)
+                      generator_overrides=(*QUICK, "sparse.batch_size=null"), workers=1)
 
 
 @pytest.fixture(scope="module")

@@ -105,10 +105,10 @@ TINY_SIZES = GeneratorSizes(hidden=64, latent=32, heads=4, feedforward=128, late
                             part_layers=1, coarse2fine_layers=1, semantic_layers=1,
                             residual_layers=1, residual_heads=4, residual_feedforward=64,
                             motion_encoder_layers=1)
-MODEL_SECTIONS = {  # (sizes, dropout, word_dim, gate_context) as the presets set them
-    "tiny": (TINY_SIZES, 0.1, 16, (12, 4)),
-    "demo": (TINY_SIZES, 0.0, 16, (12, 4)),
-    "paper": (GeneratorSizes(), 0.1, 300, (0, 0)),
+MODEL_SECTIONS = {  # (sizes, dropout, word_dim, gate_context, memory_position) as set
+    "tiny": (TINY_SIZES, 0.1, 16, (12, 4), True),
+    "demo": (TINY_SIZES, 0.0, 16, (12, 4), True),
+    "paper": (GeneratorSizes(), 0.1, 300, (0, 0), False),
 }
 
 
@@ -118,18 +118,19 @@ def test_generator_presets_build_the_models_they_always_built(name: str) -> None
     in the training config (when the training config's ``sizes``, ``dropout``, ``window``,
     ``num_speakers``, switches and ``sparse.word_dim`` were mapped into them): the same
     ``config.json``, so the same weights from the same seed; since then the tiny and demo
-    sem-gates read a context of tokens (``gate_context``), the paper's does not."""
-    sizes, dropout, word_dim, gate_context = MODEL_SECTIONS[name]
+    sem-gates read a context of tokens (``gate_context``) and their audio memories carry
+    positions (``memory_position``, no parameters), the paper's do not."""
+    sizes, dropout, word_dim, gate_context, memory_position = MODEL_SECTIONS[name]
     codes = CodeSpec.from_rvqvae(load_preset("tokenizer", name))
     assert load_preset("base_generator", name, **BASE_DATA) == BaseGeneratorConfig(
         **BASE_DATA, motion_dim=337, num_speakers=25, window=64, codes=codes, sizes=sizes,
         dropout=dropout, use_coarse2fine=True, use_rhythmic_projection=True,
-        word_query_speaker=True)
+        word_query_speaker=True, memory_position=memory_position)
     assert load_preset("sparse_generator", name, **DATA) == SparseGeneratorConfig(
         **DATA, word_dim=word_dim, motion_dim=337, num_speakers=25, window=64, codes=codes,
         sizes=sizes, dropout=dropout, gate="learned", gate_context=gate_context,
         feature_weighting=True, blend_base=True, use_coarse2fine=True, use_emotion=True,
-        word_query_speaker=True)
+        word_query_speaker=True, memory_position=memory_position)
     train = load_generator_config(name)
     assert train.window == 64 and train.base.use_rhythmic_projection  # windows; the RC loss
 

@@ -424,6 +424,7 @@ class SparseSolver(_GeneratorSolver):
         if config.sparse.batch_size is not None:
             config = replace(config, solver=replace(config.solver,
                                                     batch_size=config.sparse.batch_size))
+            self.batch_size_key = "sparse.batch_size"
         super().__init__(config, data, tokenizer, out, segments)
         options = config.sparse
         if options.loss_weighting not in LOSS_WEIGHTINGS:

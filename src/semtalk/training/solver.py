@@ -202,6 +202,9 @@ class Solver(ABC):
     """Validate on a copy of the model prepared for inference
     (:func:`~semtalk.inference.prepare_for_inference`: faster, equal up to float rounding)."""
 
+    batch_size_key = "solver.batch_size"
+    """The config key that sets this stage's batch size (named in errors)."""
+
     def __init__(self, solver_config: SolverConfig, out: str | Path) -> None:
         self.solver_config = solver_config
         self.out = Path(out)
@@ -319,7 +322,7 @@ class Solver(ABC):
         if steps_per_epoch == 0:
             raise DataError(self.out, f"{size} training windows are fewer than one batch "
                                       f"({cfg.batch_size} x {ddp.world_size} processes); "
-                                      f"lower solver.batch_size or add data")
+                                      f"lower {self.batch_size_key} or add data")
         logger = MetricLogger(self.out, enabled=ddp.is_main,
                               resume_step=state.step if checkpoint is not None else None,
                               tensorboard=cfg.tensorboard)
