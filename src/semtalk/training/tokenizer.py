@@ -62,9 +62,10 @@ class TokenizerTrainConfig:
             reconstruction terms are an order of magnitude smaller than the other parts' (the
             jaw turns by hundredths of a radian, an expression error of a frozen face is ~std^2,
             0.03 on the synthetic speaker), while the commitment loss lives in the normalised
-            latent space: at weight 1 it wins and the face encoder collapses to one code (a
-            frozen face: on the synthetic speaker the reconstructed expression std was 0.07 %
-            of the data's, the jaw's 0.1 %). 0.1: on the real BEAT2 clip (tiny preset, 400
+            latent space: at weight 1 it can win and collapse the face encoder to one code (it
+            froze an earlier synthetic speaker's face, whose expressions were mostly noise:
+            reconstructed expression std 0.07 % of the data's, the jaw's 0.1 %; today's
+            speech-driven face keeps 66 % at 1). 0.1: on the real BEAT2 clip (tiny preset, 400
             steps, ``benchmarks/tokenizer_real_clip.py``'s split) the test-tail expression RMSE
             is 0.280 at 0.1, 0.305 at 0.02 (T2M-GPT's and MoMask's weight), 0.289 at 0.3 and
             at 1; the synthetic speaker's face keeps 86 % of its expression std at 0.1.

@@ -162,10 +162,11 @@ class Performer:
         env = envelope(self.audio, self.num_frames)
         self._idle()
         gestures, semantic = self._plan_gestures()
-        strokes = self._beats(env, gestures)
+        onsets = onset_envelope(self.audio)
+        strokes = self._beats(env, onsets, gestures)
         self._apply_gestures(gestures)
         self._jaw(env)
-        expressions = self._expressions(env)
+        expressions = self._expressions(env, onsets)
         poses, trans = self._assemble(self._plan_stance())
         return Performance(poses.astype(np.float32), expressions.astype(np.float32),
                            trans.astype(np.float32), semantic, strokes)
@@ -210,9 +211,8 @@ class Performer:
             free_from = hold_end + 0.45 + GESTURE_GAP
         return planned, segments
 
-    def _beats(self, env: np.ndarray, gestures: list) -> np.ndarray:
+    def _beats(self, env: np.ndarray, onsets: np.ndarray, gestures: list) -> np.ndarray:
         rng, t = self.rng, self.times
-        onsets = onset_envelope(self.audio)
         busy = np.zeros(self.num_frames)
         for _, weight, _, _ in gestures:
             busy = np.maximum(busy, weight)
@@ -314,7 +314,7 @@ class Performer:
         opening = gaussian_filter1d(env, 1.0)
         self._add(JOINT["jaw"], np.outer(0.07 * opening, (1.0, 0.0, 0.0)))
 
-    def _expressions(self, env: np.ndarray) -> np.ndarray:
+    def _expressions(self, env: np.ndarray, onsets: np.ndarray) -> np.ndarray:
         """Expression coefficients driven by the speech, as a real face mostly is.
 
         Six speech drivers (mouth opening, syllabic articulation, pitch, phrase loudness,
@@ -333,7 +333,6 @@ class Performer:
             pitch[voiced] = (log_f0 - log_f0.mean()) / (log_f0.std() + 1e-6)
         pitch = gaussian_filter1d(pitch, 3.0)
         mouth = gaussian_filter1d(env, 1.5)
-        onsets = onset_envelope(self.audio)
         onset_frames = np.interp(self.times, np.arange(len(onsets)) * ONSET_HOP
                                  / AUDIO_SAMPLE_RATE, onsets)
         drivers = np.stack([
