@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,6 +100,33 @@ def test_outputs_are_valid(built: tuple[DemoConfig, DemoResult]) -> None:
     assert result.outputs["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     video = result.outputs["video"].read_bytes()
     assert len(video) > 1000 and video[4:8] == b"ftyp"
+
+
+def test_generator_stages_run_on_one_thread_per_worker(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The base and sparse stages get one torch thread per worker (two workers: two), the
+    other steps one; the caller's thread count comes back afterwards."""
+    import torch
+
+    from semtalk.pipeline import stages
+
+    seen: dict[str, int] = {}
+
+    def recording(name: str, train: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = torch.get_num_threads()
+            return train(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(stages, "train_base", recording("base", stages.train_base))
+    monkeypatch.setattr(stages, "train_sparse", recording("sparse", stages.train_sparse))
+    from semtalk.features import cache  # prepare imports it when it runs
+
+    monkeypatch.setattr(cache, "prepare_cache", recording("prepare", cache.prepare_cache))
+    before = torch.get_num_threads()
+    run_demo(replace(quick_config(tmp_path / "demo"), workers=2, video=False), progress=False)
+    assert seen == {"prepare": 1, "base": 2, "sparse": 2}
+    assert torch.get_num_threads() == before
 
 
 def test_second_run_reuses_everything(built: tuple[DemoConfig, DemoResult],
