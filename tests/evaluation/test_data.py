@@ -38,6 +38,61 @@ def test_cached_clip_becomes_the_generator_inputs(synth_cache: Path) -> None:
         speech_features(clip, "hubert", cache.hop)
 
 
+def test_tail_is_what_generation_from_the_clips_audio_reads(
+        synth_cache: Path, synth_root: Path, tiny_release: Path) -> None:
+    """The cache keeps the features of the silence after each clip; a cached clip with its
+    tail gives the engine the features that generation from the clip's audio and words
+    computes, past the clip's end too (up to the float16 storage of wide features)."""
+    from semtalk.generation.engine import SemTalk
+
+    cache = FeatureCache(synth_cache)
+    assert cache.tail == 64
+    engine = SemTalk.from_pretrained(tiny_release)
+    for clip in load_eval_clips(cache, "test", "spectral", tail=True, silence_id=7):
+        audio = ClipAudio(cache, synth_root).load(clip.clip_id, clip.num_frames)
+        from_audio, frames = engine._features(audio, clip.features.words)
+        cached = clip.features
+        assert frames == clip.num_frames
+        assert cached.num_frames == clip.num_frames + 64 >= from_audio.num_frames
+        rows = from_audio.num_frames  # generation's frames: to the end of its last window
+        assert rows > clip.num_frames  # the last window reaches into the silence
+        np.testing.assert_allclose(cached.speech[:rows], from_audio.speech, atol=2e-2, rtol=2e-3)
+        np.testing.assert_array_equal(cached.beat[:rows], from_audio.beat)
+        step = from_audio.hop // cached.hop  # generation's window rows: one per window start
+        for name in ("sentence", "emotion"):
+            window_rows = getattr(cached, name)[::step][:len(getattr(from_audio, name))]
+            np.testing.assert_allclose(window_rows, getattr(from_audio, name), atol=1e-5,
+                                       err_msg=name)
+        assert (cached.word_ids[clip.num_frames:] == 7).all()
+        tail = cached.speech[clip.num_frames:]
+        assert not np.allclose(tail, cached.speech[clip.num_frames - 1])  # not a repeat
+    untailed = load_eval_clips(cache, "test", "spectral")[0]
+    assert untailed.features.num_frames == untailed.num_frames
+
+
+def test_a_cache_without_tails_still_reads(synth_cache: Path, tmp_path: Path) -> None:
+    """Caches made before tails were kept load, and evaluation repeats the last row there."""
+    old = tmp_path / "cache"
+    shutil.copytree(synth_cache, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["tail"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    for path in old.glob("clips/*/tail_*.npy"):
+        path.unlink()
+    cache = FeatureCache(old)
+    assert cache.tail == 0 and cache.ids() == FeatureCache(synth_cache).ids()
+    clip = load_eval_clips(cache, "test", "spectral", tail=True)[0]
+    assert clip.features.num_frames == clip.num_frames
+
+
+def test_a_missing_tail_file_is_damage(synth_cache: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "cache"
+    shutil.copytree(synth_cache, copy)
+    clip_id = FeatureCache(copy).ids()[0]
+    (copy / "clips" / clip_id / "tail_window_emotion.npy").unlink()
+    assert FeatureCache(copy).damage(clip_id) == ["tail_window_emotion.npy is missing"]
+
+
 def test_eval_clips_carry_ground_truth_and_labels(synth_cache: Path) -> None:
     cache = FeatureCache(synth_cache)
     clips = load_eval_clips(cache, "test", "spectral")

@@ -75,15 +75,26 @@ def test_evaluation_writes_every_row_and_resumes(tiny_release: Path, synth_cache
 def test_saved_clips_are_the_engines_output(tiny_release: Path, synth_cache: Path,
                                             evaluation: EvaluationResult) -> None:
     engine = load_engine(tiny_release)
-    clip = load_eval_clips(FeatureCache(synth_cache), "test", "spectral")[0]
+    cache = FeatureCache(synth_cache)
+    clip = load_eval_clips(cache, "test", "spectral", tail=True)[0]
+    assert clip.features.num_frames == clip.num_frames + cache.tail
     torch.manual_seed(clip_seed(clip.clip_id))
     direct = engine.generate_features(clip.features, speaker=clip.speaker,
-                                      seed=clip.motion.crop(0, 4))
+                                      seed=clip.motion.crop(0, 4), num_frames=clip.num_frames)
     folder = evaluation.json_path.parent / GENERATED_DIR
     with np.load(folder / f"{clip.clip_id}.npz") as saved:
         assert np.array_equal(saved["poses"], direct.motion.poses)
         assert np.array_equal(saved["token_psi"], direct.token_psi_model)
     assert direct.num_frames == clip.num_frames
+    assert evaluation.report["generation"]["tail_padding"] == "silence features (cache tails)"
+    # the last window reads the silence after the clip, not its last row repeated
+    untailed = load_eval_clips(cache, "test", "spectral")[0]
+    torch.manual_seed(clip_seed(clip.clip_id))
+    repeated = engine.generate_features(untailed.features, speaker=clip.speaker,
+                                        seed=clip.motion.crop(0, 4))
+    last = -(-(clip.num_frames % 60 or 60) // 4)  # tokens of the last window inside the clip
+    assert np.array_equal(repeated.token_psi_model[:-last - 2], direct.token_psi_model[:-last - 2])
+    assert not np.array_equal(repeated.token_psi_model[-last:], direct.token_psi_model[-last:])
     assert np.array_equal(direct.motion.betas, clip.motion.betas)  # from the GT seed
 
 

@@ -38,7 +38,8 @@ class FrameRms(AudioFeatureExtractor):
 
     def extract(self, audio: np.ndarray, num_frames: int) -> np.ndarray:
         centres = np.round(np.arange(num_frames) * 16000 / 30).astype(int)
-        padded = np.pad(audio, (self.window, self.window + 16000))
+        padded = np.pad(audio, (self.window, self.window + max(16000, centres[-1] + 1
+                                                               - len(audio))))
         rows = np.stack([padded[c + self.window // 2 : c + 3 * self.window // 2]
                          for c in centres])
         rms = np.sqrt((rows**2).mean(axis=1))

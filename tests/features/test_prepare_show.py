@@ -22,6 +22,7 @@ from semtalk.features.cache import FeatureCache
 from semtalk.features.text import Vocabulary
 from semtalk.models.sparse_generator import SparseMotionGenerator
 from semtalk.models.tokenizer import MotionTokenizer
+from semtalk.release import assemble_release, cache_speakers
 from semtalk.training.generator import BaseSolver, load_generator_config
 from semtalk.training.generator_data import GeneratorWindows
 from semtalk.training.metric_log import read_log
@@ -188,6 +189,22 @@ def test_sparse_stage_trains_on_the_pseudo_labelled_cache(show_cache: Path,
     assert len(train_rows) == 3 and all(np.isfinite(r["gate_self"]) for r in train_rows)
     val = [r for r in log if r["split"] == "val"][-1]
     assert 0.0 <= val["sem_balanced_accuracy"] <= 1.0
+
+    # `semtalk evaluate` on the SHOW cache: the audio for BC comes from the SHOW root
+    release = assemble_release(tmp_path / "release", tokenizer=tmp_path / "tokenizer",
+                               base=base, sparse=tmp_path / "sparse",
+                               speakers=cache_speakers(show_cache))
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", "--model", str(release), "--data", str(show_cache), "--out",
+                 str(out), "--quiet"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    (test_clip,) = report["scoring"]["clips"]
+    assert test_clip.startswith("conan_")
+    assert report["generation"]["tail_padding"] == "silence features (cache tails)"
+    truth = next(r for r in report["rows"] if r["name"] == "ground_truth")["values"]
+    assert truth["bc"] is not None and np.isfinite(truth["bc"])
+    generated = next(r for r in report["rows"] if r["name"] == "generated")["values"]
+    assert 0.0 <= generated["sem_balanced_accuracy"] <= 1.0  # against the pseudo-labels
 
 
 def test_a_show_root_needs_the_body_model(show: dict[str, Path], tmp_path: Path,

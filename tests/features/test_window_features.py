@@ -356,6 +356,20 @@ def test_prosody_energy_follows_loudness():
                                                                                             abs=0.2)
 
 
+def test_prosody_of_the_clip_ignores_the_silence_asked_for_after_it():
+    """Generation (and the cache's tail) asks for up to a window of frames past the audio:
+    the windows inside the audio keep their values, the loudness reference among them."""
+    swelling = np.linspace(0.02, 0.6, 6 * SR)  # every loudness once: the percentile moves
+    audio = harmonic_tone(np.full(6 * SR, 140.0), swelling)
+    words = [Word("hello", 0.5, 1.0), Word("there", 4.0, 4.4)]
+    clip = prosody(audio, words, 180)
+    padded = prosody(audio, words, 180 + 64)
+    inside = num_windows(180 - 64 + 1, 4)  # windows that end inside the audio
+    np.testing.assert_array_equal(padded[:inside], clip[:inside])
+    last = padded[-1]  # a window of silence only
+    assert last[CH["energy_mean_db"]] == -90.0 and last[CH["voiced_fraction"]] == 0.0
+
+
 def brute_force_rate_and_pause(words: list[Word], lo: float, hi: float) -> tuple[float, float]:
     rate = sum(max(0.0, min(w.end, hi) - max(w.start, lo)) / (w.end - w.start) for w in words)
     covered = sum(max(0.0, min(w.end, hi) - max(w.start, lo)) for w in words)

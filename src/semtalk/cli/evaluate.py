@@ -25,8 +25,8 @@ def add_evaluation_assets(parser: argparse.ArgumentParser) -> None:
                         help="SMPLX_NEUTRAL_2020.npz: exact joints and the face MSE/LVD "
                              "(default: built-in skeleton, no vertex metrics)")
     parser.add_argument("--dataset", metavar="ROOT", default=None,
-                        help="BEAT2-layout dataset with the clips' audio for BC (default: the "
-                             "root the cache was prepared from)")
+                        help="BEAT2-layout or SHOW dataset with the clips' audio for BC "
+                             "(default: the root the cache was prepared from)")
     parser.add_argument("--bc-official-quirks", action="store_true",
                         help="reproduce the official BC's threshold offset and audio trim "
                              "(for comparison with published BC)")

@@ -5,8 +5,8 @@ per-window sentence and emotion rows) plus the ground-truth motion and semantic 
 test clip becomes a :class:`~semtalk.generation.speech.SpeechFeatures` without running any
 extractor. The cache holds no raw audio; beat consistency needs it, so
 :class:`ClipAudio` reads it from the dataset the cache was prepared from (the manifest's
-``source.root``, or a root the caller names), cropped exactly as ``semtalk prepare`` cropped
-the clip.
+``source.root``, or a root the caller names; BEAT2 layout or SHOW), cropped exactly as
+``semtalk prepare`` cropped the clip.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from semtalk.body.motion import Motion
+from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
+from semtalk.data.audio import num_frames_for
 from semtalk.data.beat2 import Beat2Dataset
+from semtalk.data.show import ShowClipInfo, ShowDataset, is_show_root
 from semtalk.errors import DataError
 from semtalk.features.cache import CachedClip, FeatureCache
-from semtalk.features.text import Vocabulary, frame_word_ids
+from semtalk.features.text import SIL, Vocabulary, frame_word_ids
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
 from semtalk.release import FeatureSpec
@@ -52,8 +55,8 @@ class EvalClip:
         return self.motion.num_frames
 
 
-def speech_features(clip: CachedClip, speech: str, hop: int,
-                    vocab: Vocabulary | None = None) -> SpeechFeatures:
+def speech_features(clip: CachedClip, speech: str, hop: int, vocab: Vocabulary | None = None,
+                    *, tail: bool = False, silence_id: int = SIL) -> SpeechFeatures:
     """A cached clip as generator inputs.
 
     Args:
@@ -62,22 +65,31 @@ def speech_features(clip: CachedClip, speech: str, hop: int,
         hop: the cache's window hop (frames between sentence/emotion rows).
         vocab: when given, word ids are recomputed from the clip's words with this vocabulary
             (a release trained on another cache has other ids); ``None`` uses the cached ids.
+        tail: append the cached features of the silence after the clip (when the cache has
+            them), so generation's last window reads what generation from audio reads there;
+            their word ids are ``silence_id``. The features then have more frames than the
+            clip: generate ``clip.num_frames`` of them.
     """
+    folder = Path(clip.record["_folder"])
     if speech not in clip.audio:
-        raise DataError(Path(clip.record["_folder"]), f"clip has no {speech!r} features")
+        raise DataError(folder, f"clip has no {speech!r} features")
     for name in (SENTENCE, EMOTION):
         if name not in clip.windows:
-            raise DataError(Path(clip.record["_folder"]), f"clip has no {name!r} window features")
+            raise DataError(folder, f"clip has no {name!r} window features")
     words = clip.words()
     word_ids = (np.array(clip.word_ids, dtype=np.int64) if vocab is None
                 else frame_word_ids(words, clip.num_frames, vocab).astype(np.int64))
+    arrays = {"speech": clip.audio[speech], "beat": clip.audio["beat"],
+              "sentence": clip.windows[SENTENCE], "emotion": clip.windows[EMOTION]}
+    if tail and clip.tail_audio:
+        tails = {"speech": clip.tail_audio[speech], "beat": clip.tail_audio["beat"],
+                 "sentence": clip.tail_windows[SENTENCE], "emotion": clip.tail_windows[EMOTION]}
+        arrays = {name: np.concatenate([values, tails[name]]) for name, values in arrays.items()}
+        word_ids = np.concatenate([word_ids, np.full(len(tails["speech"]), silence_id,
+                                                     np.int64)])
     return SpeechFeatures(
-        speech=np.array(clip.audio[speech], dtype=np.float32),
-        beat=np.array(clip.audio["beat"], dtype=np.float32),
-        word_ids=word_ids,
-        sentence=np.array(clip.windows[SENTENCE], dtype=np.float32),
-        emotion=np.array(clip.windows[EMOTION], dtype=np.float32),
-        hop=hop, words=words)
+        **{name: np.array(values, dtype=np.float32) for name, values in arrays.items()},
+        word_ids=word_ids, hop=hop, words=words)
 
 
 def ground_truth_motion(clip: CachedClip) -> Motion:
@@ -98,11 +110,13 @@ def check_cache_features(cache: FeatureCache, features: FeatureSpec) -> None:
 
 
 def load_eval_clips(cache: FeatureCache, split: str, speech: str,
-                    vocab: Vocabulary | None = None) -> list[EvalClip]:
+                    vocab: Vocabulary | None = None, *, tail: bool = False,
+                    silence_id: int = SIL) -> list[EvalClip]:
     """Every complete clip of ``split`` (manifest order) as an :class:`EvalClip`.
 
     ``vocab``: the model's vocabulary; word ids are taken from the cache when it is the
-    cache's own (same fingerprint) and recomputed from the words otherwise.
+    cache's own (same fingerprint) and recomputed from the words otherwise. ``tail`` and
+    ``silence_id``: as in :func:`speech_features`.
 
     Raises:
         DataError: the split has no complete clip.
@@ -118,7 +132,8 @@ def load_eval_clips(cache: FeatureCache, split: str, speech: str,
     for clip_id in ids:
         clip = cache.load(clip_id)
         clips.append(EvalClip(clip_id, int(clip.record["speaker_id"]),
-                              speech_features(clip, speech, cache.hop, remap),
+                              speech_features(clip, speech, cache.hop, remap, tail=tail,
+                                              silence_id=silence_id),
                               ground_truth_motion(clip),
                               None if clip.semantic is None else np.array(clip.semantic)))
     return clips
@@ -143,7 +158,7 @@ def token_labels(semantic: np.ndarray, num_tokens: int,
 
 
 def dataset_root(cache: FeatureCache, override: str | Path | None = None) -> Path:
-    """The BEAT2-layout dataset holding the cache's audio: ``override`` or ``source.root``.
+    """The dataset holding the cache's audio: ``override`` or ``source.root``.
 
     Raises:
         DataError: neither exists (the message says how to point at the dataset).
@@ -155,26 +170,45 @@ def dataset_root(cache: FeatureCache, override: str | Path | None = None) -> Pat
         return root
     source = cache.manifest.get("source", {}).get("root")
     if source is None or not Path(source).is_dir():
+        layout = ("SHOW root with <speaker>/<video_fn>/<clip>/<clip>.wav" if is_show_cache(cache)
+                  else "BEAT2-layout folder with wave16k/")
         raise DataError(cache.path, f"beat consistency needs the clips' audio, which a feature "
                                     f"cache does not hold, and the dataset it was prepared "
                                     f"from ({source}) is not there; pass --dataset ROOT (the "
-                                    f"BEAT2-layout folder with wave16k/)")
+                                    f"{layout})")
     return Path(source)
+
+
+def is_show_cache(cache: FeatureCache) -> bool:
+    """Whether the cache was prepared from a SHOW root."""
+    return cache.manifest.get("dataset") == "show"
 
 
 class ClipAudio:
     """16 kHz audio of cached clips, read from their dataset and cropped like the cache.
 
     Args:
-        cache: the feature cache (its manifest's ``crop`` mode is reused).
+        cache: the feature cache (its manifest says the dataset's layout, BEAT2 or SHOW, and
+            the BEAT2 ``crop`` mode, which is reused).
         root: the dataset root (:func:`dataset_root`).
+
+    Raises:
+        DataError: ``root`` is not a dataset of the cache's layout.
     """
 
     def __init__(self, cache: FeatureCache, root: Path) -> None:
         self.root = root
-        self.dataset = Beat2Dataset(root, speakers=None, splits=None,
-                                    crop=cache.manifest.get("crop", "frames"),
-                                    max_duration_mismatch=None)
+        self._show: dict[str, ShowClipInfo] | None = None
+        if is_show_cache(cache):
+            if not is_show_root(root):
+                raise DataError(root, "the cache was prepared from a SHOW root, but this is "
+                                      "not one (<speaker>/<video_fn>/<clip>/<clip>.wav)")
+            self.show = ShowDataset(root)  # every clip, whatever split file made the cache
+            self._show = {info.clip_id: info for info in self.show}
+        else:
+            self.dataset = Beat2Dataset(root, speakers=None, splits=None,
+                                        crop=cache.manifest.get("crop", "frames"),
+                                        max_duration_mismatch=None)
 
     def load(self, clip_id: str, num_frames: int) -> np.ndarray:
         """Mono float32 samples of ``clip_id``, exactly the ``num_frames`` the cache holds.
@@ -183,14 +217,35 @@ class ClipAudio:
             DataError: the clip is not in the dataset, or the dataset's clip has another
                 length than the cached one (the dataset is not the one the cache was made of).
         """
+        if self._show is not None:
+            return self._load_show(clip_id, num_frames)
         try:
             info = self.dataset.info(clip_id)
         except KeyError:
-            raise DataError(self.root, f"clip {clip_id} of the cache is not in this dataset; "
-                                       f"is it the one the cache was prepared from?") from None
+            raise self._not_here(clip_id) from None
         clip = self.dataset.load(info)
         if clip.num_frames != num_frames:
             raise DataError(info.path("audio"), f"the dataset's clip has {clip.num_frames} "
                                                 f"frames but the cache's {num_frames}; is it the "
                                                 f"dataset the cache was prepared from?")
         return clip.audio
+
+    def _load_show(self, clip_id: str, num_frames: int) -> np.ndarray:
+        """A SHOW clip's audio cut to ``num_frames`` as ``prepare`` cut it (to the common
+        length of motion and audio, which only the motion can have made shorter)."""
+        assert self._show is not None
+        info = self._show.get(clip_id)
+        if info is None:
+            raise self._not_here(clip_id)
+        audio = self.show.load_audio(info)
+        samples = round(num_frames * AUDIO_SAMPLE_RATE / MOTION_FPS)
+        if num_frames_for(audio.shape[0]) < num_frames:
+            raise DataError(info.audio_path, f"the dataset's audio has "
+                                             f"{num_frames_for(audio.shape[0])} frames but the "
+                                             f"cache's clip {num_frames}; is it the dataset the "
+                                             f"cache was prepared from?")
+        return audio[:samples]
+
+    def _not_here(self, clip_id: str) -> DataError:
+        return DataError(self.root, f"clip {clip_id} of the cache is not in this dataset; is "
+                                    f"it the one the cache was prepared from?")

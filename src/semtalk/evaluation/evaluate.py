@@ -15,6 +15,11 @@ both the BC of the motion against shuffled audio (see :mod:`semtalk.evaluation.s
 ``base_only`` evaluates the release without its sparse stage ("w/o SE" of the paper's
 Table 3): the fusion threshold β is set to 1, which ψ never exceeds, so every token takes the
 base model's codes.
+
+The last window of a clip reaches past its end; it reads the cache's features of the silence
+after the clip (``tail_*``, what generation from audio reads there), or repeats the last row
+for the ``official`` family and for caches made before tails were kept (the report's
+``generation.tail_padding`` says which).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ GENERATED_DIR = "generated"
 METRICS_JSON = "metrics.json"
 METRICS_MD = "metrics.md"
 REPORT_FORMAT = 1
+TAIL_SILENCE = "silence features (cache tails)"
+TAIL_REPEAT = "last feature row repeated"
 BASE_ONLY_BETA = 1.0
 """ψ never exceeds 1, so with β = 1 every token takes the base codes (no sparse stage)."""
 
@@ -153,7 +160,8 @@ def generate_clips(engine: SemTalk, clips: list[EvalClip], folder: str | Path, k
         if result is None:
             torch.manual_seed(clip_seed(clip.clip_id))
             out = engine.generate_features(clip.features, speaker=clip.speaker,
-                                           seed=clip.motion.crop(0, SEED_FRAMES))
+                                           seed=clip.motion.crop(0, SEED_FRAMES),
+                                           num_frames=clip.num_frames)
             result = GeneratedClip(clip.clip_id, out.motion, np.asarray(out.token_psi_model),
                                    np.asarray(out.sparse_tokens))
             _save_generated(path, result, key)
@@ -161,10 +169,21 @@ def generate_clips(engine: SemTalk, clips: list[EvalClip], folder: str | Path, k
     return generated
 
 
-def generation_key(release: str | Path, cache: FeatureCache, beta: float) -> str:
-    """Identity of a generation run: release files, cache, β and the seeding rule."""
+def tail_padding(cache: FeatureCache, engine: SemTalk) -> str:
+    """How the last window is padded past a clip's end: :data:`TAIL_SILENCE` (the cache's
+    features of the silence after the clip, as generation from audio reads there) or
+    :data:`TAIL_REPEAT` (the last row repeated: the ``official`` family, as the official code
+    does, or a cache made before it kept tails)."""
+    return TAIL_SILENCE if cache.tail and engine.release.family != "official" else TAIL_REPEAT
+
+
+def generation_key(release: str | Path, cache: FeatureCache, beta: float,
+                   tail: str = TAIL_SILENCE) -> str:
+    """Identity of a generation run: release files, cache, β, the tail padding and the
+    seeding rule."""
     identity = {"release": release_fingerprint(release), "cache": cache.fingerprint,
-                "beta": beta, "seed": f"first {SEED_FRAMES} GT frames; torch seed crc32(id)"}
+                "beta": beta, "tail": tail,
+                "seed": f"first {SEED_FRAMES} GT frames; torch seed crc32(id)"}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -225,10 +244,12 @@ def evaluate_release(release: str | Path, data: str | Path, out: str | Path,
     scorer = scorer or Scorer(cache, options or ScoringOptions())
     engine = load_engine(release, scorer.options.device, base_only=base_only)
     check_cache_features(cache, engine.release.features)
+    tail = tail_padding(cache, engine)
     clips = load_eval_clips(cache, scorer.options.split, engine.release.features.speech_feature,
-                            engine.release.vocab)
+                            engine.release.vocab, tail=tail == TAIL_SILENCE,
+                            silence_id=engine.codec.silence_id)
     prepared = time.perf_counter()
-    key = generation_key(release, cache, engine.beta)
+    key = generation_key(release, cache, engine.beta, tail)
     generated = generate_clips(engine, clips, out / GENERATED_DIR, key, progress=progress)
     generated_at = time.perf_counter()
     rows = score_rows(scorer, generated, label, base_only=base_only)
@@ -241,6 +262,7 @@ def evaluate_release(release: str | Path, data: str | Path, out: str | Path,
         "generation": {"beta": engine.beta, "base_only": base_only,
                        "seed": f"first {SEED_FRAMES} ground-truth frames of each clip",
                        "rng": "torch seeded with crc32(clip id) per clip",
+                       "tail_padding": tail,
                        "sparse_token_share": sparse_share},
         "scoring": scorer.describe(),
         "rows": rows,

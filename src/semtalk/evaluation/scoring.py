@@ -94,7 +94,7 @@ class ScoringOptions:
         fgd_official: the official ``AESKConv_240_100.bin`` (paper-comparable FGD).
         body_model: ``SMPLX_NEUTRAL_2020.npz`` for exact joints and face vertices; ``None``
             uses the built-in skeleton and skips the vertex metrics.
-        dataset: the BEAT2-layout dataset with the clips' audio (default: the cache's
+        dataset: the dataset (BEAT2 layout or SHOW) with the clips' audio (default: the cache's
             ``source.root``).
         bc_official_quirks: reproduce the official BC's threshold offset and audio end trim
             (:class:`~semtalk.metrics.beat.BeatConsistencyConfig`), for published numbers.

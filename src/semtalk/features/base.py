@@ -5,7 +5,10 @@ convention as the ``sem`` rule and the motion samples). An extractor returns exa
 ``num_frames`` rows; row ``i`` describes the audio around ``t_i`` (window-based features are
 centred on ``t_i``). 16000 / 30 is not an integer hop, so extractors compute on their own
 grid and resample or interpolate onto ``t_i``; they never assume a hop of 533 samples (the
-official code's drift).
+official code's drift). ``num_frames`` may reach past the end of the audio: those frames
+describe silence (the audio zero-padded), and rows inside the audio stay as they are (the
+feature cache asks for a window of silence after every clip, generation for the end of its
+last window).
 
 **Identity.** ``name`` + ``version`` + ``config()`` identify what an extractor produces. The
 feature cache stores them (its fingerprint) and a model trained on one extractor refuses

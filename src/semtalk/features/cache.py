@@ -19,10 +19,21 @@ Layout of a cache folder::
                audio_<name>.npy  [T, D]         per-frame audio features (γ_b, γ_h)
                window_<name>.npy [W, D]         per-window features (φ_g, φ_e); row k covers
                                                 frames [k * hop, k * hop + window)
+               tail_audio_<name>.npy  [P, D]    the per-frame features of the P = ``tail``
+                                                frames of silence after the clip
+               tail_window_<name>.npy [R, D]    the window rows after the last one, up to the
+                                                end of that silence
                words.json    the clip's timed words
                clip.json     written last: the clip is complete when it exists, carries the
                              cache's fingerprint and every file it lists is whole
     .lock, .shard-I-of-N.lock   ``flock`` files of running ``prepare`` processes
+
+The features are computed for the clip followed by ``tail`` (one window) frames of silence, in
+one pass: generation's last window reaches up to a window past the end of the audio, and
+generation from audio pads it with the extractors' features of silence; evaluation of cached
+clips pads it with the ``tail_*`` rows, the same values (caches made before tails existed have
+none, and evaluation repeats the last row there). Window rows whose window reaches past the
+clip describe the clip followed by silence, as generation computes them.
 
 Every array is a plain ``.npy`` (memory-mappable, no pickle). A clip is written into a
 temporary folder next to ``clips/<id>`` and renamed into place, so a clip folder appears whole
@@ -98,6 +109,9 @@ class CacheSettings:
 
     window: int = 64
     hop: int = 4
+    tail: int = 64
+    """Frames of silence after each clip whose features are kept (``tail_*.npy``; at least the
+    most generation's last window reaches past the audio, ``window - 1``)."""
 
 
 def body_model_identity(model_path: str | Path | None) -> str:
@@ -130,6 +144,10 @@ class CachedClip:
     semantic: np.ndarray | None
     audio: dict[str, np.ndarray] = field(default_factory=dict)
     windows: dict[str, np.ndarray] = field(default_factory=dict)
+    tail_audio: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-frame features of the silence after the clip (empty in caches without tails)."""
+    tail_windows: dict[str, np.ndarray] = field(default_factory=dict)
+    """Window rows after the last one, over the silence after the clip."""
 
     @property
     def num_frames(self) -> int:
@@ -178,6 +196,12 @@ class FeatureCache:
     def hop(self) -> int:
         return int(self.manifest["hop"])
 
+    @property
+    def tail(self) -> int:
+        """Frames of silence after each clip with kept features (0: a cache made before
+        tails existed)."""
+        return int(self.manifest.get("tail", 0))
+
     def _folder(self, clip_id: str) -> Path:
         return self.path / "clips" / clip_id
 
@@ -211,6 +235,12 @@ class FeatureCache:
             **{f"audio_{name}": n for name in self.manifest["audio_features"]},
             **{f"window_{name}": rows for name in self.manifest["window_features"]},
         }
+        if self.tail:
+            tail_rows = num_windows(n + self.tail, self.hop) - rows
+            expected.update({f"tail_audio_{name}": self.tail
+                             for name in self.manifest["audio_features"]})
+            expected.update({f"tail_window_{name}": tail_rows
+                             for name in self.manifest["window_features"]})
         folder = self._folder(clip_id)
         problems = [problem for name, length in expected.items()
                     if (problem := _npy_problem(folder / f"{name}.npy", length))]
@@ -252,6 +282,10 @@ class FeatureCache:
             read("semantic") if record["has_semantic"] else None,
             {name: read(f"audio_{name}") for name in self.manifest["audio_features"]},
             {name: read(f"window_{name}") for name in self.manifest["window_features"]},
+            {name: read(f"tail_audio_{name}") for name in self.manifest["audio_features"]}
+            if self.tail else {},
+            {name: read(f"tail_window_{name}") for name in self.manifest["window_features"]}
+            if self.tail else {},
         )
 
     def issues(self) -> dict[str, list[str]]:
@@ -371,17 +405,24 @@ class _Preparer:
         }
         if clip.semantic_scores is not None:
             arrays["semantic"] = clip.semantic_scores
+        padded = n + self.settings.tail  # one pass over the clip and the silence after it
         for extractor in self.audio_extractors:
-            values = extractor.extract(clip.audio, n)
-            _check_shape(folder, extractor.name, values, (n, extractor.dim))
+            values = extractor.extract(clip.audio, padded)
+            _check_shape(folder, extractor.name, values, (padded, extractor.dim))
             dtype = np.float16 if extractor.dim >= FLOAT16_MIN_DIM else np.float32
-            arrays[f"audio_{extractor.name}"] = values.astype(dtype)
+            arrays[f"audio_{extractor.name}"] = values[:n].astype(dtype)
+            if self.settings.tail:
+                arrays[f"tail_audio_{extractor.name}"] = values[n:].astype(dtype)
         rows = num_windows(n, self.settings.hop)
         for window_extractor in self.window_extractors:
-            values = window_extractor.extract(clip.audio, clip.words or [], n,
+            values = window_extractor.extract(clip.audio, clip.words or [], padded,
                                               self.settings.window, self.settings.hop)
-            _check_shape(folder, window_extractor.name, values, (rows, window_extractor.dim))
-            arrays[f"window_{window_extractor.name}"] = values.astype(np.float32)
+            _check_shape(folder, window_extractor.name, values,
+                         (num_windows(padded, self.settings.hop), window_extractor.dim))
+            arrays[f"window_{window_extractor.name}"] = values[:rows].astype(np.float32)
+            if self.settings.tail:
+                arrays[f"tail_window_{window_extractor.name}"] = \
+                    values[rows:].astype(np.float32)
         for name, array in arrays.items():
             _save_array(folder / f"{name}.npy", array)
         words = [[w.text, round(w.start, 6), round(w.end, 6)] for w in clip.words or []]
@@ -441,7 +482,8 @@ def _manifest(source: ClipSource, speakers: Sequence[int] | None, splits: Sequen
               labels: PseudoLabels | None = None) -> dict[str, Any]:
     identity: dict[str, Any] = {
         "format": CACHE_FORMAT, "fps": MOTION_FPS, "sample_rate": AUDIO_SAMPLE_RATE,
-        "window": settings.window, "hop": settings.hop, "body_model": body,
+        "window": settings.window, "hop": settings.hop, "tail": settings.tail,
+        "body_model": body,
         "audio_features": {e.name: e.identity() for e in audio_extractors},
         "window_features": {e.name: e.identity() for e in window_extractors},
         "vocab": {"size": len(vocab), "fingerprint": vocab.fingerprint()},

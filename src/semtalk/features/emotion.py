@@ -18,6 +18,7 @@ Channels (:data:`PROSODY_CHANNELS`):
 
 ====  ====================  =======================================================================
  0    f0_mean_st            mean f0 of the voiced LDs, semitones relative to the clip's median f0
+                            (over the audio only, like channels 4 and 7)
  1    f0_std_st             standard deviation of that (semitones)
  2    f0_slope_st_per_s     least-squares slope of voiced f0 over time (semitones per second)
  3    voiced_fraction       voiced LDs / LDs in the window, in [0, 1]
@@ -25,6 +26,8 @@ Channels (:data:`PROSODY_CHANNELS`):
  5    energy_mean_db        mean frame energy, dBFS (full-scale sine ≈ -3 dB), floored at -90
  6    energy_std_db         standard deviation of frame energy (dB)
  7    energy_rel_db         ``energy_mean_db`` minus the clip's 95th-percentile frame energy
+                            (over the audio only: frames asked for past its end, the silence
+                            generation pads its last window with, leave it unchanged)
  8    speech_rate_wps       words spoken per second: each word counts by the fraction of its
                             duration inside the window (from ``words``)
  9    pause_fraction        fraction of the window not covered by any word, in [0, 1]
@@ -186,8 +189,9 @@ def prosody_features(audio: np.ndarray, words: list[Word], num_frames: int, boun
                                    pitch_floor_hz, pitch_ceiling_hz)
     energy = frame_energy_db(signal, num_ld)
     ld_bounds = -(-bounds * LD_RATE // MOTION_FPS)  # LD j lies in frames [s, e) iff j in these
-    pitch = _pitch_functionals(f0, ld_bounds)
-    loud = np.zeros(len(bounds)) + float(np.percentile(energy, LOUD_PERCENTILE))
+    spoken = min(num_ld, max(1, -(-len(audio) * LD_RATE // AUDIO_SAMPLE_RATE)))  # the audio's
+    pitch = _pitch_functionals(f0, ld_bounds, spoken)
+    loud = np.zeros(len(bounds)) + float(np.percentile(energy[:spoken], LOUD_PERCENTILE))
     mean_db, std_db = _mean_std(energy, ld_bounds)
     rate, pause = _word_functionals(words, bounds / MOTION_FPS)
     columns = [*pitch, mean_db, std_db, mean_db - loud, rate, pause]
@@ -248,10 +252,13 @@ def _mean_std(values: np.ndarray, ld_bounds: np.ndarray) -> tuple[np.ndarray, np
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
-def _pitch_functionals(f0: np.ndarray, ld_bounds: np.ndarray) -> list[np.ndarray]:
-    """Channels 0-4: voiced f0 mean, std, slope (semitones), voiced fraction, clip median."""
+def _pitch_functionals(f0: np.ndarray, ld_bounds: np.ndarray, spoken: int
+                       ) -> list[np.ndarray]:
+    """Channels 0-4: voiced f0 mean, std, slope (semitones), voiced fraction, clip median
+    (over the first ``spoken`` LDs: the audio)."""
     voiced = f0 > 0
-    median = float(np.median(f0[voiced])) if voiced.any() else F0_REFERENCE_HZ
+    in_audio = f0[:spoken][voiced[:spoken]]
+    median = float(np.median(in_audio)) if in_audio.size else F0_REFERENCE_HZ
     semitones = np.where(voiced, 12.0 * np.log2(np.where(voiced, f0, 1.0) / median), 0.0)
     index = np.arange(len(f0), dtype=np.int64) * voiced  # integer sums stay exact
     n = _window_sums(voiced.astype(np.int64), ld_bounds).astype(np.float64)
@@ -264,7 +271,7 @@ def _pitch_functionals(f0: np.ndarray, ld_bounds: np.ndarray) -> list[np.ndarray
     slope = np.divide(cov, var_j, out=np.zeros_like(cov), where=several & (var_j > 1e-9))
     std = np.where(several, np.sqrt(np.maximum(var, 0.0)), 0.0)
     length = (ld_bounds[:, 1] - ld_bounds[:, 0]).astype(np.float64)
-    clip_median = 12.0 * np.log2(median / F0_REFERENCE_HZ) if voiced.any() else 0.0
+    clip_median = 12.0 * np.log2(median / F0_REFERENCE_HZ) if in_audio.size else 0.0
     return [mean, std, slope * LD_RATE, n / length, np.full(len(n), clip_median)]
 
 
