@@ -80,6 +80,24 @@ def test_cli_trains_a_part_and_loss_falls(synth_cache: Path, tmp_path: Path,
     assert {"angle_deg", "joint_mm", "perplexity", "usage"} <= set(val[0])
 
 
+def test_part_steps_train_one_part_for_a_fraction_of_the_steps(synth_cache: Path,
+                                                                tmp_path: Path) -> None:
+    code = main(["train", "tokenizer", "--part", "lower", "--data", str(synth_cache),
+                 "--out", str(tmp_path), "--quiet", "solver.max_steps=6", "part_steps.lower=0.5",
+                 "solver.batch_size=4", "solver.validate_every=2", "solver.log_every=1",
+                 "solver.tensorboard=false", "stride=32"])
+    assert code == 0
+    steps = [r["step"] for r in read_log(tmp_path / "lower") if r["split"] == "train"]
+    assert steps == [1, 2, 3]
+    config = load_tokenizer_config("demo", overrides=["solver.max_steps=7"])
+    assert config.part_steps == {"lower": 0.5}  # the demo's
+    assert [config.solver_for(part).max_steps for part in BodyPart] == [7, 7, 7, 4]
+    with pytest.raises(ConfigError, match=r"part_steps\.legs: not a body part"):
+        load_tokenizer_config("tiny", overrides=["part_steps.legs=0.5"])
+    with pytest.raises(ConfigError, match=r"part_steps\.face must be in \(0, 1\]"):
+        load_tokenizer_config("tiny", overrides=["part_steps.face=2"])
+
+
 def test_cli_rejects_unknown_override_and_preset(synth_cache: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     args = ["train", "tokenizer", "--part", "face", "--data", str(synth_cache), "--out",

@@ -269,8 +269,8 @@ def _parallel_parts(ws: Workspace, parts: list[BodyPart], workers: int) -> None:
     from tqdm.auto import tqdm
 
     config = ws.tokenizer_config
-    steps = config.solver.max_steps
-    bar = tqdm(total=steps * len(parts), desc=f"train tokenizer ({len(parts)} parts, "
+    steps = {part: config.solver_for(part).max_steps for part in parts}
+    bar = tqdm(total=sum(steps.values()), desc=f"train tokenizer ({len(parts)} parts, "
                f"{workers} processes)", unit="step", disable=not ws.progress, dynamic_ncols=True)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
     try:
@@ -284,8 +284,8 @@ def _parallel_parts(ws: Workspace, parts: list[BodyPart], workers: int) -> None:
                 error = future.result()  # other exceptions surface here with their traceback
                 if error is not None:
                     raise DataError(*error)
-            finished = sum(steps for f in futures if f.done())
-            running = sum(min(logged_step(ws.runs / futures[f].value), steps)
+            finished = sum(steps[futures[f]] for f in futures if f.done())
+            running = sum(min(logged_step(ws.runs / futures[f].value), steps[futures[f]])
                           for f in pending)
             bar.update(finished + running - bar.n)
     finally:
@@ -321,7 +321,6 @@ def folder_digest(folder: Path) -> str | None:
 
 def _tokenizer(ws: Workspace) -> Outcome:
     config = ws.need(ws.tokenizer_config, "tokenizer config")
-    steps = config.solver.max_steps
     release = ws.runs / TOKENIZER
     new = [p for p in ws.parts if not (release / p.value).is_dir()]
     workers = worker_count(ws.workers, len(new))
@@ -329,7 +328,8 @@ def _tokenizer(ws: Workspace) -> Outcome:
         _parallel_parts(ws, new, workers)
     for part in ws.parts:  # resumes (no-ops when finished), or trains one by one
         if workers == 1 or part not in new:
-            quiet = _finished(ws.runs / part.value, release / part.value, steps)
+            quiet = _finished(ws.runs / part.value, release / part.value,
+                              config.solver_for(part).max_steps)
             train_tokenizer(config, part, ws.cache, ws.runs, progress=ws.progress and not quiet)
     return Outcome(_tokenizer_summary(ws.runs))
 

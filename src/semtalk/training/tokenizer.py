@@ -10,6 +10,7 @@ validation loss. The selected model is released to ``OUT/best/`` and copied to
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ class TokenizerTrainConfig:
             steps, ``benchmarks/tokenizer_real_clip.py``'s split) the test-tail expression RMSE
             is 0.280 at 0.1, 0.305 at 0.02 (T2M-GPT's and MoMask's weight), 0.289 at 0.3 and
             at 1; the synthetic speaker's face keeps 86 % of its expression std at 0.1.
+        part_steps: fractions of ``solver.max_steps`` for single parts (``{lower: 0.5}``: the
+            lower body trains half the steps, rounded up); parts not named train them all.
         solver: optimisation and bookkeeping.
     """
 
@@ -80,6 +83,7 @@ class TokenizerTrainConfig:
     holdout_fraction: float = 0.1
     body_model: str | None = None
     face_commitment_weight: float | None = 0.1
+    part_steps: dict[str, float] = field(default_factory=dict)
     solver: SolverConfig = field(default_factory=SolverConfig)
 
     def __post_init__(self) -> None:
@@ -89,6 +93,19 @@ class TokenizerTrainConfig:
         if self.face_commitment_weight is not None and not self.face_commitment_weight >= 0:
             raise ValueError(f"face_commitment_weight must be >= 0 or null, got "
                              f"{self.face_commitment_weight}")
+        parts = [part.value for part in BodyPart]
+        for name, fraction in self.part_steps.items():
+            if name not in parts:
+                raise ValueError(f"part_steps.{name}: not a body part (one of {parts})")
+            if not 0 < fraction <= 1:
+                raise ValueError(f"part_steps.{name} must be in (0, 1], got {fraction}")
+
+    def solver_for(self, part: BodyPart) -> SolverConfig:
+        """:attr:`solver` with ``max_steps`` of ``part`` (:attr:`part_steps`)."""
+        fraction = self.part_steps.get(part.value)
+        if fraction is None:
+            return self.solver
+        return replace(self.solver, max_steps=max(1, math.ceil(fraction * self.solver.max_steps)))
 
     def model_for(self, part: BodyPart) -> RVQVAEConfig:
         """The RVQ-VAE architecture of ``part``: :attr:`model` with the part's channels and,
@@ -135,7 +152,7 @@ class TokenizerSolver(Solver):
                  segments: tuple[list[Segment], list[Segment]] | None = None) -> None:
         """``segments``: explicit ``(train, validation)`` frame ranges instead of the cache's
         splits (:func:`~semtalk.training.windows.training_segments`)."""
-        super().__init__(config.solver, out)
+        super().__init__(config.solver_for(part), out)
         self.config = config
         self.part = part
         self.cache = FeatureCache(data)
