@@ -16,7 +16,12 @@ import pytest
 from semtalk.data.synthetic.dataset import SynthConfig, generate_dataset
 from semtalk.errors import DataError
 from semtalk.features.base import AudioFeatureExtractor, WindowFeatureExtractor
-from semtalk.features.cache import CacheMismatchError, FeatureCache, prepare_cache
+from semtalk.features.cache import (
+    CacheMismatchError,
+    CacheSettings,
+    FeatureCache,
+    prepare_cache,
+)
 from semtalk.features.text import SIL
 
 
@@ -343,3 +348,22 @@ def test_clip_folders_and_files_get_the_usual_permissions(tmp_path, synth):
     assert folder.stat().st_mode & 0o777 == 0o750  # not mkdtemp's 0700
     assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o640}
     assert (tmp_path / "c" / "manifest.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_tails_hold_the_features_of_the_silence_after_each_clip(tmp_path, synth):
+    cache = prepare_cache(synth, tmp_path / "c", audio_extractors=[FrameRms()],
+                          window_extractors=[WordCount()], progress=False)
+    assert cache.tail == 64
+    clip = cache.load(cache.ids()[0])
+    n = clip.num_frames
+    silence = FrameRms().extract(np.zeros(0, np.float32), 1)[0]
+    assert clip.tail_audio["rms"].shape == (64, 2)
+    np.testing.assert_allclose(clip.tail_audio["rms"][1:], np.tile(silence, (63, 1)))
+    assert clip.tail_windows["wordcount"].shape == (-(-(n + 64) // 4) - -(-n // 4), 1)
+    assert clip.tail_windows["wordcount"][-1, 0] == 0  # past the last word
+    none = prepare_cache(synth, tmp_path / "none", audio_extractors=[FrameRms()],
+                         settings=CacheSettings(tail=0), progress=False)
+    assert none.tail == 0 and none.load(none.ids()[0]).tail_audio == {}
+    assert not list((tmp_path / "none").glob("clips/*/tail_*"))
+    with pytest.raises(ValueError, match="tail must be 0 or >= window - 1"):
+        CacheSettings(tail=10)

@@ -111,7 +111,14 @@ class CacheSettings:
     hop: int = 4
     tail: int = 64
     """Frames of silence after each clip whose features are kept (``tail_*.npy``; at least the
-    most generation's last window reaches past the audio, ``window - 1``)."""
+    most generation's last window reaches past the audio, ``window - 1``; 0 keeps none)."""
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.hop < 1:
+            raise ValueError(f"window and hop must be >= 1, got {self.window} and {self.hop}")
+        if self.tail != 0 and self.tail < self.window - 1:
+            raise ValueError(f"tail must be 0 or >= window - 1 ({self.window - 1}) frames, the "
+                             f"most generation's last window reaches past a clip; got {self.tail}")
 
 
 def body_model_identity(model_path: str | Path | None) -> str:
