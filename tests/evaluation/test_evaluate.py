@@ -16,10 +16,13 @@ from semtalk.evaluation.evaluate import (
     GENERATED_DIR,
     METRICS_JSON,
     METRICS_MD,
+    TAIL_REPEAT,
+    TAIL_SILENCE,
     EvaluationResult,
     clip_seed,
     evaluate_release,
     load_engine,
+    tail_padding,
 )
 from semtalk.evaluation.scoring import Scorer, ScoringOptions
 from semtalk.features.cache import CacheMismatchError, FeatureCache
@@ -158,3 +161,18 @@ def test_reports_are_replaced_both_or_neither(tiny_release: Path, synth_cache: P
     assert (out / METRICS_MD).read_text() == "old md"
     assert sorted(p.name for p in out.iterdir()) == sorted([GENERATED_DIR, METRICS_JSON,
                                                             METRICS_MD])
+
+
+def test_official_releases_and_old_caches_repeat_the_last_row(synth_cache: Path) -> None:
+    """The official family pads as the official code does; a cache without tails cannot
+    pad with silence."""
+    from types import SimpleNamespace
+
+    cache = FeatureCache(synth_cache)
+    engine = SimpleNamespace(release=SimpleNamespace(family="paper"))
+    assert tail_padding(cache, engine) == TAIL_SILENCE  # type: ignore[arg-type]
+    engine.release.family = "official"
+    assert tail_padding(cache, engine) == TAIL_REPEAT  # type: ignore[arg-type]
+    engine.release.family = "paper"
+    cache.manifest = {k: v for k, v in cache.manifest.items() if k != "tail"}
+    assert tail_padding(cache, engine) == TAIL_REPEAT  # type: ignore[arg-type]
