@@ -29,6 +29,13 @@ def num_frames_for(num_samples: int, sample_rate: int = AUDIO_SAMPLE_RATE,
     return int(np.floor((num_samples + 0.5) * fps / sample_rate))
 
 
+def samples_for(num_frames: int, sample_rate: int = AUDIO_SAMPLE_RATE,
+                fps: int = MOTION_FPS) -> int:
+    """Samples of audio that ``num_frames`` motion frames last: where a clip cut to
+    ``num_frames`` ends its audio (:func:`num_frames_for` gives the frames back)."""
+    return round(num_frames * sample_rate / fps)
+
+
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """Band-limited resampling of ``[N]`` or ``[N, C]`` audio by an exact rational factor.
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from semtalk.body.motion import Motion, read_motion_npz
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.data.audio import audio_duration, load_audio, num_frames_for
+from semtalk.data.audio import audio_duration, load_audio, num_frames_for, samples_for
 from semtalk.data.emotion import EmotionSegment, emotion_from_clip_id, read_emotion_csv
 from semtalk.data.semantic import SemanticSegment, frame_semantic_scores, read_semantic
 from semtalk.data.textgrid import Word, read_words
@@ -263,7 +263,7 @@ class Beat2Dataset:
         audio = load_audio(info.path("audio"))
         num_frames = self._common_frames(info, motion.num_frames, audio.shape[0], issues)
         motion = motion.crop(0, num_frames)
-        audio = audio[: round(num_frames * AUDIO_SAMPLE_RATE / MOTION_FPS)]
+        audio = audio[: samples_for(num_frames)]
         duration = num_frames / MOTION_FPS
         words = self._optional(info, "words", issues)
         if words is not None:

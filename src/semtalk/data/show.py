@@ -55,7 +55,7 @@ import numpy as np
 
 from semtalk.body.motion import NUM_BETAS, Motion
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.data.audio import audio_duration, load_audio, num_frames_for
+from semtalk.data.audio import audio_duration, load_audio, num_frames_for, samples_for
 from semtalk.data.beat2 import Clip, speaker_class
 from semtalk.data.textgrid import Word
 from semtalk.errors import DataError, DataIssue, Severity, require_file
@@ -557,7 +557,7 @@ class ShowDataset:
             words = [Word(w.text, w.start, min(w.end, duration)) for w in words
                      if w.start < duration]
         return Clip(info, motion.crop(0, frames),
-                    audio[: round(frames * AUDIO_SAMPLE_RATE / MOTION_FPS)], words,
+                    audio[: samples_for(frames)], words,
                     semantic=None, semantic_scores=None, emotion=None, issues=issues)
 
     def check(self, info: ShowClipInfo) -> ShowCheck:

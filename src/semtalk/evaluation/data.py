@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from semtalk.body.motion import Motion
-from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS
-from semtalk.data.audio import num_frames_for
+from semtalk.data.audio import num_frames_for, samples_for
 from semtalk.data.beat2 import Beat2Dataset
 from semtalk.data.show import ShowClipInfo, ShowDataset, is_show_root
 from semtalk.errors import DataError
@@ -238,7 +237,7 @@ class ClipAudio:
         if info is None:
             raise self._not_here(clip_id)
         audio = self.show.load_audio(info)
-        samples = round(num_frames * AUDIO_SAMPLE_RATE / MOTION_FPS)
+        samples = samples_for(num_frames)
         if num_frames_for(audio.shape[0]) < num_frames:
             raise DataError(info.audio_path, f"the dataset's audio has "
                                              f"{num_frames_for(audio.shape[0])} frames but the "

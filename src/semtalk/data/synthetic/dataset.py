@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from semtalk.body.motion import Motion
 from semtalk.constants import AUDIO_SAMPLE_RATE, MOTION_FPS, __version__
-from semtalk.data.audio import resample, write_wav
+from semtalk.data.audio import resample, samples_for, write_wav
 from semtalk.data.beat2 import MODALITY_LAYOUT, SPLIT_FILE
 from semtalk.data.emotion import EMOTIONS, EmotionSegment, first_index_of, write_emotion_csv
 from semtalk.data.semantic import write_semantic
@@ -118,7 +118,7 @@ def build_clip(config: SynthConfig, index: int, root: Path) -> dict:
     words = [Word(w.text, w.start + lead, w.end + lead) for w in utterance.words]
     performance = Performer(script, words, audio, rng).perform()
     num_frames = performance.poses.shape[0]
-    audio = audio[: round(num_frames * AUDIO_SAMPLE_RATE / MOTION_FPS)]
+    audio = audio[: samples_for(num_frames)]
     duration = num_frames / MOTION_FPS
     cid = clip_id(config, index, emotion)
     motion_path, audio_path, grid_path, sem_path, emo_path = _clip_files(root, cid)
