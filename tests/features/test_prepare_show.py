@@ -207,6 +207,25 @@ def test_sparse_stage_trains_on_the_pseudo_labelled_cache(show_cache: Path,
     assert 0.0 <= generated["sem_balanced_accuracy"] <= 1.0  # against the pseudo-labels
 
 
+def test_evaluation_reads_a_show_caches_audio_from_its_root(show: dict[str, Path],
+                                                             show_cache: Path,
+                                                             tmp_path: Path) -> None:
+    from semtalk.errors import DataError
+    from semtalk.evaluation.data import ClipAudio
+
+    cache = FeatureCache(show_cache)
+    audio = ClipAudio(cache, show["root"])
+    clip_id = cache.ids("test")[0]
+    samples = audio.load(clip_id, FRAMES)
+    assert samples.dtype == np.float32 and samples.size == FRAMES * 16000 // 30
+    with pytest.raises(DataError, match="frames but the cache's clip 180"):
+        audio.load(clip_id, FRAMES + 30)
+    with pytest.raises(DataError, match="not in this dataset"):
+        audio.load("oliver_nobody", FRAMES)
+    with pytest.raises(DataError, match="prepared from a SHOW root, but this is not one"):
+        ClipAudio(cache, tmp_path)
+
+
 def test_a_show_root_needs_the_body_model(show: dict[str, Path], tmp_path: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cache"

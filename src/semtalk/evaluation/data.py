@@ -22,6 +22,7 @@ from semtalk.data.beat2 import Beat2Dataset
 from semtalk.data.show import ShowClipInfo, ShowDataset, is_show_root
 from semtalk.errors import DataError
 from semtalk.features.cache import CachedClip, FeatureCache
+from semtalk.features.sources import SHOW_DATASET
 from semtalk.features.text import SIL, Vocabulary, frame_word_ids
 from semtalk.generation.speech import SpeechFeatures
 from semtalk.models.generator_common import FRAMES_PER_TOKEN
@@ -180,7 +181,7 @@ def dataset_root(cache: FeatureCache, override: str | Path | None = None) -> Pat
 
 def is_show_cache(cache: FeatureCache) -> bool:
     """Whether the cache was prepared from a SHOW root."""
-    return cache.manifest.get("dataset") == "show"
+    return cache.manifest.get("dataset") == SHOW_DATASET
 
 
 class ClipAudio:
@@ -197,13 +198,13 @@ class ClipAudio:
 
     def __init__(self, cache: FeatureCache, root: Path) -> None:
         self.root = root
-        self._show: dict[str, ShowClipInfo] | None = None
+        self._show_clips: dict[str, ShowClipInfo] | None = None
         if is_show_cache(cache):
             if not is_show_root(root):
                 raise DataError(root, "the cache was prepared from a SHOW root, but this is "
                                       "not one (<speaker>/<video_fn>/<clip>/<clip>.wav)")
-            self.show = ShowDataset(root)  # every clip, whatever split file made the cache
-            self._show = {info.clip_id: info for info in self.show}
+            self._show_dataset = ShowDataset(root)  # every clip, whatever split made the cache
+            self._show_clips = {info.clip_id: info for info in self._show_dataset}
         else:
             self.dataset = Beat2Dataset(root, speakers=None, splits=None,
                                         crop=cache.manifest.get("crop", "frames"),
@@ -216,7 +217,7 @@ class ClipAudio:
             DataError: the clip is not in the dataset, or the dataset's clip has another
                 length than the cached one (the dataset is not the one the cache was made of).
         """
-        if self._show is not None:
+        if self._show_clips is not None:
             return self._load_show(clip_id, num_frames)
         try:
             info = self.dataset.info(clip_id)
@@ -232,18 +233,17 @@ class ClipAudio:
     def _load_show(self, clip_id: str, num_frames: int) -> np.ndarray:
         """A SHOW clip's audio cut to ``num_frames`` as ``prepare`` cut it (to the common
         length of motion and audio, which only the motion can have made shorter)."""
-        assert self._show is not None
-        info = self._show.get(clip_id)
+        assert self._show_clips is not None
+        info = self._show_clips.get(clip_id)
         if info is None:
             raise self._not_here(clip_id)
-        audio = self.show.load_audio(info)
-        samples = samples_for(num_frames)
-        if num_frames_for(audio.shape[0]) < num_frames:
-            raise DataError(info.audio_path, f"the dataset's audio has "
-                                             f"{num_frames_for(audio.shape[0])} frames but the "
+        audio = self._show_dataset.load_audio(info)
+        frames = num_frames_for(audio.shape[0])
+        if frames < num_frames:
+            raise DataError(info.audio_path, f"the dataset's audio has {frames} frames but the "
                                              f"cache's clip {num_frames}; is it the dataset the "
                                              f"cache was prepared from?")
-        return audio[:samples]
+        return audio[:samples_for(num_frames)]
 
     def _not_here(self, clip_id: str) -> DataError:
         return DataError(self.root, f"clip {clip_id} of the cache is not in this dataset; is "

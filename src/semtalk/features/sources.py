@@ -35,6 +35,8 @@ from semtalk.features.alignment import speech_regions, words_for_audio
 from semtalk.features.text import Vocabulary
 from semtalk.fileio import file_sha256
 
+SHOW_DATASET = "show"
+"""The ``dataset`` a SHOW root records in its cache's manifest (BEAT2 roots record none)."""
 SHOWN_MISSING_LABELS = 5
 """Clips named in the error about missing pseudo-labels (the rest are counted)."""
 
@@ -170,7 +172,7 @@ class ShowSource:
         assert hands is not None
         words = "pocketsphinx" if self.whisper_model is None \
             else f"whisper:{self.whisper_model.name}"
-        return {"crop": "frames", "dataset": "show", "hands": f"smplx:"
+        return {"crop": "frames", "dataset": SHOW_DATASET, "hands": f"smplx:"
                 f"{file_sha256(hands.source)[:16]}", "words": words}
 
     def label_key(self, info: ClipIdentity) -> str:
